@@ -1,0 +1,88 @@
+"""The network's signals as flat arrays, for observations and Numba kernels.
+
+Every watched lane gets one index; every movement (incoming lane to outgoing
+lane through a signal) is a row with its intersection, its two lane indices and
+the green phases that serve it. Padded to the largest phase count, so that one
+kernel call can decide for every intersection at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import NetworkError
+from engine.signals import Intersection, read_intersections
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    intersections: tuple[Intersection, ...]
+    lanes: tuple[str, ...]
+    in_lane_index: np.ndarray  # concatenated incoming lanes of every intersection
+    in_lane_start: np.ndarray  # where each intersection's block starts in in_lane_index
+    mov_intersection: np.ndarray  # (n_mov,) int64
+    mov_in: np.ndarray  # (n_mov,) lane index
+    mov_out: np.ndarray  # (n_mov,) lane index
+    mov_phases: np.ndarray  # (n_mov, max_phases) bool: movement green in phase
+    n_phases: np.ndarray  # (n_int,) int64
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(ix.id for ix in self.intersections)
+
+    @property
+    def max_phases(self) -> int:
+        return int(self.n_phases.max())
+
+    def per_intersection_sum(self, lane_values: np.ndarray) -> np.ndarray:
+        """Sum a per-lane quantity over each intersection's incoming lanes."""
+        return np.add.reduceat(lane_values[self.in_lane_index], self.in_lane_start)
+
+    def in_lanes_of(self, k: int) -> np.ndarray:
+        end = self.in_lane_start[k + 1] if k + 1 < len(self.in_lane_start) else len(self.in_lane_index)
+        return self.in_lane_index[self.in_lane_start[k]:end]
+
+
+@lru_cache(maxsize=16)
+def build_layout(net_file: Path, only: tuple[str, ...] | None = None) -> Layout:
+    """Layout of every signal of ``net_file`` (or of the ``only`` ids)."""
+    intersections = read_intersections(net_file)
+    if only is not None:
+        unknown = [t for t in only if t not in intersections]
+        if unknown:
+            raise NetworkError(f"{net_file}: no traffic light '{unknown[0]}'")
+        intersections = {t: intersections[t] for t in only}
+    if not intersections:
+        raise NetworkError(f"{net_file}: the network has no traffic lights to control")
+    ixs = tuple(intersections.values())
+    lanes: dict[str, int] = {}
+    for ix in ixs:
+        for lane in ix.in_lanes + ix.out_lanes:
+            lanes.setdefault(lane, len(lanes))
+    in_index, in_start = [], []
+    for ix in ixs:
+        in_start.append(len(in_index))
+        in_index.extend(lanes[la] for la in ix.in_lanes)
+    max_phases = max(ix.n_phases for ix in ixs)
+    rows = []
+    for k, ix in enumerate(ixs):
+        pairs = dict.fromkeys((m.from_lane, m.to_lane) for m in ix.movements)
+        for from_lane, to_lane in pairs:
+            links = {m.link for m in ix.movements if (m.from_lane, m.to_lane) == (from_lane, to_lane)}
+            served = [any(L in ph.green_links for L in links) for ph in ix.phases]
+            rows.append((k, lanes[from_lane], lanes[to_lane], served + [False] * (max_phases - len(served))))
+    return Layout(
+        intersections=ixs,
+        lanes=tuple(lanes),
+        in_lane_index=np.array(in_index, dtype=np.int64),
+        in_lane_start=np.array(in_start, dtype=np.int64),
+        mov_intersection=np.array([r[0] for r in rows], dtype=np.int64),
+        mov_in=np.array([r[1] for r in rows], dtype=np.int64),
+        mov_out=np.array([r[2] for r in rows], dtype=np.int64),
+        mov_phases=np.array([r[3] for r in rows], dtype=bool).reshape(len(rows), max_phases),
+        n_phases=np.array([ix.n_phases for ix in ixs], dtype=np.int64),
+    )

@@ -1,0 +1,220 @@
+"""The signal model, read from a network's own ``tlLogic``.
+
+An :class:`Intersection` knows its green phases, the clearance (yellow, all-red)
+between any two of them, the lanes each phase serves and which pairs of links
+conflict. Clearance phases in the file are kept exactly as written for the
+transitions the file contains; other transitions get clearances of the same
+shape and durations, derived link by link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import sumolib
+
+from engine.errors import NetworkError
+
+GREEN = "Gg"
+YELLOW = "yY"
+DEFAULT_YELLOW_S = 3.0
+
+
+def is_green_state(state: str) -> bool:
+    """A green phase serves traffic and has no yellow (SUMO's own convention)."""
+    return any(c in GREEN for c in state) and not any(c in YELLOW for c in state)
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One signal link: a connection from an incoming lane to an outgoing lane."""
+
+    link: int
+    from_lane: str
+    to_lane: str
+    from_edge: str
+    to_edge: str
+    direction: str  # SUMO's: s, l, r, t, L, R
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A green phase as written in the program."""
+
+    program_index: int
+    state: str
+    duration: float
+    green_links: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Intersection:
+    """A signalised intersection (one SUMO traffic-light system)."""
+
+    id: str
+    program_id: str
+    program: tuple[tuple[str, float], ...]  # every phase (state, duration) in file order
+    offset: float
+    phases: tuple[Phase, ...]  # green phases, in cycle order
+    movements: tuple[Movement, ...]
+    conflicts: frozenset[tuple[int, int]]  # link pairs (a < b) that may never be green together
+    in_lanes: tuple[str, ...] = field(default=())
+    out_lanes: tuple[str, ...] = field(default=())
+
+    @property
+    def n_links(self) -> int:
+        return len(self.program[0][0])
+
+    @property
+    def n_phases(self) -> int:
+        return len(self.phases)
+
+    def next_phase(self, k: int) -> int:
+        return (k + 1) % len(self.phases)
+
+    def phase_lanes(self, k: int) -> tuple[str, ...]:
+        """Incoming lanes with a green link in phase ``k``."""
+        links = set(self.phases[k].green_links)
+        return tuple(dict.fromkeys(m.from_lane for m in self.movements if m.link in links))
+
+    def file_clearance(self, k: int) -> tuple[tuple[str, float], ...]:
+        """The phases written between green ``k`` and the next green in the file."""
+        p = self.phases[k].program_index
+        steps: list[tuple[str, float]] = []
+        n = len(self.program)
+        for i in range(1, n):
+            state, dur = self.program[(p + i) % n]
+            if is_green_state(state):
+                break
+            steps.append((state, dur))
+        return tuple(steps)
+
+    def clearance(self, i: int, j: int) -> tuple[tuple[str, float], ...]:
+        """States and durations to run when leaving green ``i`` for green ``j``."""
+        return _clearance(self, i, j)
+
+    @property
+    def min_yellow(self) -> float:
+        """Shortest yellow the network uses (the bound safety checks hold to)."""
+        ys = [d for s, d in self.program if any(c in YELLOW for c in s)]
+        return min(ys) if ys else 0.0
+
+    @property
+    def min_all_red(self) -> float:
+        """Shortest all-red after a yellow (0 where the network has none)."""
+        reds = []
+        for k in range(self.n_phases):
+            steps = self.file_clearance(k)
+            reds.extend(d for s, d in steps if not any(c in YELLOW for c in s))
+        return min(reds) if reds else 0.0
+
+
+@lru_cache(maxsize=4096)
+def _clearance_cached(ix: Intersection, i: int, j: int) -> tuple[tuple[str, float], ...]:
+    if i == j:
+        return ()
+    a, b = ix.phases[i].state, ix.phases[j].state
+    template = ix.file_clearance(i)
+    if j == ix.next_phase(i) and template:
+        return template
+    ending = [a[L] in GREEN and b[L] not in GREEN for L in range(len(a))]
+    if not any(ending):
+        return ()
+    if not template:
+        template = ((a.replace("G", "y").replace("g", "y"), DEFAULT_YELLOW_S),)
+    steps = []
+    for state, dur in template:
+        yellow_step = any(c in YELLOW for c in state)
+        chars = []
+        for L, c in enumerate(state):
+            if a[L] in GREEN and b[L] in GREEN:
+                chars.append(a[L])
+            elif a[L] in GREEN:
+                chars.append("y" if yellow_step else "r")
+            else:
+                chars.append(a[L] if a[L] in "rsoO" else "r")
+        steps.append(("".join(chars), dur))
+    return tuple(steps)
+
+
+def _clearance(ix: Intersection, i: int, j: int) -> tuple[tuple[str, float], ...]:
+    return _clearance_cached(ix, i, j)
+
+
+def read_intersections(net_file: str | Path) -> dict[str, Intersection]:
+    """Read every traffic-light system of ``net_file``, sorted by id."""
+    net_file = Path(net_file)
+    if not net_file.is_file():
+        raise NetworkError(f"{net_file}: network file not found")
+    try:
+        net = sumolib.net.readNet(str(net_file), withPrograms=True, withInternal=False)
+    except Exception as exc:  # sumolib raises many kinds on malformed XML
+        raise NetworkError(f"{net_file}: not a readable SUMO network ({exc.__class__.__name__}: {exc})") from None
+    result: dict[str, Intersection] = {}
+    for tls in sorted(net.getTrafficLights(), key=lambda t: t.getID()):
+        result[tls.getID()] = _intersection(net_file, tls)
+    return result
+
+
+def _intersection(net_file: Path, tls) -> Intersection:
+    tid = tls.getID()
+    programs = tls.getPrograms()
+    if not programs:
+        raise NetworkError(f"{net_file}: traffic light {tid} has no program")
+    pid = sorted(programs)[0]
+    prog = programs[pid]
+    program = tuple((ph.state, float(ph.duration)) for ph in prog.getPhases())
+    phases = tuple(
+        Phase(i, s, d, tuple(L for L, c in enumerate(s) if c in GREEN))
+        for i, (s, d) in enumerate(program)
+        if is_green_state(s)
+    )
+    if not phases:
+        raise NetworkError(f"{net_file}: traffic light {tid} has no green phase")
+    movements = []
+    nodes = {}
+    for in_lane, out_lane, link in tls.getConnections():
+        conn = next(
+            (c for c in in_lane.getOutgoing() if c.getToLane() is out_lane and c.getTLLinkIndex() == link),
+            None,
+        )
+        direction = conn.getDirection() if conn is not None else "s"
+        if conn is not None:
+            nodes[link] = (conn.getJunction(), conn.getJunctionIndex())
+        movements.append(
+            Movement(link, in_lane.getID(), out_lane.getID(), in_lane.getEdge().getID(),
+                     out_lane.getEdge().getID(), direction)
+        )
+    movements.sort(key=lambda m: (m.link, m.from_lane, m.to_lane))
+    conflicts = _conflicts(nodes, phases)
+    return Intersection(
+        id=tid,
+        program_id=pid,
+        program=program,
+        offset=float(prog.getOffset() or 0),
+        phases=phases,
+        movements=tuple(movements),
+        conflicts=conflicts,
+        in_lanes=tuple(dict.fromkeys(m.from_lane for m in movements)),
+        out_lanes=tuple(dict.fromkeys(m.to_lane for m in movements)),
+    )
+
+
+def _conflicts(nodes: dict, phases: tuple[Phase, ...]) -> frozenset[tuple[int, int]]:
+    """Foe links (from the junction's right-of-way matrix) that no green phase runs together."""
+    together = set()
+    for ph in phases:
+        g = ph.green_links
+        together.update((a, b) for a in g for b in g if a < b)
+    out = set()
+    links = sorted(nodes)
+    for x, a in enumerate(links):
+        na, ia = nodes[a]
+        for b in links[x + 1:]:
+            nb, ib = nodes[b]
+            if na is nb and ia >= 0 and ib >= 0 and (na.areFoes(ia, ib) or na.areFoes(ib, ia)):
+                if (a, b) not in together:
+                    out.add((a, b))
+    return frozenset(out)
