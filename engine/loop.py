@@ -18,6 +18,7 @@ import numpy as np
 from engine.errors import ConfigError
 from engine.layout import Layout, build_layout
 from engine.metrics import KPIs, QueueSampler, compute_kpis
+from engine.safety import SafetyMonitor
 from engine.scenario import Scenario
 from engine.signal_controller import SignalController
 from engine.sim import Simulation
@@ -65,7 +66,8 @@ class ControlLoop:
     """Owns a Simulation for a scenario; reset it for each episode or run."""
 
     def __init__(self, scenario: Scenario, options: LoopOptions = LoopOptions(),
-                 signals: tuple[str, ...] | None = None, workdir: Path | None = None) -> None:
+                 signals: tuple[str, ...] | None = None, workdir: Path | None = None,
+                 monitor: SafetyMonitor | None = None) -> None:
         self.scenario = scenario
         self.options = options
         self.layout = build_layout(scenario.net_file, signals)
@@ -80,6 +82,7 @@ class ControlLoop:
         self.lane_length = np.zeros(0)
         self.lane_max_speed = np.zeros(0)
         self.kpis: KPIs | None = None
+        self.monitor = monitor  # sees the states SUMO will show, before every step
 
     # -- episode ---------------------------------------------------------------
     @property
@@ -125,7 +128,10 @@ class ControlLoop:
             self.signals.advance(now, switch)
         steps = int(min(seconds or self.options.delta, self.scenario.end - now))
         adaptive = self.options.adaptive
+        monitor, ids = self.monitor, self.layout.ids
         for _ in range(steps):
+            if monitor is not None:
+                monitor.observe(self.time, {i: self.sim.signal_state(i) for i in ids})
             self.sim.step()
             if adaptive:
                 self.signals.tick(self.time)

@@ -1,0 +1,46 @@
+"""Shared fixtures: small real SUMO networks that the tests build themselves."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from engine.sim import sumo_binary
+
+GRID_ROUTES = """<routes>
+  <vType id="car" length="5" minGap="2.5"/>
+  <flow id="we" type="car" begin="0" end="3600" from="left0A0" to="B0right0" vehsPerHour="600" departLane="best"/>
+  <flow id="ew" type="car" begin="0" end="3600" from="right0B0" to="A0left0" vehsPerHour="500" departLane="best"/>
+  <flow id="sn" type="car" begin="0" end="3600" from="bottom0A0" to="A1top0" vehsPerHour="400" departLane="best"/>
+  <flow id="ns" type="car" begin="0" end="3600" from="top0A1" to="A0bottom0" vehsPerHour="300" departLane="best"/>
+  <flow id="wl" type="car" begin="0" end="3600" from="left0A0" to="A1top0" vehsPerHour="120" departLane="best"/>
+  <flow id="sl" type="car" begin="0" end="3600" from="bottom0A0" to="A0left0" vehsPerHour="100" departLane="best"/>
+  <flow id="nb" type="car" begin="0" end="3600" from="bottom1B0" to="B1top1" vehsPerHour="300" departLane="best"/>
+  <flow id="eb" type="car" begin="0" end="3600" from="left1A1" to="B1right1" vehsPerHour="400" departLane="best"/>
+</routes>
+"""
+
+
+def build_grid(folder: Path) -> tuple[Path, Path]:
+    """A 2x2 signalised grid with 3 s yellow, 2 s all-red and protected lefts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    net = folder / "grid.net.xml"
+    subprocess.run(
+        [sumo_binary("netgenerate"), "--grid", "--grid.number", "2", "--grid.length", "200",
+         "--grid.attach-length", "150", "--default.lanenumber", "2", "--tls.guess", "true",
+         "--default-junction-type", "traffic_light", "--tls.yellow.time", "3",
+         "--tls.allred.time", "2", "--tls.left-green.time", "6", "--no-turnarounds",
+         "--seed", "1", "-o", str(net)],
+        check=True, capture_output=True,
+    )
+    routes = folder / "grid.rou.xml"
+    routes.write_text(GRID_ROUTES)
+    return net, routes
+
+
+@pytest.fixture(scope="session")
+def grid(tmp_path_factory) -> tuple[Path, Path]:
+    """(net file, route file) of the small all-red grid."""
+    return build_grid(tmp_path_factory.mktemp("grid"))
