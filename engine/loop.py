@@ -33,6 +33,7 @@ class LoopOptions:
     min_green: float = 10.0
     max_green: float = 60.0
     gui: bool = False
+    watch_co2: bool = False  # subscribe lane CO2 (only a CO2 reward needs it)
 
     def validate(self, layout: Layout) -> None:
         if self.delta < 1 or int(self.delta) != self.delta:
@@ -102,7 +103,7 @@ class ControlLoop:
         self.kpis = None
         self.queue = QueueSampler(len(self.layout.intersections))
         args = self.scenario.sumo_args(self.workdir, self.tripinfo, self.statistics)
-        self.sim.watch_lanes(self.layout.lanes)
+        self.sim.watch_lanes(self.layout.lanes, co2=self.options.watch_co2)
         self.sim.start(args, error_log=self.workdir / "sumo-errors.log")
         if not self.lane_length.size:
             self.lane_length, self.lane_max_speed = self.sim.lane_static()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,8 +31,7 @@ def run_controller(
     """
     options = options or LoopOptions()
     if options.adaptive != controller.adaptive:
-        options = LoopOptions(controller.adaptive, options.delta, options.min_green,
-                              options.max_green, options.gui)
+        options = dataclasses.replace(options, adaptive=controller.adaptive)
     loop = ControlLoop(scenario, options, monitor=monitor)
     setup = getattr(controller, "setup", None)
     try:

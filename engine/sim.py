@@ -24,7 +24,7 @@ _COUNT, _HALTING, _SPEED = (
     tc.LAST_STEP_VEHICLE_HALTING_NUMBER,
     tc.LAST_STEP_MEAN_SPEED,
 )
-_LANE_VARS = (_COUNT, _HALTING, _SPEED)
+_CO2 = tc.VAR_CO2EMISSION
 
 _ACTIVE: "Simulation | None" = None  # libsumo allows one simulation per process
 
@@ -62,6 +62,8 @@ class Simulation:
         self.lane_count = np.zeros(0)
         self.lane_halting = np.zeros(0)
         self.lane_speed = np.zeros(0)
+        self.lane_co2 = np.zeros(0)
+        self._vars: tuple[int, ...] = (_COUNT, _HALTING, _SPEED)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self, args: Sequence[str], error_log: Path | None = None) -> None:
@@ -131,13 +133,15 @@ class Simulation:
         return self.api.trafficlight.getRedYellowGreenState(tls_id)
 
     # -- lane state ------------------------------------------------------------
-    def watch_lanes(self, lanes: Sequence[str]) -> None:
-        """Subscribe to count, halting number and mean speed of ``lanes``."""
+    def watch_lanes(self, lanes: Sequence[str], co2: bool = False) -> None:
+        """Subscribe to count, halting number and mean speed (and CO2 mg/s if asked) of ``lanes``."""
         self._lanes = tuple(lanes)
         n = len(self._lanes)
         self.lane_count = np.zeros(n)
         self.lane_halting = np.zeros(n)
         self.lane_speed = np.zeros(n)
+        self.lane_co2 = np.zeros(n)
+        self._vars = (_COUNT, _HALTING, _SPEED) + ((_CO2,) if co2 else ())
         if self._running:
             self._subscribe()
 
@@ -150,6 +154,10 @@ class Simulation:
             count[i] = r[_COUNT]
             halting[i] = r[_HALTING]
             speed[i] = r[_SPEED]
+        if len(self._vars) > 3:
+            co2 = self.lane_co2
+            for i, lane in enumerate(self._lanes):
+                co2[i] = results[lane][_CO2]
 
     def lane_static(self) -> tuple[np.ndarray, np.ndarray]:
         """Length (m) and speed limit (m/s) of the watched lanes."""
@@ -160,7 +168,7 @@ class Simulation:
     def _subscribe(self) -> None:
         try:
             for lane in self._lanes:
-                self.api.lane.subscribe(lane, _LANE_VARS)
+                self.api.lane.subscribe(lane, self._vars)
         except Exception as exc:
             raise SimulationError(f"cannot watch lanes: {_first_line(exc)}") from None
 

@@ -1,0 +1,163 @@
+"""The one core behind both environment faces (Gymnasium and PettingZoo).
+
+It turns per-intersection actions into SignalController wishes, steps the
+ControlLoop by the decision interval, and returns per-intersection observation
+rows and rewards. Everything safety-related stays in the SignalController.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.errors import ConfigError, SimulationError
+from engine.loop import ControlLoop, LoopOptions
+from engine.observations import DEFAULT_OBSERVATION, Observer
+from engine.rewards import Reward
+from engine.scenario import DEFAULT_MAX_DEPART_DELAY_S, Scenario
+
+ACTION_MODES = ("phase", "switch")
+ERROR_MODES = ("raise", "end_episode")
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    """Every option of the environments, with the defaults an RL user expects."""
+
+    network: str = "chongqing"
+    period: str | tuple[str, ...] | None = "am_peak"  # several: one sampled per episode
+    routes: tuple[str, ...] = ()
+    scale: float = 1.0
+    duration: float | None = 3600.0
+    action_mode: str = "phase"  # phase: pick the next green; switch: stay (0) or advance (1)
+    delta: int = 5  # seconds between decisions
+    min_green: float = 10.0
+    max_green: float = 60.0
+    observation: tuple[str, ...] = DEFAULT_OBSERVATION
+    reward: str | Mapping[str, float] = "delay"
+    on_sumo_error: str = "raise"  # or end_episode: truncate, and the next reset starts cleanly
+    signals: tuple[str, ...] | None = None  # control a subset; None: every signal
+    max_depart_delay: float = DEFAULT_MAX_DEPART_DELAY_S
+    gui: bool = False
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def periods(self) -> tuple[str | None, ...]:
+        if self.period is None or isinstance(self.period, str):
+            return (self.period,)
+        if not self.period:
+            raise ConfigError("period: give at least one period")
+        return tuple(self.period)
+
+    def validate(self) -> None:
+        if self.action_mode not in ACTION_MODES:
+            raise ConfigError(f"action_mode '{self.action_mode}': choose from {', '.join(ACTION_MODES)}")
+        if self.on_sumo_error not in ERROR_MODES:
+            raise ConfigError(f"on_sumo_error '{self.on_sumo_error}': choose from {', '.join(ERROR_MODES)}")
+        if self.max_depart_delay <= 0:
+            raise ConfigError(f"max_depart_delay must be positive, got {self.max_depart_delay:g}")
+        if self.extra:
+            raise ConfigError(f"unknown environment option '{next(iter(self.extra))}'")
+
+
+def env_options(**kwargs) -> EnvOptions:
+    """EnvOptions from keyword arguments, naming any unknown one in the error."""
+    known = EnvOptions.__dataclass_fields__
+    extra = {k: v for k, v in kwargs.items() if k not in known}
+    kwargs = {k: v for k, v in kwargs.items() if k in known}
+    for key in ("observation", "routes", "signals"):
+        if isinstance(kwargs.get(key), list):
+            kwargs[key] = tuple(kwargs[key])
+    if isinstance(kwargs.get("period"), list):
+        kwargs["period"] = tuple(kwargs["period"])
+    options = EnvOptions(**kwargs, extra=extra)
+    options.validate()
+    return options
+
+
+class EnvCore:
+    """Per-intersection observations, actions, rewards and masks over a ControlLoop."""
+
+    def __init__(self, options: EnvOptions) -> None:
+        options.validate()
+        self.options = options
+        self.periods = options.periods()
+        self.reward = Reward(options.reward)
+        self.base = Scenario.load(options.network, period=self.periods[0], routes=options.routes,
+                                  scale=options.scale, duration=options.duration)
+        self.base = self.base.with_options(max_depart_delay=options.max_depart_delay)
+        for p in self.periods[1:]:
+            Scenario.load(options.network, period=p, routes=options.routes)  # validates the name
+        loop_options = LoopOptions(adaptive=True, delta=options.delta, min_green=options.min_green,
+                                   max_green=options.max_green, gui=options.gui,
+                                   watch_co2=self.reward.needs_co2)
+        self.loop = ControlLoop(self.base, loop_options, signals=options.signals)
+        self.layout = self.loop.layout
+        self.observer = Observer(options.observation, self.layout, options.max_green)
+        self.n_phases = self.layout.n_phases.copy()
+        self.n_actions = self.n_phases if options.action_mode == "phase" else np.full(len(self.n_phases), 2)
+        self._needs_fresh_start = False
+        self._episode_over = True
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return self.layout.ids
+
+    def reset(self, seed: int, period: str | None) -> np.ndarray:
+        """Start an episode with the demand of ``seed`` and ``period``; observation rows."""
+        if self._needs_fresh_start:
+            self.loop.sim.close()
+            self._needs_fresh_start = False
+        scenario = self.base.with_options(seed=int(seed), period=period)
+        self.loop.reset(scenario)
+        self._episode_over = False
+        state = self.loop.state()
+        self.reward.reset(state)
+        return self.observer(state)
+
+    def step(self, actions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, dict]:
+        """Apply one action per intersection; (observation rows, rewards, episode over, info)."""
+        if self._episode_over:
+            raise ConfigError("step() called on a finished episode: call reset() first")
+        actions = np.asarray(actions, dtype=np.int64).reshape(-1)
+        if actions.shape[0] != len(self.n_actions) or np.any(actions < 0) or np.any(actions >= self.n_actions):
+            raise ConfigError(f"action {actions.tolist()} outside the action space {self.n_actions.tolist()}")
+        t0 = self.loop.time
+        try:
+            if self.options.action_mode == "phase":
+                self.loop.advance(targets=actions)
+            else:
+                self.loop.advance(switch=actions)
+        except SimulationError as exc:
+            if self.options.on_sumo_error == "raise":
+                raise
+            return self._end_after_error(exc)
+        state = self.loop.state()
+        co2 = self.loop.sim.lane_co2 if self.reward.needs_co2 else None
+        rewards = self.reward(state, self.loop.time - t0, co2)
+        obs = self.observer(state)
+        info: dict = {"time": self.loop.time}
+        done = self.loop.done
+        if done:
+            self._episode_over = True
+            info["kpis"] = self.loop.finish().to_dict()
+        return obs, rewards, done, info
+
+    def masks(self) -> list[np.ndarray]:
+        """Allowed actions per intersection (True: allowed)."""
+        now = self.loop.time
+        if self.options.action_mode == "phase":
+            full = self.loop.signals.phase_mask(now)
+            return [full[k, : self.n_phases[k]].copy() for k in range(len(self.n_phases))]
+        free = self.loop.signals.can_switch(now)
+        return [np.array([True, bool(f)]) for f in free]
+
+    def close(self) -> None:
+        self.loop.close()
+
+    def _end_after_error(self, exc: SimulationError) -> tuple[np.ndarray, np.ndarray, bool, dict]:
+        self._episode_over = True
+        self._needs_fresh_start = True
+        obs = np.zeros((len(self.n_actions), self.observer.width), dtype=np.float32)
+        return obs, np.zeros(len(self.n_actions)), True, {"time": self.loop.time, "error": str(exc)}

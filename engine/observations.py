@@ -1,0 +1,138 @@
+"""Observation features: small named functions a config selects by name.
+
+Each feature maps the traffic state to an array of shape (intersections, width)
+with known bounds; an intersection's observation is its row of every selected
+feature side by side. Rows are padded to the largest intersection (lanes,
+phases), so one policy can serve every intersection of a network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.errors import ConfigError
+from engine.layout import Layout
+from engine.loop import TrafficState
+
+VEHICLE_SPACE_M = 7.5  # car length 5 m + min gap 2.5 m: what one queued vehicle occupies
+
+
+@dataclass(frozen=True, eq=False)
+class ObsIndex:
+    """Index arrays fixed per network, computed once."""
+
+    in_pad: np.ndarray  # (n_int, max_in_lanes) lane index, n_lanes where padded
+    mov_by_int: np.ndarray  # (n_int, n_mov) one-hot: movement belongs to intersection
+    mov_phase: np.ndarray  # (n_mov, max_phases) float
+    moves_per_phase: np.ndarray  # (n_int, max_phases) count, >= 1
+    max_in: int
+    max_phases: int
+
+    @classmethod
+    def of(cls, layout: Layout) -> "ObsIndex":
+        n_int, n_lanes = len(layout.intersections), len(layout.lanes)
+        blocks = [layout.in_lanes_of(k) for k in range(n_int)]
+        max_in = max(len(b) for b in blocks)
+        in_pad = np.full((n_int, max_in), n_lanes, dtype=np.int64)
+        for k, b in enumerate(blocks):
+            in_pad[k, : len(b)] = b
+        mov_by_int = np.zeros((n_int, len(layout.mov_in)))
+        mov_by_int[layout.mov_intersection, np.arange(len(layout.mov_in))] = 1.0
+        mov_phase = layout.mov_phases.astype(float)
+        return cls(in_pad, mov_by_int, mov_phase, np.maximum(mov_by_int @ mov_phase, 1.0),
+                   max_in, layout.max_phases)
+
+
+def _per_lane(values: np.ndarray, idx: ObsIndex) -> np.ndarray:
+    return np.append(values, 0.0)[idx.in_pad]
+
+
+def capacity(state: TrafficState) -> np.ndarray:
+    """Vehicles that fit on each lane, bumper to bumper."""
+    return np.maximum(state.lane_length / VEHICLE_SPACE_M, 1.0)
+
+
+def queue(state: TrafficState, idx: ObsIndex) -> np.ndarray:
+    """Halting vehicles per incoming lane over lane capacity."""
+    return np.clip(_per_lane(state.lane_halting / capacity(state), idx), 0.0, 1.0)
+
+
+def density(state: TrafficState, idx: ObsIndex) -> np.ndarray:
+    """Vehicles per incoming lane over lane capacity."""
+    return np.clip(_per_lane(state.lane_count / capacity(state), idx), 0.0, 1.0)
+
+
+def phase(state: TrafficState, idx: ObsIndex) -> np.ndarray:
+    """One-hot of the current green (the target green while clearing)."""
+    out = np.zeros((len(state.phase), idx.max_phases))
+    out[np.arange(len(state.phase)), state.phase] = 1.0
+    return out
+
+
+def make_time_in_phase(max_green: float) -> Callable[[TrafficState, ObsIndex], np.ndarray]:
+    def time_in_phase(state: TrafficState, idx: ObsIndex) -> np.ndarray:
+        """Seconds in the current green over max green."""
+        return np.clip(state.time_in_phase / max_green, 0.0, 1.0)[:, None]
+
+    return time_in_phase
+
+
+def min_green_passed(state: TrafficState, idx: ObsIndex) -> np.ndarray:
+    """1 where the controller may switch now."""
+    return state.can_switch.astype(float)[:, None]
+
+
+def pressure(state: TrafficState, idx: ObsIndex) -> np.ndarray:
+    """Per green phase: mean over its movements of in-density minus out-density, in [-1, 1]."""
+    d = np.clip(state.lane_count / capacity(state), 0.0, 1.0)
+    layout = state.layout
+    per_move = d[layout.mov_in] - d[layout.mov_out]
+    return (idx.mov_by_int @ (per_move[:, None] * idx.mov_phase)) / idx.moves_per_phase
+
+
+@dataclass(frozen=True)
+class Feature:
+    width: Callable[[ObsIndex], int]
+    low: float
+    high: float
+
+
+FEATURES: dict[str, Feature] = {
+    "queue": Feature(lambda i: i.max_in, 0.0, 1.0),
+    "density": Feature(lambda i: i.max_in, 0.0, 1.0),
+    "phase": Feature(lambda i: i.max_phases, 0.0, 1.0),
+    "time_in_phase": Feature(lambda i: 1, 0.0, 1.0),
+    "min_green_passed": Feature(lambda i: 1, 0.0, 1.0),
+    "pressure": Feature(lambda i: i.max_phases, -1.0, 1.0),
+}
+DEFAULT_OBSERVATION = ("queue", "density", "phase", "time_in_phase", "min_green_passed", "pressure")
+
+
+class Observer:
+    """Computes the selected features for every intersection at once."""
+
+    def __init__(self, names: tuple[str, ...] | list[str], layout: Layout, max_green: float) -> None:
+        unknown = [n for n in names if n not in FEATURES]
+        if unknown or not names:
+            raise ConfigError(
+                f"observation: unknown feature '{unknown[0] if unknown else ''}' "
+                f"(choose from {', '.join(FEATURES)})"
+            )
+        self.names = tuple(names)
+        self.index = ObsIndex.of(layout)
+        functions = {"queue": queue, "density": density, "phase": phase,
+                     "time_in_phase": make_time_in_phase(max_green),
+                     "min_green_passed": min_green_passed, "pressure": pressure}
+        self._functions = [functions[n] for n in self.names]
+        widths = [FEATURES[n].width(self.index) for n in self.names]
+        self.width = int(sum(widths))
+        self.low = np.concatenate([np.full(w, FEATURES[n].low) for n, w in zip(self.names, widths)])
+        self.high = np.concatenate([np.full(w, FEATURES[n].high) for n, w in zip(self.names, widths)])
+
+    def __call__(self, state: TrafficState) -> np.ndarray:
+        """Observation rows, shape (intersections, width), float32."""
+        parts = [f(state, self.index) for f in self._functions]
+        return np.concatenate(parts, axis=1).astype(np.float32)

@@ -1,0 +1,77 @@
+"""PettingZoo ParallelEnv: one agent per signalised intersection, same core as the Gymnasium env.
+
+Observations are padded to a common width (largest lane and phase count), so a
+single shared policy can serve every intersection. Each agent's
+``infos[agent]["action_mask"]`` lists its allowed actions.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from engine.env_core import EnvCore, env_options
+
+
+class SignalParallelEnv(ParallelEnv):
+    metadata = {"name": "cqsignal_parallel_v0", "render_modes": []}
+
+    def __init__(self, **options: Any) -> None:
+        self.core = EnvCore(env_options(**options))
+        self.possible_agents = list(self.core.ids)
+        self.agents: list[str] = []
+        self._obs_space = spaces.Box(self.core.observer.low.astype(np.float32),
+                                     self.core.observer.high.astype(np.float32), dtype=np.float32)
+        self._rng = np.random.default_rng()
+
+    @functools.lru_cache(maxsize=None)
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._obs_space
+
+    @functools.lru_cache(maxsize=None)
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return spaces.Discrete(int(self.core.n_actions[self.possible_agents.index(agent)]))
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        episode_seed = seed if seed is not None else int(self._rng.integers(0, 2**31 - 1))
+        periods = self.core.periods
+        period = (options or {}).get("period") or periods[int(self._rng.integers(len(periods)))]
+        rows = self.core.reset(episode_seed, period)
+        self.agents = list(self.possible_agents)
+        return self._split(rows), self._infos({"seed": episode_seed, "period": period})
+
+    def step(self, actions: dict[str, int]):
+        ordered = [int(actions[a]) for a in self.possible_agents]
+        rows, rewards, done, info = self.core.step(ordered)
+        obs = self._split(rows)
+        rew = {a: float(r) for a, r in zip(self.possible_agents, rewards)}
+        terminations = {a: False for a in self.possible_agents}
+        truncations = {a: done for a in self.possible_agents}
+        infos = self._infos(info)
+        if done:
+            self.agents = []
+        return obs, rew, terminations, truncations, infos
+
+    def _split(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {a: rows[k] for k, a in enumerate(self.possible_agents)}
+
+    def _infos(self, shared: dict) -> dict[str, dict]:
+        masks = self.core.masks() if self.core.loop.sim.running else None
+        return {
+            a: {**shared, **({"action_mask": masks[k].astype(np.int8)} if masks is not None else {})}
+            for k, a in enumerate(self.possible_agents)
+        }
+
+    def close(self) -> None:
+        self.core.close()
+
+
+def parallel_env(**options: Any) -> SignalParallelEnv:
+    """The multi-agent environment (see :class:`engine.env_core.EnvOptions` for options)."""
+    return SignalParallelEnv(**options)
