@@ -1,0 +1,138 @@
+"""The built-in heuristics, registered by name for ``cqsignal simulate --controller NAME``.
+
+Adaptive ones (max_pressure, greedy, sotl, actuated) turn a
+:class:`~engine.loop.TrafficState` into one target phase per signal with one
+Numba kernel call; the SignalController then enforces min/max green and the
+clearances. ``webster`` is fixed-time: it times the network's own phase
+sequence from the scenario's demand and hands SUMO the programs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from engine.controllers import kernels, register
+from engine.controllers.demand_flows import scenario_flows
+from engine.controllers.programs import timing_program, write_tls_programs
+from engine.errors import ConfigError
+from engine.loop import ControlLoop, TrafficState
+from engine.scenario import Scenario
+from engine.webster import WebsterTiming, intersection_flow_ratios, lost_time, webster_timing
+
+
+class MaxPressure:
+    """Varaiya's max pressure on halting vehicles: queue in minus queue out, weighted by s."""
+
+    name = "max_pressure"
+    adaptive = True
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+
+    def decide(self, state: TrafficState) -> np.ndarray:
+        return kernels.max_pressure(kernels.incidence(state.layout), state.lane_halting, state.phase,
+                                    state.can_switch)
+
+
+class Greedy:
+    """Longest queue first: the phase whose lanes hold the most halting vehicles."""
+
+    name = "greedy"
+    adaptive = True
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+
+    def decide(self, state: TrafficState) -> np.ndarray:
+        return kernels.greedy(kernels.incidence(state.layout), state.lane_halting, state.phase,
+                              state.can_switch)
+
+
+class Actuated:
+    """Gap-out / max-out actuation with the approach lanes as stop-line presence detectors."""
+
+    name = "actuated"
+    adaptive = True
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+
+    def decide(self, state: TrafficState) -> np.ndarray:
+        return kernels.actuated(kernels.incidence(state.layout), state.lane_count, state.phase,
+                                state.can_switch)
+
+
+class Sotl:
+    """Self-organising lights: switch when red lanes have waited ``theta`` vehicle-seconds."""
+
+    name = "sotl"
+    adaptive = True
+
+    def __init__(self, scenario: Scenario, theta: float = 150.0, mu: float = 3.0) -> None:
+        if theta <= 0 or mu < 0:
+            raise ConfigError(f"sotl: need theta > 0 and mu >= 0, got {theta}, {mu}")
+        self.scenario = scenario
+        self.theta, self.mu = float(theta), float(mu)
+        self._kappa = np.zeros((0, 0))
+        self._last_time = -np.inf
+
+    def decide(self, state: TrafficState) -> np.ndarray:
+        inc = kernels.incidence(state.layout)
+        shape = (inc.n_intersections, inc.mov_phases.shape[1])
+        if self._kappa.shape != shape or state.time < self._last_time:  # new network or new run
+            self._kappa = np.zeros(shape)
+            self._last_time = state.time
+        dt = state.time - self._last_time
+        self._last_time = state.time
+        return kernels.sotl(inc, state.lane_count, state.lane_halting, state.phase, state.can_switch,
+                            self._kappa, dt, self.theta, self.mu)
+
+
+class Webster:
+    """Fixed-time programs timed by Webster's method from the scenario's demand.
+
+    The network's phase sequence and clearances are kept; the cycle and greens
+    come from :func:`engine.webster.webster_timing` with the loop's min and max
+    green, and SUMO runs them as an additional ``tlLogic`` file.
+    """
+
+    name = "webster"
+    adaptive = False
+    program_id = "webster"
+
+    def __init__(self, scenario: Scenario, min_cycle: float = 60.0, max_cycle: float = 180.0) -> None:
+        self.scenario = scenario
+        self.min_cycle, self.max_cycle = min_cycle, max_cycle
+        self.timings: dict[str, WebsterTiming] = {}
+
+    def plan(self, layout_intersections, min_green: float, max_green: float | None) -> dict[str, WebsterTiming]:
+        """Webster timing of every signal for this controller's scenario."""
+        flows = scenario_flows(self.scenario)
+        return {
+            ix.id: webster_timing(intersection_flow_ratios(ix, flows), lost_time(ix), self.min_cycle,
+                                  self.max_cycle, min_green, max_green)
+            for ix in layout_intersections
+        }
+
+    def setup(self, loop: ControlLoop) -> None:
+        """Write the programs into the loop's folder and add them to its scenario."""
+        ixs = loop.layout.intersections
+        self.timings = self.plan(ixs, loop.options.min_green, loop.options.max_green)
+        programs = {ix.id: timing_program(ix, self.timings[ix.id].greens) for ix in ixs}
+        offsets = {ix.id: ix.offset for ix in ixs}
+        path = write_tls_programs(loop.workdir / "webster.tll.xml", programs, self.program_id, offsets)
+        scenario = loop.scenario
+        if path not in scenario.additional_files:
+            loop.scenario = dataclasses.replace(scenario, additional_files=scenario.additional_files + (path,))
+
+    def decide(self, state: TrafficState) -> np.ndarray:
+        return np.full(len(state.phase), -1, dtype=np.int64)
+
+
+register("max_pressure", MaxPressure)
+register("greedy", Greedy)
+register("actuated", Actuated)
+register("sotl", Sotl)
+register("webster", Webster)

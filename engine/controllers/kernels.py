@@ -1,0 +1,275 @@
+"""Numba kernels: the per-decision work of the adaptive heuristics, for every signal at once.
+
+Each kernel reads flat arrays — the movement incidence of a
+:class:`~engine.layout.Layout` (movement -> intersection, incoming lane,
+outgoing lane, phases that serve it) and per-lane counts — and returns one
+target green phase per intersection (-1: keep the current one). One call
+decides for the whole network, so a thousand signals cost one loop over their
+movements. ``engine.controllers.reference`` holds a plain-Python twin of each
+kernel; a property test proves them equal.
+
+Ties keep the current phase, and nothing is asked of an intersection whose
+green has not yet run its minimum (``can_switch`` False): the
+SignalController would refuse it anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from engine.layout import Layout
+from engine.webster import SAT_THROUGH, SAT_TURN, THROUGH
+
+EPS = 1e-9  # scores closer than this are a tie
+
+
+@dataclass(frozen=True, eq=False)
+class Incidence:
+    """The arrays every kernel reads, derived once from a Layout."""
+
+    mov_int: np.ndarray  # (n_mov,) int64 intersection of each movement
+    mov_in: np.ndarray  # (n_mov,) int64 incoming lane index
+    mov_out: np.ndarray  # (n_mov,) int64 outgoing lane index
+    mov_phases: np.ndarray  # (n_mov, max_phases) bool
+    n_phases: np.ndarray  # (n_int,) int64
+    mov_share: np.ndarray  # (n_mov,) 1 / movements leaving the same incoming lane
+    mov_sat: np.ndarray  # (n_mov,) saturation flow, veh/s per lane
+
+    @property
+    def n_intersections(self) -> int:
+        return len(self.n_phases)
+
+    @property
+    def n_lanes(self) -> int:
+        return int(max(self.mov_in.max(initial=-1), self.mov_out.max(initial=-1))) + 1
+
+
+_INCIDENCE: dict[int, tuple[Layout, Incidence]] = {}
+
+
+def incidence(layout: Layout) -> Incidence:
+    """The kernels' view of ``layout`` (cached per layout object)."""
+    hit = _INCIDENCE.get(id(layout))
+    if hit is not None and hit[0] is layout:
+        return hit[1]
+    direction = {}
+    for k, ix in enumerate(layout.intersections):
+        for m in ix.movements:
+            # a lane pair joined by several links is "through" if any of them is
+            key = (k, m.from_lane, m.to_lane)
+            direction[key] = THROUGH if direction.get(key) == THROUGH else m.direction
+    lanes = layout.lanes
+    sat = np.array([
+        SAT_THROUGH if direction[(int(k), lanes[i], lanes[o])] == THROUGH else SAT_TURN
+        for k, i, o in zip(layout.mov_intersection, layout.mov_in, layout.mov_out)
+    ]) / 3600.0
+    pairs = np.stack([layout.mov_intersection, layout.mov_in], axis=1)
+    _, inverse, counts = np.unique(pairs, axis=0, return_inverse=True, return_counts=True)
+    inc = Incidence(
+        mov_int=layout.mov_intersection, mov_in=layout.mov_in, mov_out=layout.mov_out,
+        mov_phases=layout.mov_phases, n_phases=layout.n_phases,
+        mov_share=1.0 / counts[inverse.ravel()], mov_sat=sat,
+    )
+    _INCIDENCE[id(layout)] = (layout, inc)
+    return inc
+
+
+def synthetic_incidence(n_intersections: int, seed: int = 0, phases: tuple[int, int] = (2, 4),
+                        approaches: int = 4, lanes_per_approach: int = 3) -> Incidence:
+    """Random but well-formed intersections (benchmarks and property tests).
+
+    Each has ``approaches`` incoming approaches of ``lanes_per_approach`` lanes, each
+    lane with one or two movements to random outgoing lanes, each movement served
+    by one or two of its intersection's phases.
+    """
+    rng = np.random.default_rng(seed)
+    n_ph = rng.integers(phases[0], phases[1] + 1, size=n_intersections)
+    max_p = int(phases[1])
+    ints, ins, outs, served, sats = [], [], [], [], []
+    lane = 0
+    for k in range(n_intersections):
+        n_in = approaches * lanes_per_approach
+        in_lanes = np.arange(lane, lane + n_in)
+        out_lanes = np.arange(lane + n_in, lane + 2 * n_in)
+        lane += 2 * n_in
+        for i in in_lanes:
+            for _ in range(rng.integers(1, 3)):
+                row = np.zeros(max_p, dtype=bool)
+                row[rng.choice(n_ph[k], size=rng.integers(1, min(2, n_ph[k]) + 1), replace=False)] = True
+                ints.append(k)
+                ins.append(i)
+                outs.append(rng.choice(out_lanes))
+                served.append(row)
+                sats.append(SAT_THROUGH if rng.random() < 0.6 else SAT_TURN)
+    mov_int, mov_in = np.array(ints, dtype=np.int64), np.array(ins, dtype=np.int64)
+    _, inverse, counts = np.unique(np.stack([mov_int, mov_in], axis=1), axis=0,
+                                   return_inverse=True, return_counts=True)
+    return Incidence(
+        mov_int=mov_int, mov_in=mov_in, mov_out=np.array(outs, dtype=np.int64),
+        mov_phases=np.array(served, dtype=bool).reshape(len(ints), max_p),
+        n_phases=n_ph.astype(np.int64), mov_share=1.0 / counts[inverse.ravel()],
+        mov_sat=np.array(sats) / 3600.0,
+    )
+
+
+# ----------------------------------------------------------------------------- kernels
+
+@numba.njit(cache=True)
+def _choose(score, n_phases, phase, can_switch):
+    """Per intersection: the best-scoring phase if it beats the current one, else -1."""
+    n = n_phases.shape[0]
+    targets = np.full(n, -1, dtype=np.int64)
+    for k in range(n):
+        if not can_switch[k]:
+            continue
+        best = phase[k]
+        best_score = score[k, best]
+        for p in range(n_phases[k]):
+            if score[k, p] > best_score + EPS:
+                best = p
+                best_score = score[k, p]
+        if best != phase[k]:
+            targets[k] = best
+    return targets
+
+
+@numba.njit(cache=True)
+def max_pressure_kernel(mov_int, mov_in, mov_out, mov_phases, mov_share, mov_sat, n_phases,
+                        queue, phase, can_switch):
+    """Varaiya's max pressure: serve the phase with the largest sum of s * (queue in - queue out).
+
+    A lane's queue is split evenly among the movements that leave it.
+    """
+    score = np.zeros((n_phases.shape[0], mov_phases.shape[1]))
+    for m in range(mov_int.shape[0]):
+        pressure = mov_sat[m] * (mov_share[m] * queue[mov_in[m]] - queue[mov_out[m]])
+        k = mov_int[m]
+        for p in range(mov_phases.shape[1]):
+            if mov_phases[m, p]:
+                score[k, p] += pressure
+    return _choose(score, n_phases, phase, can_switch)
+
+
+@numba.njit(cache=True)
+def greedy_kernel(mov_int, mov_in, mov_phases, mov_share, n_phases, queue, phase, can_switch):
+    """Longest queue first: serve the phase whose lanes hold the most queued vehicles."""
+    score = np.zeros((n_phases.shape[0], mov_phases.shape[1]))
+    for m in range(mov_int.shape[0]):
+        q = mov_share[m] * queue[mov_in[m]]
+        k = mov_int[m]
+        for p in range(mov_phases.shape[1]):
+            if mov_phases[m, p]:
+                score[k, p] += q
+    return _choose(score, n_phases, phase, can_switch)
+
+
+@numba.njit(cache=True)
+def sotl_kernel(mov_int, mov_in, mov_phases, mov_share, n_phases, count, halting, phase,
+                can_switch, kappa, dt, theta, mu):
+    """Self-organising traffic lights (Gershenson's SOTL with platoon rule), updating ``kappa``.
+
+    ``kappa[k, p]`` integrates, over the ``dt`` seconds since the last call, the
+    vehicles waiting or arriving on lanes that only phase ``p`` (not the current
+    green) would serve; the current phase's counter is zeroed. After min green a
+    signal switches to the phase with the largest counter once it reaches
+    ``theta`` (vehicle-seconds), unless a platoon's tail of at most ``mu`` moving
+    vehicles is about to cross on green; it also switches when nothing is left
+    on green while some red lane has a vehicle.
+    """
+    n, n_p = n_phases.shape[0], mov_phases.shape[1]
+    demand = np.zeros((n, n_p))
+    green_count = np.zeros(n)
+    green_moving = np.zeros(n)
+    for m in range(mov_int.shape[0]):
+        k = mov_int[m]
+        c = mov_share[m] * count[mov_in[m]]
+        if mov_phases[m, phase[k]]:
+            green_count[k] += c
+            green_moving[k] += mov_share[m] * (count[mov_in[m]] - halting[mov_in[m]])
+            continue
+        for p in range(n_p):
+            if mov_phases[m, p]:
+                demand[k, p] += c
+    targets = np.full(n, -1, dtype=np.int64)
+    for k in range(n):
+        cur = phase[k]
+        best = -1
+        for p in range(n_phases[k]):
+            if p == cur:
+                kappa[k, p] = 0.0
+                continue
+            kappa[k, p] += dt * demand[k, p]
+            if best < 0 or kappa[k, p] > kappa[k, best] + EPS:
+                best = p
+        if not can_switch[k] or best < 0:
+            continue
+        tail_crossing = green_moving[k] > EPS and green_moving[k] <= mu + EPS
+        if kappa[k, best] >= theta - EPS and not tail_crossing:
+            targets[k] = best
+        elif green_count[k] <= EPS and demand[k, best] > EPS:
+            targets[k] = best
+    return targets
+
+
+@numba.njit(cache=True)
+def actuated_kernel(mov_int, mov_in, mov_phases, n_phases, count, phase, can_switch):
+    """Gap-out actuation: after min green, end a green whose lanes hold no vehicle.
+
+    The incoming lanes (the approach's last tens of metres) act as presence
+    detectors at the stop line. A green is extended while any lane it serves is
+    occupied (max-out is the SignalController's max green); on gap-out the next
+    phase in cycle order with a vehicle waiting gets the green, and phases
+    without demand are skipped; with no demand anywhere the green rests.
+    """
+    n, n_p = n_phases.shape[0], mov_phases.shape[1]
+    demand = np.zeros((n, n_p))
+    occupied = np.zeros(n)
+    for m in range(mov_int.shape[0]):
+        k = mov_int[m]
+        c = count[mov_in[m]]
+        if mov_phases[m, phase[k]]:
+            occupied[k] += c
+            continue
+        for p in range(n_p):
+            if mov_phases[m, p]:
+                demand[k, p] += c
+    targets = np.full(n, -1, dtype=np.int64)
+    for k in range(n):
+        if not can_switch[k] or occupied[k] > EPS:
+            continue
+        for step in range(1, n_phases[k]):
+            p = (phase[k] + step) % n_phases[k]
+            if demand[k, p] > EPS:
+                targets[k] = p
+                break
+    return targets
+
+
+# ----------------------------------------------------------------------------- wrappers
+
+def max_pressure(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
+    """Targets by max pressure over ``queue`` (vehicles per lane)."""
+    return max_pressure_kernel(inc.mov_int, inc.mov_in, inc.mov_out, inc.mov_phases, inc.mov_share,
+                               inc.mov_sat, inc.n_phases, queue, phase, can_switch)
+
+
+def greedy(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
+    """Targets by longest queue."""
+    return greedy_kernel(inc.mov_int, inc.mov_in, inc.mov_phases, inc.mov_share, inc.n_phases,
+                         queue, phase, can_switch)
+
+
+def sotl(inc: Incidence, count: np.ndarray, halting: np.ndarray, phase: np.ndarray,
+         can_switch: np.ndarray, kappa: np.ndarray, dt: float, theta: float, mu: float) -> np.ndarray:
+    """Targets by SOTL; updates ``kappa`` (n_intersections, max_phases) in place."""
+    return sotl_kernel(inc.mov_int, inc.mov_in, inc.mov_phases, inc.mov_share, inc.n_phases, count,
+                       halting, phase, can_switch, kappa, float(dt), float(theta), float(mu))
+
+
+def actuated(inc: Incidence, count: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
+    """Targets by gap-out actuation on lane presence."""
+    return actuated_kernel(inc.mov_int, inc.mov_in, inc.mov_phases, inc.n_phases, count, phase,
+                           can_switch)

@@ -1,0 +1,63 @@
+"""Fixed-time programs as SUMO ``tlLogic``: built from greens, written as an additional file.
+
+A program runs each green phase for its green time followed by the clearance
+the network prescribes to the next phase (yellow, all-red), so a timing never
+changes the safety intervals, only how long each green lasts.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from engine.errors import ConfigError
+from engine.signals import Intersection
+
+Program = tuple[tuple[str, float], ...]  # (state, duration) in order
+
+
+def timing_program(intersection: Intersection, greens: Sequence[float]) -> Program:
+    """The cycle that gives green phase k ``greens[k]`` seconds, with the network's clearances."""
+    ix = intersection
+    if len(greens) != ix.n_phases:
+        raise ConfigError(f"{ix.id}: {len(greens)} greens given for {ix.n_phases} green phases")
+    steps: list[tuple[str, float]] = []
+    for k, green in enumerate(greens):
+        if green <= 0:
+            raise ConfigError(f"{ix.id}: green of phase {k} must be positive, got {green:g}")
+        steps.append((ix.phases[k].state, float(green)))
+        steps.extend(ix.clearance(k, ix.next_phase(k)))
+    return tuple(steps)
+
+
+def tls_xml(programs: Mapping[str, Program], program_id: str, offsets: Mapping[str, float] | None = None) -> str:
+    """An additional file holding one static ``tlLogic`` per signal (SUMO runs the last loaded)."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>\n', "<additional>\n"]
+    for tls_id, program in programs.items():
+        offset = (offsets or {}).get(tls_id, 0.0)
+        lines.append(f"    <tlLogic id={quoteattr(tls_id)} type=\"static\" programID={quoteattr(program_id)} "
+                     f"offset=\"{offset:g}\">\n")
+        for state, duration in program:
+            lines.append(f"        <phase duration=\"{duration:g}\" state=\"{state}\"/>\n")
+        lines.append("    </tlLogic>\n")
+    lines.append("</additional>\n")
+    return "".join(lines)
+
+
+def write_tls_programs(path: Path, programs: Mapping[str, Program], program_id: str,
+                       offsets: Mapping[str, float] | None = None) -> Path:
+    """Write :func:`tls_xml` to ``path`` atomically; returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(tls_xml(programs, program_id, offsets))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

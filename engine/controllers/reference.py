@@ -1,0 +1,118 @@
+"""Plain-Python twins of the Numba kernels: the specification the kernels are tested against.
+
+Written intersection by intersection, phase by phase, for reading rather than
+speed; ``tests/test_kernels.py`` proves each kernel returns the same targets
+(and SOTL the same counters) on random inputs. Same signatures as the wrappers
+in :mod:`engine.controllers.kernels`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.controllers.kernels import EPS, Incidence
+
+
+def _movements_of(inc: Incidence) -> list[list[int]]:
+    by_int: list[list[int]] = [[] for _ in range(inc.n_intersections)]
+    for m, k in enumerate(inc.mov_int):
+        by_int[int(k)].append(m)
+    return by_int
+
+
+def _pick(scores: list[float], current: int) -> int:
+    """The first phase scoring more than the current one (by > EPS) and than any before it; -1 if none."""
+    best, best_score = current, scores[current]
+    for p, s in enumerate(scores):
+        if s > best_score + EPS:
+            best, best_score = p, s
+    return best if best != current else -1
+
+
+def max_pressure_ref(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
+    targets = []
+    for k, movs in enumerate(_movements_of(inc)):
+        if not can_switch[k]:
+            targets.append(-1)
+            continue
+        scores = []
+        for p in range(int(inc.n_phases[k])):
+            pressure = 0.0
+            for m in movs:
+                if inc.mov_phases[m, p]:
+                    q_in = inc.mov_share[m] * queue[inc.mov_in[m]]
+                    pressure += inc.mov_sat[m] * (q_in - queue[inc.mov_out[m]])
+            scores.append(pressure)
+        targets.append(_pick(scores, int(phase[k])))
+    return np.array(targets, dtype=np.int64)
+
+
+def greedy_ref(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
+    targets = []
+    for k, movs in enumerate(_movements_of(inc)):
+        if not can_switch[k]:
+            targets.append(-1)
+            continue
+        scores = []
+        for p in range(int(inc.n_phases[k])):
+            total = 0.0
+            for m in movs:
+                if inc.mov_phases[m, p]:
+                    total += inc.mov_share[m] * queue[inc.mov_in[m]]
+            scores.append(total)
+        targets.append(_pick(scores, int(phase[k])))
+    return np.array(targets, dtype=np.int64)
+
+
+def sotl_ref(inc: Incidence, count: np.ndarray, halting: np.ndarray, phase: np.ndarray,
+             can_switch: np.ndarray, kappa: np.ndarray, dt: float, theta: float, mu: float) -> np.ndarray:
+    targets = []
+    for k, movs in enumerate(_movements_of(inc)):
+        cur = int(phase[k])
+        on_green = [m for m in movs if inc.mov_phases[m, cur]]
+        waiting = [m for m in movs if not inc.mov_phases[m, cur]]
+        green_count, green_moving = 0.0, 0.0
+        for m in on_green:
+            lane = inc.mov_in[m]
+            green_count += inc.mov_share[m] * count[lane]
+            green_moving += inc.mov_share[m] * (count[lane] - halting[lane])
+        demand = {}
+        best = -1
+        for p in range(int(inc.n_phases[k])):
+            if p == cur:
+                kappa[k, p] = 0.0
+                continue
+            demand[p] = 0.0
+            for m in waiting:
+                if inc.mov_phases[m, p]:
+                    demand[p] += inc.mov_share[m] * count[inc.mov_in[m]]
+            kappa[k, p] += dt * demand[p]
+            if best < 0 or kappa[k, p] > kappa[k, best] + EPS:
+                best = p
+        target = -1
+        if can_switch[k] and best >= 0:
+            tail_crossing = EPS < green_moving <= mu + EPS
+            if kappa[k, best] >= theta - EPS and not tail_crossing:
+                target = best
+            elif green_count <= EPS and demand[best] > EPS:
+                target = best
+        targets.append(target)
+    return np.array(targets, dtype=np.int64)
+
+
+def actuated_ref(inc: Incidence, count: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
+    targets = []
+    for k, movs in enumerate(_movements_of(inc)):
+        cur, n_p = int(phase[k]), int(inc.n_phases[k])
+        occupied = sum(count[inc.mov_in[m]] for m in movs if inc.mov_phases[m, cur])
+        target = -1
+        if can_switch[k] and occupied <= EPS:
+            for step in range(1, n_p):
+                p = (cur + step) % n_p
+                demand = sum(count[inc.mov_in[m]] for m in movs
+                             if inc.mov_phases[m, p] and not inc.mov_phases[m, cur])
+                if demand > EPS:
+                    target = p
+                    break
+        targets.append(target)
+    return np.array(targets, dtype=np.int64)
