@@ -1,0 +1,272 @@
+"""Build an embedded network from its plain-XML sources: ``python -m networks.build [name]``.
+
+Two netconvert passes with pinned options. The first builds the net with guessed
+signal programs only to learn, for every signal link index, its approach
+(E-W or N-S axis) and turn (left, through, right). From that and the network's
+``programs.yaml`` the builder writes ``<stem>.tll.xml`` (4-stage protected-left
+programs with 3 s yellow and 2 s all-red after every green, right turns ``s`` =
+right-turn-on-red whenever not green) and the second pass builds the final net
+with it. The generated header comment of netconvert (a timestamp and absolute
+paths) is stripped so the output is byte-identical wherever it is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import yaml
+
+from engine.errors import ConfigError, NetworkError
+from networks import available, manifest
+
+# Pinned so a rebuild never depends on netconvert defaults changing.
+NETCONVERT_OPTIONS: tuple[str, ...] = (
+    "--proj.utm", "true",              # plain-XML x/y are WGS84 lon/lat
+    "--no-turnarounds", "true",        # no U-turns anywhere (see README)
+    "--default.lanewidth", "3.25",
+    "--junctions.join", "false",
+    "--geometry.remove", "false",      # keep the bay-start nodes where lanes are added
+    "--junctions.corner-detail", "5",
+    "--junctions.limit-turn-speed", "5.5",
+    "--tls.default-type", "static",
+    "--output.street-names", "false",
+    "--output.original-names", "false",
+    "--precision", "2",
+    "--precision.geo", "6",
+)
+STAGES: tuple[tuple[str, str], ...] = (("EW", "through"), ("EW", "left"), ("NS", "through"), ("NS", "left"))
+
+
+def sumo_home() -> Path:
+    """SUMO installation of the ``eclipse-sumo`` package (or ``$SUMO_HOME``)."""
+    try:
+        import sumo
+
+        return Path(sumo.SUMO_HOME)
+    except ImportError:
+        if "SUMO_HOME" in os.environ:
+            return Path(os.environ["SUMO_HOME"])
+        raise NetworkError("SUMO not found: install eclipse-sumo or set SUMO_HOME") from None
+
+
+def sumo_env() -> dict[str, str]:
+    """Environment for SUMO tools: local XML schemas and the PROJ database for --proj.utm."""
+    home = sumo_home()
+    env = dict(os.environ, SUMO_HOME=str(home))
+    proj = home / "data" / "proj"
+    if proj.is_dir():
+        env.setdefault("PROJ_DATA", str(proj))
+        env.setdefault("PROJ_LIB", str(proj))
+    return env
+
+
+def _netconvert(args: list[str], out: Path) -> None:
+    cmd = [str(sumo_home() / "bin" / "netconvert"), *NETCONVERT_OPTIONS, *args, "-o", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=sumo_env())
+    if res.returncode != 0:
+        lines = [ln for ln in (res.stderr + res.stdout).splitlines() if ln.startswith("Error")]
+        raise NetworkError(f"netconvert failed for {out.name}: {lines[0] if lines else res.returncode}")
+
+
+def _strip_header(path: Path) -> None:
+    """Drop netconvert's leading comment (timestamp, absolute input paths)."""
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"\n*<!-- generated on .*?-->\n*", "\n\n", text, count=1, flags=re.S)
+    path.write_text(text, encoding="utf-8")
+
+
+def classify_links(net, tls_id: str) -> list[tuple[str, str, object]]:
+    """Per link index of ``tls_id``: (axis 'EW'/'NS', turn 'left'/'through'/'right', connection).
+
+    The axis comes from where the approach edge starts relative to the junction, the
+    turn from netconvert's direction (U-turns count as left).
+    """
+    tls = net.getTLS(tls_id)
+    out: dict[int, tuple[str, str, object]] = {}
+    for in_lane, out_lane, index in tls.getConnections():
+        edge = in_lane.getEdge()
+        jx, jy = edge.getToNode().getCoord()[:2]
+        fx, fy = edge.getFromNode().getCoord()[:2]
+        axis = "EW" if abs(fx - jx) >= abs(fy - jy) else "NS"
+        conn = next(c for c in in_lane.getOutgoing() if c.getToLane() == out_lane)
+        d = conn.getDirection().lower()
+        turn = {"s": "through", "r": "right", "l": "left", "t": "left"}.get(d)
+        if turn is None:
+            raise NetworkError(f"{tls_id}: link {index} has unsupported direction {d!r}")
+        out[index] = (axis, turn, conn)
+    return [out[i] for i in range(len(out))]
+
+
+def stage_states(links: list[tuple[str, str, object]]) -> list[tuple[str, str]]:
+    """Green states of the stages that have links: (stage name, state string).
+
+    A right turn is green with its axis' through stage and ``s`` (stop, then go
+    when clear) otherwise; every other link is red outside its stage.
+    """
+    states = []
+    for axis, kind in STAGES:
+        served = [a == axis and (t == kind or (kind == "through" and t == "right")) for a, t, _ in links]
+        if any(served):
+            state = "".join("G" if g else ("s" if t == "right" else "r") for g, (_, t, _) in zip(served, links))
+            states.append((f"{axis}-{kind}", state))
+    return states
+
+
+def program_phases(stages: list[tuple[str, str]], greens: list[int], yellow: int, all_red: int) -> list[tuple[int, str, str]]:
+    """Full cycle (duration, state, name): each green, then yellow on the links that end, then all-red."""
+    phases = []
+    for k, (name, state) in enumerate(stages):
+        nxt = stages[(k + 1) % len(stages)][1]
+        ending = [g == "G" and n != "G" for g, n in zip(state, nxt)]
+        rest = "".join("s" if c == "s" or (c == "G" and n == "s") else ("G" if c == n == "G" else "r")
+                       for c, n in zip(state, nxt))
+        amber = "".join("y" if e else r for e, r in zip(ending, rest))
+        phases += [(greens[k], state, name), (yellow, amber, f"{name}:yellow"), (all_red, rest, f"{name}:all-red")]
+    return phases
+
+
+def write_tll(net, programs_file: Path, out: Path) -> None:
+    """Write the signal programs (and the link indices they refer to) as a tll file."""
+    spec = yaml.safe_load(programs_file.read_text(encoding="utf-8")) or {}
+    try:
+        cycle, yellow, all_red = int(spec["cycle"]), int(spec["yellow"]), int(spec["all_red"])
+        signals = spec["signals"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{programs_file}: missing or bad key {exc}") from None
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             "<!-- Generated by networks/build.py from programs.yaml; do not edit by hand. -->",
+             "<tlLogics>"]
+    conns = []
+    for tls_id in sorted(t.getID() for t in net.getTrafficLights()):
+        if tls_id not in signals:
+            raise ConfigError(f"{programs_file}: no program for signal {tls_id}")
+        links = classify_links(net, tls_id)
+        stages = stage_states(links)
+        greens = [int(g) for g in signals[tls_id]["greens"]]
+        greens = [g for g, (axis, kind) in zip(greens, STAGES) if any(n == f"{axis}-{kind}" for n, _ in stages)]
+        if len(greens) != len(stages) or sum(greens) + len(stages) * (yellow + all_red) != cycle:
+            raise ConfigError(f"{programs_file}: signals.{tls_id}.greens must give {len(stages)} "
+                              f"greens summing to {cycle - len(stages) * (yellow + all_red)} s")
+        offset = int(signals[tls_id].get("offset", 0))
+        lines.append(f'    <tlLogic id="{tls_id}" type="static" programID="0" offset="{offset}">')
+        for dur, state, name in program_phases(stages, greens, yellow, all_red):
+            lines.append(f'        <phase duration="{dur}" state="{state}" name="{name}"/>')
+        lines.append("    </tlLogic>")
+        for index, (_, _, c) in enumerate(links):
+            conns.append(f'    <connection from="{c.getFrom().getID()}" to="{c.getTo().getID()}" '
+                         f'fromLane="{c.getFromLane().getIndex()}" toLane="{c.getToLane().getIndex()}" '
+                         f'tl="{tls_id}" linkIndex="{index}"/>')
+    out.write_text("\n".join([*lines, *conns, "</tlLogics>", ""]), encoding="utf-8")
+
+
+def foe_matrices(net_file: Path) -> dict[str, list[list[bool]]]:
+    """Per signal, ``foes[i][j]`` over its link indices, from the junctions' request tables.
+
+    A request's index is the position of the connection's internal lane in the
+    junction's ``intLanes``; its ``foes`` string lists the highest index first.
+    """
+    root = ET.parse(net_file).getroot()
+    junctions = {j.get("id"): j for j in root.iter("junction")}
+    by_tls: dict[str, dict[int, tuple[str, str]]] = {}
+    for c in root.iter("connection"):
+        if c.get("tl") and c.get("via"):
+            node = c.get("via")[1:].rsplit("_", 2)[0]
+            by_tls.setdefault(c.get("tl"), {})[int(c.get("linkIndex"))] = (node, c.get("via"))
+    result = {}
+    for tls_id, links in by_tls.items():
+        tables = {}
+        for node, _ in links.values():
+            if node not in tables:
+                j = junctions[node]
+                reqs = {int(r.get("index")): r.get("foes") for r in j.iter("request")}
+                tables[node] = (j.get("intLanes").split(), reqs)
+        n = len(links)
+        foes = [[False] * n for _ in range(n)]
+        for a, (node_a, via_a) in links.items():
+            lanes, reqs = tables[node_a]
+            row = reqs[lanes.index(via_a)]
+            for b, (node_b, via_b) in links.items():
+                if node_b == node_a:
+                    foes[a][b] = row[len(row) - 1 - lanes.index(via_b)] == "1"
+        result[tls_id] = foes
+    return result
+
+
+def program_problems(net_file: Path) -> list[str]:
+    """Safety problems of every static program in ``net_file`` (empty when safe).
+
+    Checks that no two foe links are both ``G`` in a phase, and that whenever a
+    link loses ``G``/``g`` it shows ``y`` and then a phase without any green or
+    yellow (all-red, right-on-red ``s`` allowed) comes before the next green.
+    """
+    foes = foe_matrices(net_file)
+    problems = []
+    for tl in ET.parse(net_file).getroot().iter("tlLogic"):
+        tls_id = tl.get("id")
+        states = [p.get("state") for p in tl.iter("phase")]
+        for k, s in enumerate(states):
+            green = [i for i, c in enumerate(s) if c == "G"]
+            for a in green:
+                for b in green:
+                    if a < b and (foes[tls_id][a][b] or foes[tls_id][b][a]):
+                        problems.append(f"{tls_id} phase {k}: links {a} and {b} are foes and both G")
+            nxt = states[(k + 1) % len(states)]
+            lost = [i for i, (c, n) in enumerate(zip(s, nxt)) if c in "Gg" and n not in "Gg"]
+            if any(nxt[i] != "y" for i in lost):
+                problems.append(f"{tls_id} phase {k}: green ends without yellow")
+            if "y" in s and any(c in "Gg" and s[i] not in "Gg" for i, c in enumerate(nxt)):
+                problems.append(f"{tls_id} phase {k}: yellow goes straight to a new green")
+    return problems
+
+
+def build(name: str = "chongqing", out_dir: Path | None = None) -> Path:
+    """Rebuild network ``name``: tll file and net into ``out_dir`` (default: its own folder)."""
+    import sumolib
+
+    info = manifest(name)
+    net_path = Path(info["net"])
+    src = net_path.parent
+    stem = net_path.name.removesuffix(".net.xml")
+    out_dir = Path(out_dir) if out_dir is not None else src
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = ["-n", str(src / f"{stem}.nod.xml"), "-e", str(src / f"{stem}.edg.xml")]
+    if (src / f"{stem}.con.xml").exists():
+        inputs += ["-x", str(src / f"{stem}.con.xml")]
+    tll = out_dir / f"{stem}.tll.xml"
+    final = out_dir / net_path.name
+    with tempfile.TemporaryDirectory() as tmp:
+        first = Path(tmp) / "first.net.xml"
+        _netconvert(inputs, first)
+        write_tll(sumolib.net.readNet(str(first)), src / "programs.yaml", tll)
+    _netconvert([*inputs, "--tllogic-files", str(tll)], final)
+    _strip_header(final)
+    problems = program_problems(final)
+    if problems:
+        raise NetworkError(f"{final}: unsafe signal program: {problems[0]}")
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: rebuild one or all embedded networks."""
+    parser = argparse.ArgumentParser(prog="python -m networks.build", description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"networks to build (default: all of {available()})")
+    parser.add_argument("--out", type=Path, help="write into this folder instead of the network's own")
+    args = parser.parse_args(argv)
+    try:
+        for name in args.names or available():
+            print(build(name, args.out))
+    except (ConfigError, NetworkError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
