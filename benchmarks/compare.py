@@ -1,0 +1,278 @@
+"""The benchmark: expand a config into runs, run them in parallel, write tables, summary, plots.
+
+Common random numbers: a run's seed fixes both the generated routes and SUMO's
+``--seed``, so every controller meets exactly the same vehicles for a seed and
+differences between controllers are paired over seeds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from benchmarks.config import BenchConfig, ScenarioEntry
+from benchmarks.results import Journal, to_table, write_table, write_text_atomic
+from benchmarks.summary import console_table, failures_table, groups, markdown_tables, sweep_table
+from benchmarks.worker import RunSpec
+from engine.errors import ConfigError, CqSignalError
+from engine.metrics import write_json_atomic
+from engine.report import console
+
+
+@dataclass
+class Plan:
+    """The runs of a benchmark, in table order, and notes about what was left out."""
+
+    specs: list[RunSpec]
+    notes: list[str] = field(default_factory=list)
+
+
+def _path(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _heuristics() -> set[str]:
+    from engine.controllers import CONTROLLERS, _load_builtin
+
+    _load_builtin()
+    return set(CONTROLLERS)
+
+
+def _scenario_source(entry: ScenarioEntry, base: Path, where: str) -> tuple[str, tuple[str, ...]]:
+    import networks
+
+    path = _path(base, entry.network)
+    if entry.network in networks.available():
+        source = entry.network
+    elif path.exists():
+        source = str(path)
+    else:
+        raise ConfigError(f"{where}.network: '{entry.network}' is neither an embedded network "
+                          f"({', '.join(networks.available())}) nor a file ({path})")
+    routes = []
+    for i, r in enumerate(entry.routes):
+        rp = _path(base, r)
+        if not rp.is_file():
+            raise ConfigError(f"{where}.routes.{i}: file not found: {rp}")
+        routes.append(str(rp))
+    return source, tuple(routes)
+
+
+def plan_runs(config: BenchConfig, base: Path, source: str = "config") -> Plan:
+    """Every (controller, scenario, period, scale, seed) run, checked before anything starts."""
+    from engine.scenario import Scenario
+
+    notes: list[str] = []
+    controllers: list[tuple[str, str | None, str | None]] = []
+    known = None
+    for i, c in enumerate(config.controllers):
+        if c.model is None:
+            known = known if known is not None else _heuristics()
+            if c.name not in known:
+                raise ConfigError(f"{source}: controllers.{i}: unknown controller '{c.name}' "
+                                  f"(choose from {', '.join(sorted(known))}, or give a model file)")
+            controllers.append((c.name, c.name, None))
+            continue
+        model = _path(base, c.model)
+        if not model.is_file() and c.optional:
+            notes.append(f"controller '{c.name}' skipped: model file {model} not found (optional)")
+            continue
+        controllers.append((c.name, None, str(model)))
+    if not controllers:
+        raise ConfigError(f"{source}: controllers: none left to run")
+    names = [c[0] for c in controllers]
+    if config.baseline_name not in names:
+        raise ConfigError(f"{source}: baseline: '{config.baseline_name}' was skipped")
+
+    specs: dict[tuple, RunSpec] = {}
+    labels: dict[str, tuple] = {}
+    for j, entry in enumerate(config.scenarios):
+        where = f"{source}: scenarios.{j}"
+        src, routes = _scenario_source(entry, base, where)
+        duration = entry.duration or config.duration
+        periods: list[str | None] = list(entry.periods) if entry.periods else [None]
+        try:
+            resolved = [Scenario.load(src, period=p, routes=routes, duration=duration).period
+                        for p in periods]
+            label = entry.label or Scenario.of_network(src).name
+        except CqSignalError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if labels.setdefault(label, (src, routes, duration)) != (src, routes, duration):
+            raise ConfigError(f"{where}: label '{label}' already names another network, routes or "
+                              "duration: give this entry its own 'label'")
+        for period in resolved:
+            for scale in entry.scales or config.scales:
+                for seed in config.seeds:
+                    for name, heuristic, model in controllers:
+                        spec = RunSpec(
+                            controller=name, heuristic=heuristic, model=model, network=label,
+                            source=src, routes=routes, period=period, scale=float(scale),
+                            seed=int(seed), duration=float(duration), delta=config.loop.delta,
+                            min_green=config.loop.min_green, max_green=config.loop.max_green)
+                        specs.setdefault(spec.key, spec)
+    return Plan(_table_order(list(specs.values()), names), notes)
+
+
+def _table_order(specs: list[RunSpec], controllers: list[str]) -> list[RunSpec]:
+    """Group by network, period and scale (first appearance), then controller, then seed."""
+    first: dict[tuple, int] = {}
+    for s in specs:
+        first.setdefault((s.network, s.period), len(first))
+    return sorted(specs, key=lambda s: (first[(s.network, s.period)], s.scale,
+                                        controllers.index(s.controller), s.seed))
+
+
+@dataclass
+class BenchResult:
+    table: pd.DataFrame
+    out: Path
+    wall_s: float
+    workers: int
+    backend: str
+    notes: list[str]
+    reused: int
+
+    @property
+    def failed(self) -> int:
+        return int((self.table["error"] != "").sum())
+
+
+class _Bar:
+    """One bar over simulated seconds of every run, with runs done and failed."""
+
+    def __init__(self, specs: list[RunSpec], enabled: bool) -> None:
+        self.total_s = sum(s.duration for s in specs)
+        self.n, self.done, self.failed, self.done_s = len(specs), 0, 0, 0.0
+        self.partial: dict[str, float] = {}
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+            disable=not enabled)
+        self.task = self.progress.add_task(self._label(), total=max(self.total_s, 1e-9))
+
+    def _label(self) -> str:
+        failed = f", [red]{self.failed} failed[/]" if self.failed else ""
+        return f"runs {self.done}/{self.n}{failed}"
+
+    def _refresh(self) -> None:
+        self.progress.update(self.task, completed=self.done_s + sum(self.partial.values()),
+                             description=self._label())
+
+    def running(self, spec: RunSpec, simulated_s: float) -> None:
+        self.partial[spec.digest] = simulated_s
+        self._refresh()
+
+    def finished(self, spec: RunSpec, row: dict) -> None:
+        self.partial.pop(spec.digest, None)
+        self.done += 1
+        self.done_s += spec.duration
+        self.failed += bool(row.get("error"))
+        self._refresh()
+
+
+def run_bench(config: BenchConfig, base: Path, out: Path, workers: int | None = None,
+              ray_address: str | None = None, resume: bool = False, progress: bool = True,
+              source: str = "config") -> BenchResult:
+    """Run the whole benchmark into ``out``; failed runs are rows with an error, never raised."""
+    plan = plan_runs(config, base, source)
+    workers = workers or config.workers or os.cpu_count() or 1
+    ray_address = ray_address or (config.ray.address if config.ray else None)
+    out.mkdir(parents=True, exist_ok=True)
+    journal = Journal(out / "runs.jsonl")
+    rows = journal.reusable(plan.specs) if resume else {}
+    journal.start(rows)
+    todo = [s for s in plan.specs if s.digest not in rows]
+    for note in plan.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if rows:
+        console.print(f"reusing {len(rows)} finished run(s) from {journal.path}")
+
+    bar = _Bar(todo, enabled=progress)
+
+    def done(spec: RunSpec, row: dict) -> None:
+        rows[spec.digest] = row
+        journal.add(spec, row)
+        bar.finished(spec, row)
+        if row.get("error"):
+            bar.progress.console.print(f"[red]failed[/] {spec.slug}: {row['error']}")
+
+    start = time.perf_counter()
+    with bar.progress:
+        if not todo:
+            pass
+        elif ray_address:
+            from benchmarks.ray_pool import run_ray
+
+            run_ray(todo, ray_address, done, workers=workers)
+        else:
+            from benchmarks.pool import run_local
+
+            run_local(todo, workers, done, on_progress=bar.running, log_dir=out / "logs")
+    wall = time.perf_counter() - start
+    table = to_table([rows[s.digest] for s in plan.specs])
+    result = BenchResult(table, out, wall, workers, f"ray ({ray_address})" if ray_address else "local",
+                         plan.notes, len(plan.specs) - len(todo))
+    write_table(table, out)
+    return result
+
+
+def write_report(result: BenchResult, config: BenchConfig, command: str,
+                 extra: Path | None = None) -> Path:
+    """``summary.md`` and plots in the output folder; also the same summary at ``extra``."""
+    from benchmarks.plots import make_plots
+
+    plots = make_plots(result.table, result.out / "plots")
+    summary = result.out / "summary.md"
+    write_text_atomic(summary, _markdown(result, config, command, plots, summary.parent))
+    if extra is not None:
+        write_text_atomic(extra, _markdown(result, config, command, plots, extra.resolve().parent))
+    write_json_atomic(result.out / "bench.json", {
+        "config": config.name, "command": command, "runs": len(result.table),
+        "failed": result.failed, "reused": result.reused, "wall_s": round(result.wall_s, 1),
+        "workers": result.workers, "backend": result.backend, "notes": result.notes,
+    })
+    return summary
+
+
+def _markdown(result: BenchResult, config: BenchConfig, command: str, plots: list[Path],
+              here: Path) -> str:
+    t = result.table
+    seeds = sorted(set(t["seed"]))
+    durations = sorted({s for s in set(t["duration_s"].dropna())}) or [config.duration]
+    text = [
+        f"# Benchmark: {config.name}\n\n",
+        f"Regenerate with:\n\n```\n{command}\n```\n\n",
+        f"{t['controller'].nunique()} controllers × {t['network'].nunique()} network(s) × "
+        f"{t['period'].nunique()} period(s) × {t['scale'].nunique()} demand scale(s) × "
+        f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) = {len(t)} runs of "
+        f"{', '.join(f'{d:g}' for d in durations)} s simulated each. Every controller sees the same "
+        "vehicles for a seed (the seed drives both route generation and SUMO). Confidence intervals "
+        "are 95 % Student-t intervals over seeds; n is the number of seeds that ran.\n\n",
+    ]
+    text += [f"- note: {n}\n" for n in result.notes]
+    text.append("\n## Comparison\n\n")
+    text.append(markdown_tables(groups(t, config.baseline_name), config.baseline_name))
+    sweep = sweep_table(t)
+    if sweep:
+        text.append("## Demand sweep\n\n" + sweep)
+    if plots:
+        text.append("## Plots\n\n")
+        text += [f"![{p.stem}]({os.path.relpath(p, here)})\n\n" for p in plots]
+    failures = failures_table(t)
+    if failures:
+        text.append(f"## Failed runs ({result.failed})\n\n" + failures + "\n")
+    text.append(f"_Wall time {result.wall_s:.0f} s with {result.workers} worker(s), {result.backend}; "
+                f"{len(t)} runs, {result.failed} failed"
+                + (f", {result.reused} reused from an earlier run" if result.reused else "") + "._\n")
+    return "".join(text)
+
+
+def print_summary(result: BenchResult, config: BenchConfig) -> None:
+    for g in groups(result.table, config.baseline_name):
+        console.print(console_table(g, config.baseline_name))
