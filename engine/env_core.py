@@ -41,6 +41,7 @@ class EnvOptions:
     signals: tuple[str, ...] | None = None  # control a subset; None: every signal
     max_depart_delay: float = DEFAULT_MAX_DEPART_DELAY_S
     gui: bool = False
+    measure_co2: bool = False  # SUMO's emission device for the CO2 KPI (a CO2 reward turns it on)
     extra: dict = field(default_factory=dict, compare=False)
 
     def periods(self) -> tuple[str | None, ...]:
@@ -86,7 +87,8 @@ class EnvCore:
         self.reward = Reward(options.reward)
         self.base = Scenario.load(options.network, period=self.periods[0], routes=options.routes,
                                   scale=options.scale, duration=options.duration)
-        self.base = self.base.with_options(max_depart_delay=options.max_depart_delay)
+        self.base = self.base.with_options(max_depart_delay=options.max_depart_delay,
+                                           emissions=options.measure_co2 or self.reward.needs_co2)
         for p in self.periods[1:]:
             Scenario.load(options.network, period=p, routes=options.routes)  # validates the name
         loop_options = LoopOptions(adaptive=True, delta=options.delta, min_green=options.min_green,

@@ -154,7 +154,7 @@ class ControlLoop:
         """Close SUMO (flushing its outputs) and return the run's KPIs."""
         self.sim.close()
         self.kpis = compute_kpis(self.tripinfo, self.statistics, self.scenario.duration,
-                                 self.scenario.max_depart_delay, self.queue)
+                                 self.scenario.max_depart_delay, self.queue, self.scenario.emissions)
         return self.kpis
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ class KPIs:
     mean_queue_veh: float  # halting vehicles per signalised intersection, time average
     max_queue_veh: float  # worst intersection, worst sample
     throughput_veh_h: float  # arrivals per hour
-    co2_kg: float
+    co2_kg: float | None  # None where the run did not measure emissions
     teleports: int
 
     def to_dict(self) -> dict:
@@ -127,6 +127,7 @@ def compute_kpis(
     duration_s: float,
     max_depart_delay: float,
     queue: QueueSampler | None = None,
+    emissions: bool = True,
 ) -> KPIs:
     """Combine tripinfo, statistics and queue samples into :class:`KPIs`."""
     trips = read_tripinfo(tripinfo)
@@ -147,7 +148,7 @@ def compute_kpis(
         mean_queue_veh=queue.mean if queue else 0.0,
         max_queue_veh=queue.worst if queue else 0.0,
         throughput_veh_h=arrived * 3600.0 / duration_s if duration_s > 0 else 0.0,
-        co2_kg=float(trips["co2_mg"].sum()) / 1e6,
+        co2_kg=float(trips["co2_mg"].sum()) / 1e6 if emissions else None,
         teleports=stats["teleports"],
     )
 

@@ -24,7 +24,8 @@ def kpi_table(rows: dict[str, dict], title: str | None = None) -> Table:
     for name in rows:
         table.add_column(escape(name), justify="right")
     for key, (label, fmt) in KPI_LABELS.items():
-        table.add_row(escape(label), *(fmt.format(kpis[key]) for kpis in rows.values()))
+        table.add_row(escape(label), *("n/a" if kpis.get(key) is None else fmt.format(kpis[key])
+                                       for kpis in rows.values()))
     return table
 
 

@@ -1,0 +1,288 @@
+"""Traffic counts: read a counts CSV or SUMO edgeData/edgeRelation XML, validate every row.
+
+A count is a number of vehicles seen at one location during one interval. The
+location is an edge (a loop detector across all its lanes) or a turning movement
+(vehicles that leave ``edge`` onto ``to_edge``). The CSV format::
+
+    interval_start,interval_end,edge,to_edge,count
+    07:00,07:15,W-C1,,512            <- edge count (to_edge empty)
+    07:00,07:15,C1-C2.app,C2-C2N,31  <- turning movement count
+
+Times are seconds or clock times ``HH:MM`` / ``HH:MM:SS``; the ``to_edge``
+column may be left out when every row is an edge count; lines starting with
+``#`` are comments. Every error names the file and the row (CSV line or XML
+line) and is raised as a one-line :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import xml.parsers.expat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import ConfigError
+
+REQUIRED_COLUMNS = ("interval_start", "interval_end", "edge", "count")
+COLUMNS = ("interval_start", "interval_end", "edge", "to_edge", "count")
+
+
+@dataclass(frozen=True)
+class Count:
+    """One observed count: ``value`` vehicles at a location during [begin, end) seconds."""
+
+    begin: float
+    end: float
+    edge: str
+    to_edge: str | None  # None for an edge count
+    value: float
+    row: str  # where it came from, for messages: "counts.csv:12"
+
+    @property
+    def location(self) -> str:
+        return self.edge if self.to_edge is None else f"{self.edge}>{self.to_edge}"
+
+    @property
+    def kind(self) -> str:
+        return "edge" if self.to_edge is None else "turn"
+
+    @property
+    def length(self) -> float:
+        return self.end - self.begin
+
+
+@dataclass(frozen=True)
+class CountSet:
+    """Validated counts from one file, in file order."""
+
+    source: Path
+    counts: tuple[Count, ...]
+
+    @property
+    def begin(self) -> float:
+        return min(c.begin for c in self.counts)
+
+    @property
+    def end(self) -> float:
+        return max(c.end for c in self.counts)
+
+    @property
+    def locations(self) -> list[str]:
+        return sorted({c.location for c in self.counts})
+
+    def window(self, begin: float | None, end: float | None) -> "CountSet":
+        """The counts whose interval lies inside [begin, end]; ConfigError if none do."""
+        lo = self.begin if begin is None else begin
+        hi = self.end if end is None else end
+        if hi <= lo:
+            raise ConfigError(f"--begin/--end: empty window {clock(lo)}-{clock(hi)}")
+        kept = tuple(c for c in self.counts if c.begin >= lo and c.end <= hi)
+        if not kept:
+            raise ConfigError(f"{self.source}: no count lies inside {clock(lo)}-{clock(hi)}")
+        return CountSet(self.source, kept)
+
+
+# ----------------------------------------------------------------------------- times
+
+def parse_time(text: str, where: str) -> float:
+    """Seconds from ``'25200'``, ``'25200.5'``, ``'07:00'`` or ``'07:00:30'``."""
+    s = text.strip()
+    if not s:
+        raise ConfigError(f"{where}: time is missing")
+    try:
+        if ":" in s:
+            parts = [int(p) for p in s.split(":")]
+            if len(parts) not in (2, 3) or any(p < 0 for p in parts) or any(p >= 60 for p in parts[1:]):
+                raise ValueError
+            h, m, sec = (parts + [0])[:3]
+            return float(3600 * h + 60 * m + sec)
+        value = float(s)
+    except ValueError:
+        raise ConfigError(f"{where}: time {text!r} is neither seconds nor HH:MM[:SS]") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{where}: time {text!r} must be a non-negative number of seconds")
+    return value
+
+
+def clock(seconds: float) -> str:
+    """``HH:MM`` (or ``HH:MM:SS``) of a time in seconds, for messages and reports."""
+    s = int(round(seconds))
+    h, m, sec = s // 3600, s // 60 % 60, s % 60
+    return f"{h:02d}:{m:02d}" if sec == 0 else f"{h:02d}:{m:02d}:{sec:02d}"
+
+
+def _count_value(text: str | None, where: str) -> float:
+    s = (text or "").strip()
+    if not s:
+        raise ConfigError(f"{where}: count is missing")
+    try:
+        value = float(s)
+    except ValueError:
+        raise ConfigError(f"{where}: count {s!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: count {s!r} is not a number")
+    if value < 0:
+        raise ConfigError(f"{where}: count {s} is negative")
+    return value
+
+
+def _make(begin: str, end: str, edge: str | None, to_edge: str | None, count: str | None,
+          where: str) -> Count:
+    b, e = parse_time(begin, where), parse_time(end, where)
+    if e <= b:
+        raise ConfigError(f"{where}: interval_end {end.strip()} is not after interval_start {begin.strip()}")
+    edge = (edge or "").strip()
+    if not edge:
+        raise ConfigError(f"{where}: edge is missing")
+    to = (to_edge or "").strip() or None
+    return Count(b, e, edge, to, _count_value(count, where), where)
+
+
+# ----------------------------------------------------------------------------- readers
+
+def read_counts(path: str | Path, edge_attribute: str = "entered",
+                turn_attribute: str = "count") -> CountSet:
+    """Read and validate a counts CSV or SUMO edgeData/edgeRelation XML file.
+
+    The format is chosen by content: a file whose first character is ``<`` is XML
+    (``edge_attribute``/``turn_attribute`` name the count attribute of ``<edge>``
+    and ``<edgeRelation>``, as in routeSampler), anything else must be the CSV
+    format of this module. Rows are checked on their own (times, counts) and
+    together (no two overlapping intervals at one location).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read counts file ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a counts file: not UTF-8 text (CSV or SUMO XML expected)") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: not a counts file: binary content (CSV or SUMO XML expected)")
+    if text.lstrip().startswith("<"):
+        counts = _read_xml(path, raw, edge_attribute, turn_attribute)
+    else:
+        counts = _read_csv(path, text)
+    if not counts:
+        raise ConfigError(f"{path}: no counts in file")
+    check_overlaps(counts)
+    return CountSet(path, tuple(counts))
+
+
+def _read_csv(path: Path, text: str) -> list[Count]:
+    lines = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1)
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise ConfigError(f"{path}: no counts in file")
+    header_line, header = lines[0]
+    try:
+        names = [h.strip().lower() for h in next(csv.reader([header]))]
+    except csv.Error as exc:
+        raise ConfigError(f"{path}:{header_line}: not a counts CSV ({exc})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise ConfigError(
+            f"{path}:{header_line}: not a counts CSV: header needs columns {', '.join(COLUMNS)} "
+            f"(to_edge optional); missing {', '.join(missing)}"
+        )
+    unknown = [n for n in names if n not in COLUMNS]
+    if unknown:
+        raise ConfigError(f"{path}:{header_line}: unknown column {unknown[0]!r} (columns: {', '.join(COLUMNS)})")
+    out = []
+    for line_no, line in lines[1:]:
+        where = f"{path}:{line_no}"
+        try:
+            cells = next(csv.reader(io.StringIO(line)))
+        except csv.Error as exc:
+            raise ConfigError(f"{where}: not valid CSV ({exc})") from None
+        if len(cells) != len(names):
+            raise ConfigError(f"{where}: {len(cells)} fields, the header has {len(names)}")
+        row = dict(zip(names, cells))
+        out.append(_make(row["interval_start"], row["interval_end"], row["edge"], row.get("to_edge"),
+                         row["count"], where))
+    return out
+
+
+def _read_xml(path: Path, raw: bytes, edge_attribute: str, turn_attribute: str) -> list[Count]:
+    """SUMO data files: ``<interval begin end>`` holding ``<edge>`` and ``<edgeRelation>``."""
+    out: list[Count] = []
+    interval: list[tuple[str, str] | None] = [None]
+    parser = xml.parsers.expat.ParserCreate()
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        where = f"{path}:{parser.CurrentLineNumber}"
+        if tag == "interval":
+            if "begin" not in attrs or "end" not in attrs:
+                raise ConfigError(f"{where}: <interval> needs begin and end")
+            interval[0] = (attrs["begin"], attrs["end"])
+        elif tag in ("edge", "edgeRelation"):
+            if interval[0] is None:
+                raise ConfigError(f"{where}: <{tag}> outside an <interval>")
+            begin, end = interval[0]
+            if tag == "edge":
+                attr, edge, to = edge_attribute, attrs.get("id"), None
+                if not edge:
+                    raise ConfigError(f"{where}: <edge> without id")
+            else:
+                attr, edge, to = turn_attribute, attrs.get("from"), attrs.get("to")
+                if not edge or not to:
+                    raise ConfigError(f"{where}: <edgeRelation> needs from and to")
+            if attr not in attrs:
+                raise ConfigError(f"{where}: <{tag}> has no {attr!r} attribute (the count)")
+            out.append(_make(begin, end, edge, to, attrs[attr], where))
+
+    def end(tag: str) -> None:
+        if tag == "interval":
+            interval[0] = None
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(raw, True)
+    except xml.parsers.expat.ExpatError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: not valid XML ({xml.parsers.expat.ErrorString(exc.code)})") from None
+    return out
+
+
+def check_overlaps(counts: Iterable[Count]) -> None:
+    """ConfigError naming both rows if two intervals of one location overlap (or repeat)."""
+    by_location: dict[str, list[Count]] = {}
+    for c in counts:
+        by_location.setdefault(c.location, []).append(c)
+    for location, rows in by_location.items():
+        rows.sort(key=lambda c: (c.begin, c.end))
+        for prev, cur in zip(rows, rows[1:]):
+            if cur.begin < prev.end:
+                what = "repeats" if (cur.begin, cur.end) == (prev.begin, prev.end) else "overlaps"
+                raise ConfigError(
+                    f"{cur.row}: interval {clock(cur.begin)}-{clock(cur.end)} at {location} {what} "
+                    f"{clock(prev.begin)}-{clock(prev.end)} of {prev.row}"
+                )
+
+
+def check_network(counts: CountSet, edges: set[str]) -> None:
+    """ConfigError naming the row of the first count whose edge is not in the network."""
+    for c in counts.counts:
+        for e in (c.edge, c.to_edge):
+            if e is not None and e not in edges:
+                raise ConfigError(f"{c.row}: edge {e!r} does not exist in the network")
+
+
+def write_csv(counts: Iterable[Count], path: Path, comments: Iterable[str] = ()) -> None:
+    """Write counts in this module's CSV format (clock times), atomically."""
+    from engine.calibrate.files import write_text_atomic
+
+    buf = io.StringIO()
+    for line in comments:
+        buf.write(f"# {line}\n" if line else "#\n")
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for c in counts:
+        value = int(c.value) if float(c.value).is_integer() else c.value
+        w.writerow([clock(c.begin), clock(c.end), c.edge, c.to_edge or "", value])
+    write_text_atomic(path, buf.getvalue())

@@ -1,0 +1,142 @@
+"""Counts in, calibrated scenario folder out: read, sample routes, simulate, compare, report.
+
+The output folder is a scenario like any other (``network.yaml`` with ``net``,
+``routes``, ``duration``), so ``--network OUTDIR`` works for every command.
+Simulation time 0 of the twin is the start of the counts' window.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from engine.calibrate.counts import Count, check_network, clock, read_counts
+from engine.calibrate.files import write_text_atomic
+from engine.calibrate.geh import Comparison, Summary, compare
+from engine.calibrate.measure import bin_seconds, simulate_counts
+from engine.calibrate.report import ReportInfo, write_report
+from engine.calibrate.sampler import (enumerate_routes, read_candidates, read_net, run_route_sampler,
+                                      unroutable, write_candidates, write_count_data)
+from engine.errors import ConfigError
+from engine.scenario import Scenario
+
+ROUTES_FILE = "routes.rou.xml"
+VTYPES_FILE = "vtypes.rou.xml"
+WORK_DIR = "sampler"  # routeSampler's inputs and log, kept for inspection
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What ``calibrate`` produced."""
+
+    out: Path
+    rows: list[Comparison]
+    summary: Summary
+    unroutable: list[Count]
+    vehicles: int
+    wall_s: float
+
+
+def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: str | Path = "calibrated",
+              begin: float | None = None, end: float | None = None, seed: int = 1,
+              bus_share: float = 0.0, candidates: str | Path | None = None,
+              edge_attribute: str = "entered", turn_attribute: str = "count",
+              log: Callable[[str], None] = lambda msg: None) -> Calibration:
+    """Build a scenario folder whose demand reproduces ``counts_file`` and report how well.
+
+    ``begin``/``end`` (seconds in the counts' clock) keep only the counts inside
+    that window; ``bus_share`` makes that share of the sampled vehicles buses.
+    """
+    t0 = time.perf_counter()
+    if not 0.0 <= bus_share <= 1.0:
+        raise ConfigError(f"--bus-share must be in [0, 1], got {bus_share:g}")
+    base = Scenario.of_network(network)
+    counts = read_counts(counts_file, edge_attribute, turn_attribute).window(begin, end)
+    net = read_net(base.net_file)
+    check_network(counts, set(net.edges))
+    offset = counts.begin if begin is None else begin
+    duration = (counts.end if end is None else end) - offset
+    bin_seconds(counts.counts, offset)  # whole-second bounds, before any long work
+
+    out = Path(out)
+    work = out / WORK_DIR
+    work.mkdir(parents=True, exist_ok=True)
+    if candidates is not None:
+        routes = read_candidates(Path(candidates), net)
+    else:
+        routes = enumerate_routes(net)
+    log(f"{len(counts.counts)} counts at {len(counts.locations)} locations, "
+        f"{clock(offset)}-{clock(offset + duration)}; {len(routes)} candidate routes")
+    lost = unroutable(counts.counts, routes)
+    if lost:
+        locs = sorted({c.location for c in lost})
+        log(f"warning: {len(lost)} count(s) at {len(locs)} location(s) no route can pass: "
+            f"{', '.join(locs[:5])}{' ...' if len(locs) > 5 else ''} (kept in the report)")
+
+    # the scenario folder: network (+ its additional files), vehicle types, sampled routes
+    net_copy = _copy_into(base.net_file, out)
+    additional = [_copy_into(a, out) for a in base.additional_files]
+    write_text_atomic(out / VTYPES_FILE, _vtypes(bus_share))
+    cand_file, edge_file, turn_file = work / "candidates.rou.xml", work / "counts.edgedata.xml", work / "counts.turns.xml"
+    write_candidates(routes, cand_file)
+    has_edges, has_turns = write_count_data(counts.counts, offset, edge_file, turn_file)
+    vehicle_type = "mix" if 0 < bus_share < 1 else ("bus" if bus_share == 1 else "car")
+    sampled = work / "routes.sampled.xml"
+    log("sampling routes with routeSampler.py ...")
+    run_route_sampler(cand_file, edge_file if has_edges else None, turn_file if has_turns else None,
+                      0.0, duration, sampled, seed,
+                      f'type="{vehicle_type}" departLane="best" departSpeed="max"', work / "routeSampler.log")
+    shutil.move(sampled, out / ROUTES_FILE)
+    vehicles = (out / ROUTES_FILE).read_text(encoding="utf-8").count("<vehicle ")
+    meta = {
+        "net": net_copy,
+        "routes": [VTYPES_FILE, ROUTES_FILE],
+        "duration": float(duration),
+        "signals": list(net.signals),
+        "description": (f"Demand calibrated to {Path(counts_file).name} with routeSampler.py "
+                        f"(seed {seed}); simulation time 0 is {clock(offset)} of the counts."),
+    }
+    if additional:
+        meta["additional"] = additional
+    _write_yaml(out / "network.yaml", meta)
+
+    log(f"simulating the twin ({duration:g} s, {vehicles} vehicles) ...")
+    twin = Scenario.load(out, seed=seed)
+    simulated = simulate_counts(twin, counts.counts, offset)
+    rows = compare(counts.counts, simulated, lost)
+    wall = time.perf_counter() - t0
+    info = ReportInfo(network=str(network), counts_file=Path(counts_file), seed=seed, vehicles=vehicles,
+                      candidates=len(routes), wall_s=wall)
+    summary = write_report(out, rows, info)
+    meta["calibration"] = {"counts": str(Path(counts_file)), "begin": clock(offset),
+                           "end": clock(offset + duration), "geh_ok_share": round(summary.share, 4),
+                           "r2": round(summary.r2, 4), "verdict": summary.verdict()}
+    _write_yaml(out / "network.yaml", meta)
+    return Calibration(out=out, rows=rows, summary=summary, unroutable=lost, vehicles=vehicles, wall_s=wall)
+
+
+def _copy_into(src: Path, folder: Path) -> str:
+    """Copy ``src`` into ``folder`` (unless it is already there); its name there."""
+    dst = folder / src.name
+    if not (dst.exists() and dst.resolve() == src.resolve()):
+        shutil.copyfile(src, dst)
+    return src.name
+
+
+def _vtypes(bus_share: float) -> str:
+    from engine.demand import VTYPES
+
+    dist = ""
+    if 0 < bus_share < 1:
+        dist = f'    <vTypeDistribution id="mix" vTypes="car bus" probabilities="{1 - bus_share:g} {bus_share:g}"/>\n'
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<routes>\n{VTYPES}{dist}</routes>\n'
+
+
+def _write_yaml(path: Path, meta: dict) -> None:
+    head = "# A calibrated twin written by `cqsignal calibrate`: use it with --network <this folder>.\n"
+    write_text_atomic(path, head + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))

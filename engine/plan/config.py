@@ -1,0 +1,137 @@
+"""The plan config (YAML), validated by pydantic: an unknown key or bad value is one line naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine.errors import ConfigError
+
+Method = Literal["webster", "green_wave", "optimise"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Constraints(_Strict):
+    """Hard limits every plan obeys (validation refuses a plan that breaks one)."""
+
+    cycle_min_s: int = Field(60, ge=10)
+    cycle_max_s: int = Field(180, ge=10, le=600)
+    min_green_s: float = Field(7.0, ge=1)
+    # Green phases that run a through movement carry the parallel pedestrian crossing.
+    pedestrian_min_s: float | None = Field(15.0, ge=1)
+    pedestrian_min_by_signal: dict[str, float] = Field(default_factory=dict)
+    yellow_s: float = Field(3.0, ge=0)
+    all_red_s: float = Field(2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Constraints":
+        if self.cycle_max_s < self.cycle_min_s:
+            raise ValueError(f"cycle_max_s ({self.cycle_max_s}) < cycle_min_s ({self.cycle_min_s})")
+        return self
+
+
+class Corridor(_Strict):
+    """The coordinated route: signals in order and the speed platoons progress at."""
+
+    signals: list[str] | None = None  # default: the network's signal list, in order
+    progression_speed_kmh: float | None = Field(None, gt=5, le=120)  # None: each link's speed limit
+    speed_factor: float = Field(1.0, gt=0.3, le=1.5)  # times the limit when no speed is given
+    direction_weights: tuple[float, float] = (1.0, 1.0)  # band weight (forward, backward)
+
+
+class Evaluation(_Strict):
+    """How plans are simulated (search and before/after tables)."""
+
+    duration_s: float = Field(1800.0, gt=0)
+    seeds: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
+    scale: float = Field(1.0, gt=0)
+    stops_weight: float = Field(0.0, ge=0)  # objective = mean delay + w * mean stops
+
+
+class Optimiser(_Strict):
+    """Budget and search space of the ``optimise`` method."""
+
+    sampler: Literal["tpe", "cmaes", "random"] = "tpe"
+    trials: int = Field(30, ge=1, le=10000)
+    seed: int = Field(0, ge=0)
+    cycle_step_s: int = Field(5, ge=1)
+    bias_range: tuple[float, float] = (0.7, 1.5)
+    speed_factor_range: tuple[float, float] = (0.7, 1.2)
+    offset_shift_s: float = Field(0.0, ge=0)  # +- per-signal offset tweak (0: none)
+    timeout_s: float | None = Field(None, gt=0)
+
+
+class Report(_Strict):
+    """Before/after tables: which periods and seeds to simulate for them."""
+
+    enabled: bool = True
+    periods: list[str] | None = None  # default: every planned period
+    seeds: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    duration_s: float | None = Field(None, gt=0)  # default: evaluation.duration_s
+    diagram_cycles: int = Field(3, ge=1, le=10)
+
+
+class PlanConfig(_Strict):
+    """One ``cqsignal plan`` run."""
+
+    network: str = "chongqing"
+    periods: list[str] = Field(default_factory=lambda: ["am_peak", "midday", "pm_peak", "night"], min_length=1)
+    schedule: list[str] | None = None  # periods the WAUT switches between by time of day; default: periods
+    method: Method = "green_wave"
+    methods: dict[str, Method] = Field(default_factory=dict)  # per-period override
+    design_flow: Literal["peak_15min", "hourly"] = "peak_15min"
+    constraints: Constraints = Constraints()
+    corridor: Corridor = Corridor()
+    evaluation: Evaluation = Evaluation()
+    optimiser: Optimiser = Optimiser()
+    report: Report = Report()
+
+    @model_validator(mode="after")
+    def _periods(self) -> "PlanConfig":
+        if len(set(self.periods)) != len(self.periods):
+            raise ValueError("periods: listed twice")
+        for key, names in (("methods", list(self.methods)), ("schedule", self.schedule or []),
+                           ("report.periods", self.report.periods or [])):
+            stray = [p for p in names if p not in self.periods]
+            if stray:
+                raise ValueError(f"{key}: period {stray[0]!r} is not in periods")
+        return self
+
+    def method_of(self, period: str) -> Method:
+        return self.methods.get(period, self.method)
+
+
+def load_plan_config(path: str | Path) -> PlanConfig:
+    """Read and validate a plan config; ConfigError naming the file and field on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read plan config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings")
+    try:
+        return PlanConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    msg = err["msg"].removeprefix("Value error, ")
+    value = err.get("input")
+    shown = "" if isinstance(value, dict) or err["type"] == "value_error" else f" (got {value!r})"
+    return f"{where}: {msg}{shown}" if where else f"{msg}{shown}"

@@ -1,0 +1,139 @@
+"""Simulating plans: a fixed-time controller that runs a plan's programs, and seed-averaged KPIs.
+
+A plan runs in SUMO as an additional file (SUMO runs the program loaded last),
+through the same :func:`engine.runner.run_controller` as every other
+controller, so its KPIs are the ones ``simulate`` and ``bench`` report. Route
+files are generated once per seed and reused by every candidate plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import ConfigError
+from engine.loop import LoopOptions, TrafficState
+from engine.metrics import KPIs
+from engine.plan.export import programs_xml, write_text_atomic
+from engine.plan.model import Plan, PeriodPlan
+from engine.runner import run_controller
+from engine.scenario import Scenario
+from engine.signals import Intersection
+
+
+class PlanPrograms:
+    """Fixed-time controller: SUMO runs the programs of an exported plan file.
+
+    With several programs per signal (a time-of-day export), only the scenario
+    period's programs are loaded (its WAUT is left out: a period's run starts at
+    simulation time 0, not at the period's time of day).
+    """
+
+    adaptive = False
+
+    def __init__(self, additional: Path, name: str = "plan") -> None:
+        self.additional = Path(additional)
+        if not self.additional.is_file():
+            raise ConfigError(f"plan file not found: {self.additional}")
+        self.name = name
+
+    def setup(self, loop) -> None:
+        """Add the programs to the scenario (called before the loop starts SUMO)."""
+        path = _period_only(self.additional, loop.scenario.period, loop.workdir)
+        loop.scenario = loop.scenario.with_options(additional_files=loop.scenario.additional_files + (path,))
+
+    def decide(self, state: TrafficState) -> np.ndarray:
+        return np.full(len(state.phase), -1, dtype=np.int64)
+
+
+def _period_only(path: Path, period: str | None, workdir: Path) -> Path:
+    """``path`` itself, or a copy holding only ``period``'s programs when it has several per signal."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise ConfigError(f"{path}: malformed XML ({exc})") from None
+    logics = root.findall("tlLogic")
+    programs = {el.get("programID") for el in logics}
+    if len(programs) <= 1 and root.find("WAUT") is None:
+        return path
+    if period not in programs:
+        raise ConfigError(f"{path}: no programs for period {period!r} (it has {', '.join(sorted(programs))})")
+    keep = ET.Element("additional")
+    keep.extend(el for el in logics if el.get("programID") == period)
+    out = Path(workdir) / f"{path.stem}.{period}.add.xml"
+    write_text_atomic(out, ET.tostring(keep, encoding="unicode"))
+    return out
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A plan's KPIs on each evaluation seed and the search objective."""
+
+    kpis: tuple[KPIs, ...]
+    objective: float
+
+    @property
+    def mean_delay(self) -> float:
+        return statistics.fmean(k.mean_delay_s for k in self.kpis)
+
+    @property
+    def mean_stops(self) -> float:
+        return statistics.fmean(k.mean_stops for k in self.kpis)
+
+
+def objective(kpis: Sequence[KPIs], stops_weight: float) -> float:
+    """Mean delay (+ weight x stops) over seeds: what the search minimises."""
+    return statistics.fmean(k.mean_delay_s + stops_weight * k.mean_stops for k in kpis)
+
+
+class Evaluator:
+    """Runs period plans (or the network's defaults) on fixed seeds with cached routes."""
+
+    def __init__(self, scenario: Scenario, seeds: Sequence[int], duration: float, scale: float = 1.0,
+                 stops_weight: float = 0.0, workdir: Path | None = None) -> None:
+        self.base = scenario.with_options(duration=duration, scale=scale)
+        self.seeds = tuple(seeds)
+        self.stops_weight = stops_weight
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="cqsignal-plan-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.runs = 0
+
+    def scenario(self, seed: int) -> Scenario:
+        """The base scenario for ``seed`` with its routes generated once."""
+        sc = self.base.with_options(seed=seed)
+        if sc.demand_file is None:
+            return sc
+        routes = sc.prepare_routes(self.workdir)
+        return dataclasses.replace(sc, demand_file=None, route_files=routes)
+
+    def run(self, pp: PeriodPlan | None, intersections: Mapping[str, Intersection],
+            progress: Callable[[float, float], None] | None = None, out: Path | None = None) -> Evaluation:
+        """KPIs of ``pp`` (None: the network's own programs) on every seed."""
+        from engine.controllers import FixedTime
+
+        results = []
+        for i, seed in enumerate(self.seeds):
+            sc = self.scenario(seed)
+            if pp is None:
+                controller = FixedTime(sc)
+            else:
+                add = self.workdir / f"candidate_{pp.period}.add.xml"
+                write_text_atomic(add, programs_xml(Plan("candidate", {pp.period: pp}), intersections))
+                controller = PlanPrograms(add, name=pp.method)
+            tick = None
+            if progress is not None:
+                n, total = len(self.seeds), sc.duration
+
+                def tick(done: float, _total: float, i: int = i) -> None:
+                    progress(i * total + done, n * total)
+            results.append(run_controller(sc, controller, LoopOptions(adaptive=False), progress=tick,
+                                          out=(out / f"seed{seed}") if out else None))
+            self.runs += 1
+        return Evaluation(tuple(results), objective(results, self.stops_weight))

@@ -1,0 +1,117 @@
+"""Webster and green-wave period plans from a period's demand.
+
+Each signal's critical flow ratios come from :mod:`engine.webster` (the one place
+the formula lives); the common cycle is the longest Webster cycle among the
+signals (the critical intersection sets it), within the cycle bounds. Greens
+share each signal's effective green in proportion to its ratios (times a bias
+on the arterial's coordinated phases when searching), never below a phase's
+minimum. The green wave adds the offsets of the widest two-way band.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from engine.errors import ConfigError
+from engine.plan.config import Constraints
+from engine.plan.corridor import Corridor, coordinated_phases
+from engine.plan.green_wave import green_wave_offsets
+from engine.plan.model import PeriodPlan, SignalTiming, clearance_time, phase_minimums, shares_to_greens
+from engine.signals import Intersection
+from engine.webster import intersection_flow_ratios, webster_timing
+
+Flows = Mapping[tuple[str, str], float]
+
+
+def design_flows(demand_file: Path, net_file: Path, period: str, scale: float = 1.0,
+                 design: str = "peak_15min") -> dict[tuple[str, str], float]:
+    """Movement flows (veh/h) to design for: the hourly flow, or the peak 15 minutes' rate (v / PHF)."""
+    from engine.demand import load_demand, movement_flows
+
+    demand = load_demand(demand_file)
+    flows = movement_flows(demand, net_file, period, scale)
+    if design == "peak_15min":
+        phf = demand.period(period).phf
+        flows = {k: v / phf for k, v in flows.items()}
+    return flows
+
+
+def signal_ratios(intersections: Mapping[str, Intersection], flows: Flows) -> dict[str, list[float]]:
+    """Critical flow ratio of each green phase, per signal."""
+    return {sid: intersection_flow_ratios(ix, flows) for sid, ix in intersections.items()}
+
+
+def common_cycle(intersections: Mapping[str, Intersection], ratios: Mapping[str, Sequence[float]],
+                 limits: Constraints) -> tuple[float, dict[str, float]]:
+    """The common cycle (longest Webster cycle, whole seconds) and each signal's own Webster cycle."""
+    own: dict[str, float] = {}
+    need = 0.0
+    for sid, ix in intersections.items():
+        mins = phase_minimums(ix, limits)
+        lost = clearance_time(ix)
+        t = webster_timing(ratios[sid], lost, limits.cycle_min_s, limits.cycle_max_s, min_green=min(mins))
+        own[sid] = t.cycle
+        need = max(need, lost + sum(mins))
+    if need > limits.cycle_max_s:
+        raise ConfigError(f"constraints: minimum greens plus clearances need a {need:g} s cycle, "
+                          f"above cycle_max_s {limits.cycle_max_s}")
+    cycle = max(max(own.values()), need, limits.cycle_min_s)
+    return float(min(math.ceil(cycle - 1e-9), limits.cycle_max_s)), own
+
+
+def split_greens(ix: Intersection, ratios: Sequence[float], cycle: float, limits: Constraints,
+                 boost: Sequence[int] = (), bias: float = 1.0) -> tuple[float, ...]:
+    """Webster greens of ``ix`` at ``cycle``; phases in ``boost`` weigh ``bias`` times their ratio."""
+    mins = phase_minimums(ix, limits)
+    lost = clearance_time(ix)
+    t = webster_timing(ratios, lost, cycle, cycle, min_green=min(mins))
+    if abs(t.cycle - cycle) > 0.5:
+        raise ConfigError(f"signal {ix.id}: cannot fit its phases in a {cycle:g} s cycle "
+                          f"(needs {t.cycle:g} s)")
+    weights = [g * (bias if k in boost else 1.0) for k, g in enumerate(t.greens)]
+    return shares_to_greens(weights, cycle - lost, mins)
+
+
+def webster_period_plan(period: str, intersections: Mapping[str, Intersection], flows: Flows,
+                        limits: Constraints, cycle: float | None = None) -> PeriodPlan:
+    """Common Webster cycle and splits, offsets 0 (isolated operation on one cycle)."""
+    ratios = signal_ratios(intersections, flows)
+    c, own = common_cycle(intersections, ratios, limits)
+    c = float(cycle) if cycle is not None else c
+    timings = {sid: SignalTiming(sid, 0.0, split_greens(ix, ratios[sid], c, limits))
+               for sid, ix in intersections.items()}
+    notes = {"webster_cycles": {s: round(v, 1) for s, v in own.items()},
+             "flow_ratio": {s: round(sum(r), 3) for s, r in ratios.items()}}
+    return PeriodPlan(period=period, method="webster", cycle=c, timings=timings, notes=notes)
+
+
+def green_wave_period_plan(period: str, intersections: Mapping[str, Intersection], flows: Flows,
+                           limits: Constraints, corridor: Corridor, cycle: float | None = None,
+                           bias: float = 1.0, weights: tuple[float, float] = (1.0, 1.0),
+                           seed: int = 0) -> PeriodPlan:
+    """Webster splits on the common cycle plus offsets of the widest two-way band.
+
+    ``bias`` weighs the arterial's coordinated phases (1: plain Webster); the
+    optimiser searches it together with ``cycle`` and the corridor's speed.
+    """
+    ratios = signal_ratios(intersections, flows)
+    c, own = common_cycle(intersections, ratios, limits)
+    c = float(cycle) if cycle is not None else c
+    greens = {}
+    for sid, ix in intersections.items():
+        boost: tuple[int, ...] = ()
+        if sid in corridor.signals:
+            i = corridor.signals.index(sid)
+            boost = tuple(set(coordinated_phases(ix, corridor.forward_links[i]))
+                          | set(coordinated_phases(ix, corridor.backward_links[i])))
+        greens[sid] = split_greens(ix, ratios[sid], c, limits, boost, bias)
+    corridor_ix = {s: intersections[s] for s in corridor.signals}
+    offsets, bands = green_wave_offsets(corridor, corridor_ix, greens, c, weights, seed)
+    timings = {sid: SignalTiming(sid, float(offsets.get(sid, 0.0)), greens[sid]) for sid in intersections}
+    notes = {"webster_cycles": {s: round(v, 1) for s, v in own.items()},
+             "flow_ratio": {s: round(sum(r), 3) for s, r in ratios.items()},
+             "band_forward_s": bands.forward, "band_backward_s": bands.backward,
+             "bias": bias, "travel_forward_s": [round(t, 1) for t in corridor.forward_times]}
+    return PeriodPlan(period=period, method="green_wave", cycle=c, timings=timings, notes=notes)
