@@ -63,7 +63,8 @@ class Demand:
     def period(self, name: str) -> Period:
         """The period ``name``; ConfigError if the file does not define it."""
         if name not in self.periods:
-            raise ConfigError(f"{self.path}: unknown period {name!r}; known: {', '.join(self.periods)}")
+            known = ", ".join(self.periods)
+            raise ConfigError(f"{self.path}: unknown period {name!r}; known: {known}")
         return self.periods[name]
 
 
@@ -108,7 +109,7 @@ def _period(path: Path, name: str, raw: object) -> Period:
     turns: dict[str, dict[str, tuple[float, float, float]]] = {}
     for node, approaches in raw["turns"].items():
         if not isinstance(approaches, dict):
-            raise ConfigError(f"{where}.turns.{node}: expected a mapping of approach to [left, through, right]")
+            raise ConfigError(f"{where}.turns.{node}: expected approach: [left, through, right]")
         turns[str(node)] = {}
         for appr, shares in approaches.items():
             w = f"{where}.turns.{node}.{appr}"
@@ -142,7 +143,8 @@ def load_demand(path: Path) -> Demand:
         raise ConfigError(f"{path}: periods: missing or not a mapping")
     unknown = [p for p in raw["periods"] if p not in PERIODS]
     if unknown:
-        raise ConfigError(f"{path}: periods.{unknown[0]}: unknown period; allowed: {', '.join(PERIODS)}")
+        allowed = ", ".join(PERIODS)
+        raise ConfigError(f"{path}: periods.{unknown[0]}: unknown period; allowed: {allowed}")
     missing = [p for p in PERIODS if p not in raw["periods"]]
     if missing:
         raise ConfigError(f"{path}: periods.{missing[0]}: missing")
@@ -199,12 +201,16 @@ def _graph(net_file: Path) -> _Graph:
     return _graph_cached(str(path.resolve()), path.stat().st_mtime)
 
 
-def _routes(graph: _Graph, period: Period, source: Path, entry: str) -> list[tuple[tuple[str, ...], float]]:
+Route = tuple[tuple[str, ...], float]  # edges, probability
+
+
+def _routes(graph: _Graph, period: Period, source: Path, entry: str) -> list[Route]:
     """All routes from ``entry`` with their probabilities, chaining turning shares."""
     if entry not in graph.successors:
-        raise ConfigError(f"{source}: periods.{period.name}.entries.{entry}: no such edge in the network")
-    done: list[tuple[tuple[str, ...], float]] = []
-    stack: list[tuple[tuple[str, ...], float]] = [((entry,), 1.0)]
+        where = f"{source}: periods.{period.name}.entries.{entry}"
+        raise ConfigError(f"{where}: no such edge in the network")
+    done: list[Route] = []
+    stack: list[Route] = [((entry,), 1.0)]
     while stack:
         path, prob = stack.pop()
         edge = path[-1]
@@ -227,17 +233,18 @@ def _routes(graph: _Graph, period: Period, source: Path, entry: str) -> list[tup
             for turn, share in zip(TURNS, shares):
                 targets = by_turn.get(turn, [])
                 if share > 0 and not targets:
-                    raise ConfigError(f"{where}: {turn} share {share} but no {turn} turn exists there")
+                    raise ConfigError(f"{where}: {turn} share {share} but no {turn} turn there")
                 branches += [(to, share / len(targets)) for to in targets]
         for to, p in branches:
             if to in path:
-                raise NetworkError(f"route from {entry} loops at edge {to}; demand routing needs a loop-free net")
+                raise NetworkError(f"route from {entry} loops at edge {to}; routing needs no loops")
             if p > 0:
                 stack.append((path + (to,), prob * p))
     return sorted(done)
 
 
-def _route_table(demand: Demand, net_file: Path, period: str) -> list[tuple[str, float, list[tuple[tuple[str, ...], float]]]]:
+def _route_table(demand: Demand, net_file: Path,
+                 period: str) -> list[tuple[str, float, list[Route]]]:
     """(entry, veh/h, routes) for every entry of ``period``, in sorted entry order."""
     p = demand.period(period)
     graph = _graph(net_file)
@@ -246,7 +253,8 @@ def _route_table(demand: Demand, net_file: Path, period: str) -> list[tuple[str,
 
 # ----------------------------------------------------------------------------- outputs
 
-def movement_flows(demand: Demand, net_file: Path, period: str, scale: float = 1.0) -> dict[tuple[str, str], float]:
+def movement_flows(demand: Demand, net_file: Path, period: str,
+                   scale: float = 1.0) -> dict[tuple[str, str], float]:
     """Expected hourly flow (veh/h, peak-hour average) of every (from_edge, to_edge) movement.
 
     Computed from the same route probabilities the vehicles are drawn from.
@@ -277,7 +285,8 @@ def write_routes(demand: Demand, net_file: Path, period: str, seed: int, scale: 
     byte-identical file. The file is written to a temp file and moved into place.
     """
     if scale < 0 or duration <= 0:
-        raise ConfigError(f"write_routes: need scale >= 0 and duration > 0, got {scale}, {duration}")
+        raise ConfigError(f"write_routes: need scale >= 0 and duration > 0, "
+                          f"not {scale} and {duration}")
     p = demand.period(period)
     table = _route_table(demand, net_file, period)
     rng = np.random.default_rng(seed)
@@ -293,7 +302,7 @@ def write_routes(demand: Demand, net_file: Path, period: str, seed: int, scale: 
         for j, (edges, _) in enumerate(routes):
             route_lines.append(f'    <route id="{entry}.r{j}" edges="{" ".join(edges)}"/>\n')
         counts = rng.poisson(volume * scale * rate_share * lengths)
-        t = np.concatenate([s + rng.random(c) * length for s, c, length in zip(starts, counts, lengths)])
+        t = np.concatenate([s + rng.random(c) * ln for s, c, ln in zip(starts, counts, lengths)])
         probs = np.array([pr for _, pr in routes])
         times.append(t)
         route_ix.append(offset + rng.choice(len(routes), size=len(t), p=probs / probs.sum()))
@@ -304,13 +313,14 @@ def write_routes(demand: Demand, net_file: Path, period: str, seed: int, scale: 
     order = np.argsort(t_all, kind="stable")
     r_all, b_all = np.concatenate(route_ix)[order], np.concatenate(buses)[order]
     vehicle_lines = [
-        f'    <vehicle id="{i}" type="{"bus" if b else "car"}" route="{route_ids[r]}" depart="{t:.2f}" '
-        f'departLane="best" departSpeed="max"/>\n'
+        f'    <vehicle id="{i}" type="{"bus" if b else "car"}" route="{route_ids[r]}" '
+        f'depart="{t:.2f}" departLane="best" departSpeed="max"/>\n'
         for i, (t, r, b) in enumerate(zip(t_all[order], r_all, b_all))
     ]
     text = "".join([
         '<?xml version="1.0" encoding="UTF-8"?>\n',
-        f"<!-- cqsignal synthetic demand: period={period} seed={seed} scale={scale} duration={duration} -->\n",
+        f"<!-- cqsignal synthetic demand: period={period} seed={seed} scale={scale} "
+        f"duration={duration} -->\n",
         "<routes>\n", VTYPES, *route_lines, *vehicle_lines, "</routes>\n",
     ])
     _write_atomic(Path(out_path), text)
@@ -331,7 +341,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 # ----------------------------------------------------------------------------- v/c
 
-def phase_flow_ratios(demand: Demand, net_file: Path, period: str, scale: float = 1.0) -> dict[str, tuple[list[float], float, float]]:
+def phase_flow_ratios(demand: Demand, net_file: Path, period: str,
+                      scale: float = 1.0) -> dict[str, tuple[list[float], float, float]]:
     """Per signal: (critical flow ratio of each green phase, cycle C, lost time L).
 
     HCM-style: a phase's ratio is the largest v/(s * lanes) over the lane groups
@@ -364,13 +375,15 @@ def phase_flow_ratios(demand: Demand, net_file: Path, period: str, scale: float 
                     tos.add(t)
                     groups[f] = (lanes, tos, through or d == "s")
             ratios.append(max(
-                sum(flows.get((f, t), 0.0) for t in tos) / ((SAT_THROUGH if thr else SAT_TURN) * len(lanes))
+                sum(flows.get((f, t), 0.0) for t in tos)
+                / ((SAT_THROUGH if thr else SAT_TURN) * len(lanes))
                 for f, (lanes, tos, thr) in groups.items()))
         result[tls_id] = (ratios, cycle, cycle - green_time)
     return result
 
 
-def critical_vc(demand: Demand, net_file: Path, period: str, scale: float = 1.0) -> dict[str, float]:
+def critical_vc(demand: Demand, net_file: Path, period: str,
+                scale: float = 1.0) -> dict[str, float]:
     """Critical v/c of every signal, Xc = Y * C / (C - L), with the net's own programs."""
     return {tls: sum(r) * c / (c - lost)
             for tls, (r, c, lost) in phase_flow_ratios(demand, net_file, period, scale).items()}
@@ -389,8 +402,9 @@ def _sumo_check(demand: Demand, net_file: Path, period: str, seed: int) -> dict[
         routes, trips = Path(tmp) / "r.rou.xml", Path(tmp) / "trips.xml"
         n = write_routes(demand, net_file, period, seed, 1.0, 3600.0, routes)
         res = subprocess.run(
-            [str(sumo_home() / "bin" / "sumo"), "-n", str(net_file), "-r", str(routes), "--no-step-log",
-             "--end", "4500", "--seed", str(seed), "--tripinfo-output", str(trips), "--duration-log.statistics"],
+            [str(sumo_home() / "bin" / "sumo"), "-n", str(net_file), "-r", str(routes),
+             "--no-step-log", "--end", "4500", "--seed", str(seed),
+             "--tripinfo-output", str(trips), "--duration-log.statistics"],
             capture_output=True, text=True, env=sumo_env())
         if res.returncode != 0:
             raise NetworkError(f"sumo failed on {net_file}: {res.stderr.strip().splitlines()[-1:]}")
@@ -398,7 +412,8 @@ def _sumo_check(demand: Demand, net_file: Path, period: str, seed: int) -> dict[
     out = res.stdout + res.stderr
     teleports = re.search(r"Teleports: (\d+)", out)
     delays = [float(t.get("timeLoss")) + float(t.get("departDelay")) for t in done]
-    return {"vehicles": n, "arrived": len(done), "teleports": int(teleports.group(1)) if teleports else 0,
+    return {"vehicles": n, "arrived": len(done),
+            "teleports": int(teleports.group(1)) if teleports else 0,
             "mean_delay_s": sum(delays) / max(len(delays), 1),
             "mean_speed_kmh": 3.6 * sum(float(t.get("routeLength")) for t in done)
             / max(sum(float(t.get("duration")) for t in done), 1.0)}
@@ -418,15 +433,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     info = networks.manifest(args.network)
     demand, net = load_demand(Path(info["demand"])), Path(info["net"])
-    print(f"{args.network} {args.period}: critical v/c with the default programs (s=1600/1500 veh/h/lane)")
-    print("| signal | flow ratio per green phase | Y | C (s) | L (s) | Xc |\n|---|---|---|---|---|---|")
+    print(f"{args.network} {args.period}: critical v/c with the net's programs "
+          f"(s = {SAT_THROUGH:.0f} through, {SAT_TURN:.0f} turning veh/h/lane)")
+    print("| signal | flow ratio per green phase | Y | C (s) | L (s) | Xc |")
+    print("|---|---|---|---|---|---|")
     for tls, (ratios, cycle, lost) in phase_flow_ratios(demand, net, args.period).items():
         y = sum(ratios)
-        print(f"| {tls} | {' / '.join(f'{r:.3f}' for r in ratios)} | {y:.3f} | {cycle:.0f} | {lost:.0f} "
+        per_phase = " / ".join(f"{r:.3f}" for r in ratios)
+        print(f"| {tls} | {per_phase} | {y:.3f} | {cycle:.0f} | {lost:.0f} "
               f"| {y * cycle / (cycle - lost):.2f} |")
     if args.sumo:
         check = _sumo_check(demand, net, args.period, args.seed)
-        print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in check.items()))
+        print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in check.items()))
     return 0
 
 

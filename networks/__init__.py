@@ -29,7 +29,8 @@ def resolve(name: str) -> Path:
     """Folder of the embedded network ``name``; ConfigError naming the choices if unknown."""
     names = available()
     if name not in names:
-        raise ConfigError(f"network {name!r} is not embedded; available: {', '.join(names) or 'none'}")
+        choices = ", ".join(names) or "none"
+        raise ConfigError(f"network {name!r} is not embedded; available: {choices}")
     return NETWORKS_DIR / name
 
 

@@ -41,7 +41,8 @@ NETCONVERT_OPTIONS: tuple[str, ...] = (
     "--precision", "2",
     "--precision.geo", "6",
 )
-STAGES: tuple[tuple[str, str], ...] = (("EW", "through"), ("EW", "left"), ("NS", "through"), ("NS", "left"))
+STAGES: tuple[tuple[str, str], ...] = (
+    ("EW", "through"), ("EW", "left"), ("NS", "through"), ("NS", "left"))
 
 
 def sumo_home() -> Path:
@@ -72,7 +73,8 @@ def _netconvert(args: list[str], out: Path) -> None:
     res = subprocess.run(cmd, capture_output=True, text=True, env=sumo_env())
     if res.returncode != 0:
         lines = [ln for ln in (res.stderr + res.stdout).splitlines() if ln.startswith("Error")]
-        raise NetworkError(f"netconvert failed for {out.name}: {lines[0] if lines else res.returncode}")
+        why = lines[0] if lines else f"exit status {res.returncode}"
+        raise NetworkError(f"netconvert failed for {out.name}: {why}")
 
 
 def _strip_header(path: Path) -> None:
@@ -112,23 +114,27 @@ def stage_states(links: list[tuple[str, str, object]]) -> list[tuple[str, str]]:
     """
     states = []
     for axis, kind in STAGES:
-        served = [a == axis and (t == kind or (kind == "through" and t == "right")) for a, t, _ in links]
+        kinds = (kind, "right") if kind == "through" else (kind,)
+        served = [a == axis and t in kinds for a, t, _ in links]
         if any(served):
-            state = "".join("G" if g else ("s" if t == "right" else "r") for g, (_, t, _) in zip(served, links))
+            state = "".join("G" if g else ("s" if t == "right" else "r")
+                            for g, (_, t, _) in zip(served, links))
             states.append((f"{axis}-{kind}", state))
     return states
 
 
-def program_phases(stages: list[tuple[str, str]], greens: list[int], yellow: int, all_red: int) -> list[tuple[int, str, str]]:
-    """Full cycle (duration, state, name): each green, then yellow on the links that end, then all-red."""
+def program_phases(stages: list[tuple[str, str]], greens: list[int], yellow: int,
+                   all_red: int) -> list[tuple[int, str, str]]:
+    """Full cycle (duration, state, name): each green, yellow on the links that end, all-red."""
     phases = []
     for k, (name, state) in enumerate(stages):
         nxt = stages[(k + 1) % len(stages)][1]
-        ending = [g == "G" and n != "G" for g, n in zip(state, nxt)]
-        rest = "".join("s" if c == "s" or (c == "G" and n == "s") else ("G" if c == n == "G" else "r")
+        rest = "".join("G" if c == n == "G" else ("s" if "s" in (c, n) else "r")
                        for c, n in zip(state, nxt))
-        amber = "".join("y" if e else r for e, r in zip(ending, rest))
-        phases += [(greens[k], state, name), (yellow, amber, f"{name}:yellow"), (all_red, rest, f"{name}:all-red")]
+        amber = "".join("y" if c == "G" and n != "G" else r for c, n, r in zip(state, nxt, rest))
+        phases += [(greens[k], state, name),
+                   (yellow, amber, f"{name}:yellow"),
+                   (all_red, rest, f"{name}:all-red")]
     return phases
 
 
@@ -150,7 +156,8 @@ def write_tll(net, programs_file: Path, out: Path) -> None:
         links = classify_links(net, tls_id)
         stages = stage_states(links)
         greens = [int(g) for g in signals[tls_id]["greens"]]
-        greens = [g for g, (axis, kind) in zip(greens, STAGES) if any(n == f"{axis}-{kind}" for n, _ in stages)]
+        present = {n for n, _ in stages}
+        greens = [g for g, (axis, kind) in zip(greens, STAGES) if f"{axis}-{kind}" in present]
         if len(greens) != len(stages) or sum(greens) + len(stages) * (yellow + all_red) != cycle:
             raise ConfigError(f"{programs_file}: signals.{tls_id}.greens must give {len(stages)} "
                               f"greens summing to {cycle - len(stages) * (yellow + all_red)} s")
@@ -160,9 +167,10 @@ def write_tll(net, programs_file: Path, out: Path) -> None:
             lines.append(f'        <phase duration="{dur}" state="{state}" name="{name}"/>')
         lines.append("    </tlLogic>")
         for index, (_, _, c) in enumerate(links):
-            conns.append(f'    <connection from="{c.getFrom().getID()}" to="{c.getTo().getID()}" '
-                         f'fromLane="{c.getFromLane().getIndex()}" toLane="{c.getToLane().getIndex()}" '
-                         f'tl="{tls_id}" linkIndex="{index}"/>')
+            conns.append(
+                f'    <connection from="{c.getFrom().getID()}" to="{c.getTo().getID()}" '
+                f'fromLane="{c.getFromLane().getIndex()}" toLane="{c.getToLane().getIndex()}" '
+                f'tl="{tls_id}" linkIndex="{index}"/>')
     out.write_text("\n".join([*lines, *conns, "</tlLogics>", ""]), encoding="utf-8")
 
 
@@ -216,7 +224,7 @@ def program_problems(net_file: Path) -> list[str]:
             for a in green:
                 for b in green:
                     if a < b and (foes[tls_id][a][b] or foes[tls_id][b][a]):
-                        problems.append(f"{tls_id} phase {k}: links {a} and {b} are foes and both G")
+                        problems.append(f"{tls_id} phase {k}: links {a} and {b} are foes, both G")
             nxt = states[(k + 1) % len(states)]
             lost = [i for i, (c, n) in enumerate(zip(s, nxt)) if c in "Gg" and n not in "Gg"]
             if any(nxt[i] != "y" for i in lost):
@@ -255,9 +263,10 @@ def build(name: str = "chongqing", out_dir: Path | None = None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: rebuild one or all embedded networks."""
-    parser = argparse.ArgumentParser(prog="python -m networks.build", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help=f"networks to build (default: all of {available()})")
-    parser.add_argument("--out", type=Path, help="write into this folder instead of the network's own")
+    parser = argparse.ArgumentParser(prog="python -m networks.build",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"networks to build (default: {available()})")
+    parser.add_argument("--out", type=Path, help="write here instead of the network's folder")
     args = parser.parse_args(argv)
     try:
         for name in args.names or available():
