@@ -61,7 +61,9 @@ class SafetyMonitor:
         for a, b in ix.conflicts:
             if state[a] in ACTIVE and state[b] in ACTIVE and not (state[a] in YELLOW and state[b] in YELLOW):
                 self._flag(now, tid, "conflicting green", f"links {a} and {b}: {state}")
-        if prev is not None:
+        if prev is None:  # first sight: a yellow already showing started now at the earliest
+            self._yellow_since[tid] = {L: now for L, c in enumerate(state) if c in YELLOW}
+        else:
             yellow_since = self._yellow_since[tid]
             cleared = self._cleared_at[tid]
             for L, (p, c) in enumerate(zip(prev, state)):
