@@ -32,8 +32,8 @@ class MaxPressure:
         self.scenario = scenario
 
     def decide(self, state: TrafficState) -> np.ndarray:
-        return kernels.max_pressure(kernels.incidence(state.layout), state.lane_halting, state.phase,
-                                    state.can_switch)
+        return kernels.max_pressure(kernels.incidence(state.layout), state.lane_count, state.lane_halting,
+                                    state.phase, state.can_switch)
 
 
 class Greedy:
@@ -51,17 +51,20 @@ class Greedy:
 
 
 class Actuated:
-    """Gap-out / max-out actuation with the approach lanes as stop-line presence detectors."""
+    """Gap-out / max-out actuation with the approach lanes as stop-line detectors."""
 
     name = "actuated"
     adaptive = True
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, passage_s: float = 3.0) -> None:
+        if passage_s <= 0:
+            raise ConfigError(f"actuated: passage time must be positive, got {passage_s}")
         self.scenario = scenario
+        self.passage_s = float(passage_s)
 
     def decide(self, state: TrafficState) -> np.ndarray:
-        return kernels.actuated(kernels.incidence(state.layout), state.lane_count, state.phase,
-                                state.can_switch)
+        return kernels.actuated(kernels.incidence(state.layout), state.lane_count, state.lane_speed,
+                                state.lane_length, state.phase, state.can_switch, self.passage_s)
 
 
 class Sotl:

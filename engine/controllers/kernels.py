@@ -138,14 +138,16 @@ def _choose(score, n_phases, phase, can_switch):
 
 @numba.njit(cache=True)
 def max_pressure_kernel(mov_int, mov_in, mov_out, mov_phases, mov_share, mov_sat, n_phases,
-                        queue, phase, can_switch):
+                        queue_in, queue_out, phase, can_switch):
     """Varaiya's max pressure: serve the phase with the largest sum of s * (queue in - queue out).
 
-    A lane's queue is split evenly among the movements that leave it.
+    ``queue_in`` is read at incoming lanes, ``queue_out`` at outgoing lanes (both
+    indexed by lane); an incoming lane's queue is split evenly among the
+    movements that leave it.
     """
     score = np.zeros((n_phases.shape[0], mov_phases.shape[1]))
     for m in range(mov_int.shape[0]):
-        pressure = mov_sat[m] * (mov_share[m] * queue[mov_in[m]] - queue[mov_out[m]])
+        pressure = mov_sat[m] * (mov_share[m] * queue_in[mov_in[m]] - queue_out[mov_out[m]])
         k = mov_int[m]
         for p in range(mov_phases.shape[1]):
             if mov_phases[m, p]:
@@ -215,30 +217,35 @@ def sotl_kernel(mov_int, mov_in, mov_phases, mov_share, n_phases, count, halting
 
 
 @numba.njit(cache=True)
-def actuated_kernel(mov_int, mov_in, mov_phases, n_phases, count, phase, can_switch):
-    """Gap-out actuation: after min green, end a green whose lanes hold no vehicle.
+def actuated_kernel(mov_int, mov_in, mov_phases, n_phases, count, speed, length, phase, can_switch,
+                    passage_s):
+    """Gap-out actuation: after min green, end a green once no lane it serves has a short gap.
 
-    The incoming lanes (the approach's last tens of metres) act as presence
-    detectors at the stop line. A green is extended while any lane it serves is
-    occupied (max-out is the SignalController's max green); on gap-out the next
-    phase in cycle order with a vehicle waiting gets the green, and phases
-    without demand are skipped; with no demand anywhere the green rests.
+    Each incoming lane (the approach's last tens of metres) is a stop-line
+    detector: its vehicles arrive at about ``count * speed / length`` per
+    second, so the gap between arrivals is ``length / (count * speed)``. A green
+    is extended while some lane it serves has a gap of at most ``passage_s``
+    (queues discharging, platoons arriving; a queue blocked from downstream does
+    not extend it); max-out is the SignalController's max green. On gap-out the
+    next phase in cycle order with a vehicle waiting gets the green, phases
+    without demand are skipped, and with no demand anywhere the green rests.
     """
     n, n_p = n_phases.shape[0], mov_phases.shape[1]
     demand = np.zeros((n, n_p))
-    occupied = np.zeros(n)
+    extend = np.zeros(n, dtype=np.bool_)
     for m in range(mov_int.shape[0]):
         k = mov_int[m]
-        c = count[mov_in[m]]
+        lane = mov_in[m]
         if mov_phases[m, phase[k]]:
-            occupied[k] += c
+            if count[lane] * speed[lane] * passage_s >= length[lane] and count[lane] > 0:
+                extend[k] = True
             continue
         for p in range(n_p):
             if mov_phases[m, p]:
-                demand[k, p] += c
+                demand[k, p] += count[lane]
     targets = np.full(n, -1, dtype=np.int64)
     for k in range(n):
-        if not can_switch[k] or occupied[k] > EPS:
+        if not can_switch[k] or extend[k]:
             continue
         for step in range(1, n_phases[k]):
             p = (phase[k] + step) % n_phases[k]
@@ -250,10 +257,11 @@ def actuated_kernel(mov_int, mov_in, mov_phases, n_phases, count, phase, can_swi
 
 # ----------------------------------------------------------------------------- wrappers
 
-def max_pressure(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
-    """Targets by max pressure over ``queue`` (vehicles per lane)."""
+def max_pressure(inc: Incidence, queue_in: np.ndarray, queue_out: np.ndarray, phase: np.ndarray,
+                 can_switch: np.ndarray) -> np.ndarray:
+    """Targets by max pressure (vehicles per lane upstream and downstream of each movement)."""
     return max_pressure_kernel(inc.mov_int, inc.mov_in, inc.mov_out, inc.mov_phases, inc.mov_share,
-                               inc.mov_sat, inc.n_phases, queue, phase, can_switch)
+                               inc.mov_sat, inc.n_phases, queue_in, queue_out, phase, can_switch)
 
 
 def greedy(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
@@ -269,7 +277,8 @@ def sotl(inc: Incidence, count: np.ndarray, halting: np.ndarray, phase: np.ndarr
                        halting, phase, can_switch, kappa, float(dt), float(theta), float(mu))
 
 
-def actuated(inc: Incidence, count: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
-    """Targets by gap-out actuation on lane presence."""
-    return actuated_kernel(inc.mov_int, inc.mov_in, inc.mov_phases, inc.n_phases, count, phase,
-                           can_switch)
+def actuated(inc: Incidence, count: np.ndarray, speed: np.ndarray, length: np.ndarray,
+             phase: np.ndarray, can_switch: np.ndarray, passage_s: float) -> np.ndarray:
+    """Targets by gap-out actuation on lane detectors (count, mean speed, length per lane)."""
+    return actuated_kernel(inc.mov_int, inc.mov_in, inc.mov_phases, inc.n_phases, count, speed, length,
+                           phase, can_switch, float(passage_s))

@@ -29,7 +29,8 @@ def _pick(scores: list[float], current: int) -> int:
     return best if best != current else -1
 
 
-def max_pressure_ref(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
+def max_pressure_ref(inc: Incidence, queue_in: np.ndarray, queue_out: np.ndarray, phase: np.ndarray,
+                     can_switch: np.ndarray) -> np.ndarray:
     targets = []
     for k, movs in enumerate(_movements_of(inc)):
         if not can_switch[k]:
@@ -40,8 +41,8 @@ def max_pressure_ref(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_s
             pressure = 0.0
             for m in movs:
                 if inc.mov_phases[m, p]:
-                    q_in = inc.mov_share[m] * queue[inc.mov_in[m]]
-                    pressure += inc.mov_sat[m] * (q_in - queue[inc.mov_out[m]])
+                    q_in = inc.mov_share[m] * queue_in[inc.mov_in[m]]
+                    pressure += inc.mov_sat[m] * (q_in - queue_out[inc.mov_out[m]])
             scores.append(pressure)
         targets.append(_pick(scores, int(phase[k])))
     return np.array(targets, dtype=np.int64)
@@ -100,13 +101,16 @@ def sotl_ref(inc: Incidence, count: np.ndarray, halting: np.ndarray, phase: np.n
     return np.array(targets, dtype=np.int64)
 
 
-def actuated_ref(inc: Incidence, count: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
+def actuated_ref(inc: Incidence, count: np.ndarray, speed: np.ndarray, length: np.ndarray,
+                 phase: np.ndarray, can_switch: np.ndarray, passage_s: float) -> np.ndarray:
     targets = []
     for k, movs in enumerate(_movements_of(inc)):
         cur, n_p = int(phase[k]), int(inc.n_phases[k])
-        occupied = sum(count[inc.mov_in[m]] for m in movs if inc.mov_phases[m, cur])
+        green_lanes = {int(inc.mov_in[m]) for m in movs if inc.mov_phases[m, cur]}
+        # a lane keeps the green while its arrivals come at most passage_s apart
+        extend = any(count[i] > 0 and count[i] * speed[i] * passage_s >= length[i] for i in green_lanes)
         target = -1
-        if can_switch[k] and occupied <= EPS:
+        if can_switch[k] and not extend:
             for step in range(1, n_p):
                 p = (cur + step) % n_p
                 demand = sum(count[inc.mov_in[m]] for m in movs
