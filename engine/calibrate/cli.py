@@ -22,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", default=None, help="last time to calibrate (seconds or HH:MM; default: last count)")
     p.add_argument("--seed", type=int, default=1, help="seed of routeSampler and of the check run")
     p.add_argument("--bus-share", type=float, default=0.0, help="share of sampled vehicles that are buses")
+    p.add_argument("--warmup", type=float, default=900.0,
+                   help="seconds of first-interval demand simulated before the first count (default 900)")
     p.add_argument("--candidates", default=None,
                    help="route file of candidate routes (default: every loop-free route in the network)")
     p.add_argument("--edge-attribute", default="entered", help="count attribute of <edge> in XML counts")
@@ -42,7 +44,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     end = parse_time(args.end, "--end") if args.end is not None else None
     out = Path(args.out) if args.out else Path("calibrated") / Path(args.counts).name.split(".")[0]
     result = calibrate(args.counts, network=args.network, out=out, begin=begin, end=end, seed=args.seed,
-                       bus_share=args.bus_share, candidates=args.candidates,
+                       bus_share=args.bus_share, warmup=args.warmup, candidates=args.candidates,
                        edge_attribute=args.edge_attribute, turn_attribute=args.turn_attribute,
                        log=lambda msg: console.print(escape(msg)))
     style = "green" if result.summary.passed else "red"

@@ -19,6 +19,7 @@ from engine.calibrate.counts import Count, check_network, clock, read_counts
 from engine.calibrate.files import write_text_atomic
 from engine.calibrate.geh import Comparison, Summary, compare
 from engine.calibrate.measure import bin_seconds, simulate_counts
+from engine.calibrate.reconcile import reconcile
 from engine.calibrate.report import ReportInfo, write_report
 from engine.calibrate.sampler import (enumerate_routes, read_candidates, read_net, run_route_sampler,
                                       unroutable, write_candidates, write_count_data)
@@ -44,23 +45,28 @@ class Calibration:
 
 def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: str | Path = "calibrated",
               begin: float | None = None, end: float | None = None, seed: int = 1,
-              bus_share: float = 0.0, candidates: str | Path | None = None,
+              bus_share: float = 0.0, warmup: float = 900.0, candidates: str | Path | None = None,
               edge_attribute: str = "entered", turn_attribute: str = "count",
               log: Callable[[str], None] = lambda msg: None) -> Calibration:
     """Build a scenario folder whose demand reproduces ``counts_file`` and report how well.
 
     ``begin``/``end`` (seconds in the counts' clock) keep only the counts inside
-    that window; ``bus_share`` makes that share of the sampled vehicles buses.
+    that window; ``bus_share`` makes that share of the sampled vehicles buses;
+    ``warmup`` seconds of demand like the first interval's load the network before
+    the first count (the twin's time ``warmup`` is the start of the counts).
     """
     t0 = time.perf_counter()
     if not 0.0 <= bus_share <= 1.0:
         raise ConfigError(f"--bus-share must be in [0, 1], got {bus_share:g}")
+    if warmup < 0:
+        raise ConfigError(f"--warmup must be >= 0 seconds, got {warmup:g}")
     base = Scenario.of_network(network)
     counts = read_counts(counts_file, edge_attribute, turn_attribute).window(begin, end)
     net = read_net(base.net_file)
     check_network(counts, set(net.edges))
-    offset = counts.begin if begin is None else begin
-    duration = (counts.end if end is None else end) - offset
+    start = counts.begin if begin is None else begin
+    window = (counts.end if end is None else end) - start
+    offset, duration = start - warmup, window + warmup  # twin time = counts' time - offset
     bin_seconds(counts.counts, offset)  # whole-second bounds, before any long work
 
     out = Path(out)
@@ -71,7 +77,7 @@ def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: s
     else:
         routes = enumerate_routes(net)
     log(f"{len(counts.counts)} counts at {len(counts.locations)} locations, "
-        f"{clock(offset)}-{clock(offset + duration)}; {len(routes)} candidate routes")
+        f"{clock(start)}-{clock(start + window)}; {len(routes)} candidate routes")
     lost = unroutable(counts.counts, routes)
     if lost:
         locs = sorted({c.location for c in lost})
@@ -84,7 +90,10 @@ def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: s
     write_text_atomic(out / VTYPES_FILE, _vtypes(bus_share))
     cand_file, edge_file, turn_file = work / "candidates.rou.xml", work / "counts.edgedata.xml", work / "counts.turns.xml"
     write_candidates(routes, cand_file)
-    has_edges, has_turns = write_count_data(counts.counts, offset, edge_file, turn_file)
+    targets = reconcile(counts.counts, routes)
+    if targets is None:
+        log("intervals of different locations overlap: counts go to routeSampler as they are")
+    has_edges, has_turns = write_count_data(counts.counts, offset, edge_file, turn_file, targets, warmup)
     vehicle_type = "mix" if 0 < bus_share < 1 else ("bus" if bus_share == 1 else "car")
     sampled = work / "routes.sampled.xml"
     log("sampling routes with routeSampler.py ...")
@@ -99,7 +108,9 @@ def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: s
         "duration": float(duration),
         "signals": list(net.signals),
         "description": (f"Demand calibrated to {Path(counts_file).name} with routeSampler.py "
-                        f"(seed {seed}); simulation time 0 is {clock(offset)} of the counts."),
+                        f"(seed {seed}); simulation time {warmup:g} s is {clock(start)} of the "
+                        f"counts, the {warmup:g} s before warm the network up with the first "
+                        "interval's demand."),
     }
     if additional:
         meta["additional"] = additional
@@ -113,8 +124,9 @@ def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: s
     info = ReportInfo(network=str(network), counts_file=Path(counts_file), seed=seed, vehicles=vehicles,
                       candidates=len(routes), wall_s=wall)
     summary = write_report(out, rows, info)
-    meta["calibration"] = {"counts": str(Path(counts_file)), "begin": clock(offset),
-                           "end": clock(offset + duration), "geh_ok_share": round(summary.share, 4),
+    meta["calibration"] = {"counts": str(Path(counts_file)), "begin": clock(start),
+                           "end": clock(start + window), "warmup_s": float(warmup),
+                           "geh_ok_share": round(summary.share, 4),
                            "r2": round(summary.r2, 4), "verdict": summary.verdict()}
     _write_yaml(out / "network.yaml", meta)
     return Calibration(out=out, rows=rows, summary=summary, unroutable=lost, vehicles=vehicles, wall_s=wall)

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,25 +135,33 @@ def unroutable(counts: Iterable[Count], routes: Sequence[Route]) -> list[Count]:
             if (c.edge not in on_route if c.to_edge is None else (c.edge, c.to_edge) not in turns)]
 
 
-def write_count_data(counts: Iterable[Count], offset: float, edge_file: Path, turn_file: Path) -> tuple[bool, bool]:
+def write_count_data(counts: Sequence[Count], offset: float, edge_file: Path, turn_file: Path,
+                     values: Mapping[Count, float] | None = None, warmup: float = 0.0) -> tuple[bool, bool]:
     """routeSampler inputs (SUMO data files, attribute ``count``), times shifted by ``-offset``.
 
-    Counts are rounded to whole vehicles. Returns (has edge counts, has turn counts).
+    ``values`` replaces the counts' own values (e.g. reconciled ones); counts are
+    rounded to whole vehicles. With ``warmup`` > 0 an interval [0, warmup)
+    repeats the first interval's counts (scaled to its length) so that the network
+    is already loaded when the first count begins. Returns (has edge counts, has turn counts).
     """
-    by_interval: dict[tuple[float, float], list[Count]] = {}
+    by_interval: dict[tuple[float, float], list[tuple[Count, float]]] = {}
+    first = min(c.begin for c in counts)
     for c in counts:
-        by_interval.setdefault((c.begin - offset, c.end - offset), []).append(c)
+        v = c.value if values is None else values[c]
+        by_interval.setdefault((c.begin - offset, c.end - offset), []).append((c, v))
+        if warmup > 0 and c.begin == first:
+            by_interval.setdefault((0.0, warmup), []).append((c, v * warmup / c.length))
     edge_lines, turn_lines = ["<data>\n"], ["<data>\n"]
     for (b, e), rows in sorted(by_interval.items()):
         head = f'    <interval id="{b:g}" begin="{b:g}" end="{e:g}">\n'
-        edges = [c for c in rows if c.to_edge is None]
-        turns = [c for c in rows if c.to_edge is not None]
+        edges = [(c, v) for c, v in rows if c.to_edge is None]
+        turns = [(c, v) for c, v in rows if c.to_edge is not None]
         if edges:
-            edge_lines += [head, *(f'        <edge id="{c.edge}" count="{round(c.value)}"/>\n' for c in edges),
+            edge_lines += [head, *(f'        <edge id="{c.edge}" count="{round(v)}"/>\n' for c, v in edges),
                            "    </interval>\n"]
         if turns:
-            turn_lines += [head, *(f'        <edgeRelation from="{c.edge}" to="{c.to_edge}" count="{round(c.value)}"/>\n'
-                                   for c in turns), "    </interval>\n"]
+            turn_lines += [head, *(f'        <edgeRelation from="{c.edge}" to="{c.to_edge}" count="{round(v)}"/>\n'
+                                   for c, v in turns), "    </interval>\n"]
     has_edges, has_turns = len(edge_lines) > 1, len(turn_lines) > 1
     if has_edges:
         write_text_atomic(edge_file, "".join(edge_lines + ["</data>\n"]))
