@@ -89,7 +89,7 @@ def read_tripinfo(path: Path) -> dict[str, np.ndarray]:
         for _, el in ET.iterparse(path):
             if el.tag == "tripinfo":
                 a = el.attrib
-                finished = float(a.get("arrival", "-1")) >= 0 and not a.get("vaporized")
+                finished = float(a.get("arrival", "-1")) >= 0
                 delay.append(float(a["timeLoss"]) + float(a["departDelay"]))
                 travel.append(float(a["duration"]) if finished else math.nan)
                 stops.append(float(a["waitingCount"]))
@@ -106,7 +106,7 @@ def read_tripinfo(path: Path) -> dict[str, np.ndarray]:
 
 
 def read_statistics(path: Path) -> dict[str, int]:
-    """Vehicle counts from SUMO's statistic-output: loaded, inserted, waiting, teleports."""
+    """Vehicle counts from SUMO's statistic-output: loaded, inserted, running, waiting, teleports."""
     try:
         root = ET.parse(path).getroot()
     except (ET.ParseError, FileNotFoundError) as exc:
@@ -116,6 +116,7 @@ def read_statistics(path: Path) -> dict[str, int]:
     return {
         "loaded": int(veh.get("loaded", 0)),
         "inserted": int(veh.get("inserted", 0)),
+        "running": int(veh.get("running", 0)),
         "waiting": int(veh.get("waiting", 0)),
         "teleports": int(tel.get("total", 0)) if tel is not None else 0,
     }

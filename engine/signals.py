@@ -131,8 +131,8 @@ def _clearance_cached(ix: Intersection, i: int, j: int) -> tuple[tuple[str, floa
         for L, c in enumerate(state):
             if a[L] in GREEN and b[L] in GREEN:
                 chars.append(a[L])
-            elif a[L] in GREEN:
-                chars.append("y" if yellow_step else "r")
+            elif a[L] in GREEN:  # ends: yellow, then red (or the file's stop-and-go 's')
+                chars.append("y" if yellow_step else (c if c in "rs" else "r"))
             else:
                 chars.append(a[L] if a[L] in "rsoO" else "r")
         steps.append(("".join(chars), dur))
