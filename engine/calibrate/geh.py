@@ -82,6 +82,11 @@ def r_squared(observed: Sequence[float], simulated: Sequence[float]) -> float:
     return 1.0 - float(((s - o) ** 2).sum()) / ss_tot
 
 
+def fmt_r2(r2: float) -> str:
+    """R² for humans: 'n/a' when the observed counts do not vary."""
+    return "n/a" if math.isnan(r2) else f"{r2:.3f}"
+
+
 @dataclass(frozen=True)
 class Summary:
     """The figures a calibration report leads with."""
@@ -104,7 +109,7 @@ class Summary:
         word = "PASS" if self.passed else "FAIL"
         extra = f"; {self.unroutable} count(s) unroutable" if self.unroutable else ""
         return (f"{word}: {100 * self.share:.1f} % of {self.n} counts have GEH < {GEH_OK:g} "
-                f"(acceptance: at least {100 * ACCEPT_SHARE:.0f} %), R² {self.r2:.3f}{extra}")
+                f"(acceptance: at least {100 * ACCEPT_SHARE:.0f} %), R² {fmt_r2(self.r2)}{extra}")
 
 
 def summarise(rows: Sequence[Comparison]) -> Summary:

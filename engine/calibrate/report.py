@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.calibrate.counts import clock
 from engine.calibrate.files import write_bytes_atomic, write_text_atomic
-from engine.calibrate.geh import GEH_OK, Comparison, Summary, summarise
+from engine.calibrate.geh import GEH_OK, Comparison, Summary, fmt_r2, summarise
 
 WORST_N = 10
 
@@ -67,7 +67,7 @@ def _scatter(rows: Sequence[Comparison], summary: Summary) -> bytes:
 
     fig, ax = plt.subplots(figsize=(6.4, 6.0), dpi=110)
     obs = np.array([r.observed_h for r in rows])
-    top = max(float(obs.max()) if obs.size else 1.0, max((r.simulated_h for r in rows), default=1.0)) * 1.05
+    top = max(1.0, float(obs.max()) if obs.size else 0.0, max((r.simulated_h for r in rows), default=0.0)) * 1.05
     line = np.linspace(0.0, top, 200)
     low, high = geh_band(line)
     ax.fill_between(line, np.maximum(low, 0), high, color="0.9", label=f"GEH < {GEH_OK:g}")
@@ -86,7 +86,7 @@ def _scatter(rows: Sequence[Comparison], summary: Summary) -> bytes:
     ax.set_aspect("equal")
     ax.set_xlabel("observed flow [veh/h]")
     ax.set_ylabel("simulated flow [veh/h]")
-    ax.set_title(f"{100 * summary.share:.1f} % of counts with GEH < {GEH_OK:g}, R² = {summary.r2:.3f}")
+    ax.set_title(f"{100 * summary.share:.1f} % of counts with GEH < {GEH_OK:g}, R² = {fmt_r2(summary.r2)}")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -115,7 +115,7 @@ def _markdown(rows: Sequence[Comparison], summary: Summary, info: ReportInfo) ->
         f"| GEH < {GEH_OK:g} | {summary.n_ok} ({100 * summary.share:.1f} %) |",
         f"| GEH < 10 | {int((gehs < 10).sum())} ({100 * float((gehs < 10).mean()):.1f} %) |",
         f"| mean / max GEH | {gehs.mean():.2f} / {gehs.max():.2f} |",
-        f"| R² (simulated vs observed, 1:1 line) | {summary.r2:.3f} |",
+        f"| R² (simulated vs observed, 1:1 line) | {fmt_r2(summary.r2)} |",
         f"| vehicles counted: observed / simulated | {sum(c.value for c in counts):.0f} / "
         f"{sum(r.simulated for r in rows):.0f} |",
         f"| calibrated demand | {info.vehicles} vehicles on {info.candidates} candidate routes "
