@@ -108,7 +108,7 @@ def plan_runs(config: BenchConfig, base: Path, source: str = "config") -> Plan:
                               "duration: give this entry its own 'label'")
         for period in resolved:
             for scale in entry.scales or config.scales:
-                for seed in config.seeds:
+                for seed in entry.seeds or config.seeds:
                     for name, heuristic, model in controllers:
                         spec = RunSpec(
                             controller=name, heuristic=heuristic, model=model, network=label,

@@ -31,6 +31,21 @@ from engine.errors import ConfigError
 _MODEL_SUFFIXES = (".zip",)
 
 
+def _seed_list(value: Any) -> Any:
+    """``seeds: 5`` means seeds 1 to 5."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError("a seed count must be >= 1")
+        return list(range(1, value + 1))
+    return value
+
+
+def _check_seeds(value: list[int]) -> list[int]:
+    if not value or min(value) < 0 or len(set(value)) != len(value):
+        raise ValueError("must be a non-empty list of distinct integers >= 0")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -67,6 +82,7 @@ class ScenarioEntry(_Strict):
     label: str | None = None  # name in tables (default: the network's name)
     periods: list[str] | None = None  # None: the network's default; 'all': every period
     scales: list[float] | None = None  # None: the config's scales
+    seeds: list[int] | None = None  # None: the config's seeds
     duration: float | None = Field(default=None, gt=0)
 
     @field_validator("periods", mode="before")
@@ -77,6 +93,16 @@ class ScenarioEntry(_Strict):
 
             return list(PERIODS)
         return [value] if isinstance(value, str) else value
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, value: Any) -> Any:
+        return _seed_list(value)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int] | None) -> list[int] | None:
+        return value if value is None else _check_seeds(value)
 
     @field_validator("scales")
     @classmethod
@@ -115,18 +141,12 @@ class BenchConfig(_Strict):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seed_count(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            if value < 1:
-                raise ValueError("a seed count must be >= 1")
-            return list(range(1, value + 1))
-        return value
+        return _seed_list(value)
 
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, value: list[int]) -> list[int]:
-        if min(value) < 0 or len(set(value)) != len(value):
-            raise ValueError("seeds must be distinct and >= 0")
-        return value
+        return _check_seeds(value)
 
     @field_validator("scales")
     @classmethod
@@ -151,7 +171,7 @@ class BenchConfig(_Strict):
 
 
 def _where(loc: tuple) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
+    return "".join(f"{part}: " if i == len(loc) - 1 else f"{part}." for i, part in enumerate(loc))
 
 
 def parse_config(data: Any, source: str) -> BenchConfig:
@@ -165,7 +185,9 @@ def parse_config(data: Any, source: str) -> BenchConfig:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        raise ConfigError(f"{source}: {_where(err['loc'])}: {msg}") from None
+        elif isinstance(err.get("input"), (str, int, float)) and err["type"] != "value_error":
+            msg += f" (got {err['input']!r})"
+        raise ConfigError(f"{source}: {_where(err['loc'])}{msg}") from None
 
 
 def load_config(path: str | Path) -> tuple[BenchConfig, Path]:
