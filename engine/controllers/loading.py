@@ -63,7 +63,10 @@ def load_controller(spec: str | Path | None, scenario: Scenario, fallback: bool 
     if text in CONTROLLERS:
         return make_controller(text, scenario)
     if not _looks_like_model(text):
-        return make_controller(text, scenario)  # unknown name: its error lists the choices
+        shipped = _shipped_model(text)
+        if shipped is None:
+            return make_controller(text, scenario)  # unknown name: its error lists the choices
+        text = str(shipped)
     try:
         meta = check_model(text, scenario)
         from agents.policy import PolicyController  # lazy: torch and SB3 are heavy
@@ -81,6 +84,15 @@ def load_controller(spec: str | Path | None, scenario: Scenario, fallback: bool 
     say(f"controller: {meta.algorithm} policy {meta.zip_path.name} (fits {scenario.name}: "
         f"network {meta.fingerprint}, {len(meta.signals)} signals)")
     return PolicyController(meta.zip_path, meta.raw, scenario)
+
+
+def _shipped_model(name: str) -> Path | None:
+    """A model the package ships under agents/models/ by that bare name, if any."""
+    try:
+        from agents.policy import shipped_model
+    except ImportError:
+        return None
+    return shipped_model(name)
 
 
 def _looks_like_model(text: str) -> bool:

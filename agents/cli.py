@@ -1,0 +1,125 @@
+"""``cqsignal train`` and ``cqsignal evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``train`` and ``evaluate`` on the cqsignal command line."""
+    p = sub.add_parser("train", help="train an RL policy from a YAML config (resumable)")
+    p.add_argument("config", help="training config, e.g. configs/train_corridor.yaml")
+    p.add_argument("--resume", action="store_true", help="continue the run in the config's output folder")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (dotted, e.g. --set total_timesteps=2000); repeatable")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or evaluation lines")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="a trained model's KPIs beside a heuristic's on the same seeds")
+    p.add_argument("model", help="a model .zip (with its .meta.json), or the name of a shipped model")
+    p.add_argument("--period", action="append", default=None,
+                   help="period(s) to evaluate (default: the model's first training period); repeatable")
+    p.add_argument("--seeds", type=int, default=5, help="number of demand seeds (default 5)")
+    p.add_argument("--first-seed", type=int, default=None,
+                   help="first seed (default: just above the seeds training draws from)")
+    p.add_argument("--baseline", default="max_pressure", help="heuristic to compare with")
+    p.add_argument("--duration", type=float, default=None, help="simulated seconds (default: the scenario's)")
+    p.add_argument("--jobs", type=int, default=2, help="parallel simulations")
+    p.add_argument("--co2", action="store_true", help="measure CO2 (SUMO's emission device; slower)")
+    p.add_argument("--out", default=None, help="write every run's KPIs to this JSON file")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from agents.config import load_config
+    from agents.train import Run
+    from engine.report import console
+
+    config = load_config(args.config, args.overrides)
+    run = Run(config, resume=args.resume, quiet=args.quiet)
+    if not args.quiet:
+        what = "resuming" if args.resume else "training"
+        console.print(f"[bold]{what} {config.name}[/]: {config.algorithm.name}, {config.mode} policy, "
+                      f"{config.n_envs} env process(es), {config.total_timesteps:,} timesteps -> {run.out}")
+    best = run.train()
+    if not args.quiet:
+        console.print(f"best model: {best} (by evaluation delay); final model: {run.out / 'model.zip'}; "
+                      f"learning curve: {run.out / 'learning_curve.png'}")
+    return 0
+
+
+def resolve_model(spec: str) -> str:
+    """A model path as given, or the shipped model of that name."""
+    from agents.policy import shipped_model
+
+    if Path(spec).is_file() or Path(spec + ".zip").is_file() or "/" in spec or spec.endswith(".zip"):
+        return spec
+    shipped = shipped_model(spec)
+    return str(shipped) if shipped else spec
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from agents import TRAIN_SEED_LIMIT
+    from agents.evaluate import Evaluator, compare, jobs_for, summarise
+    from engine.controllers.loading import check_model, read_meta
+    from engine.env_core import env_options
+    from engine.errors import ConfigError
+    from engine.metrics import write_json_atomic
+    from engine.report import console, kpi_table
+    from engine.scenario import Scenario
+
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    spec = resolve_model(args.model)
+    meta = read_meta(spec)
+    options = env_options(**meta.env_options)
+    periods = args.period or [options.periods()[0]]
+    scenario = Scenario.load(options.network, period=periods[0], routes=options.routes)
+    check_model(spec, scenario)
+    limit = int(meta.raw.get("train_seed_limit", TRAIN_SEED_LIMIT))
+    first = args.first_seed if args.first_seed is not None else limit + 1
+    seeds = list(range(first, first + args.seeds))
+    if first < limit:
+        console.print(f"[yellow]note:[/] seeds below {limit} may have been drawn in training")
+    duration = args.duration or scenario.duration
+    model_jobs = jobs_for(str(meta.zip_path), options, periods, seeds, duration, emissions=args.co2)
+    base_jobs = jobs_for(args.baseline, options, periods, seeds, duration, emissions=args.co2)
+    console.print(f"evaluating {meta.zip_path.name} and {args.baseline} on {options.network}, "
+                  f"{', '.join(str(p) for p in periods)}, seeds {seeds[0]}..{seeds[-1]}, {duration:g} s each")
+    evaluator = Evaluator(args.jobs)
+    try:
+        results = evaluator.run(model_jobs + base_jobs)
+    finally:
+        evaluator.close()
+    mine, base = results[: len(model_jobs)], results[len(model_jobs):]
+    label = meta.zip_path.stem
+    console.print(kpi_table({label: _mean_all(mine), args.baseline: _mean_all(base)},
+                            title=f"mean over {len(mine)} runs"))
+    for key, unit in (("mean_delay_s", "s/veh"), ("mean_queue_veh", "veh"), ("throughput_veh_h", "veh/h")):
+        diff, pct = compare(mine, base, key)
+        ci = "" if math.isnan(diff.half_width) else \
+            f" (95 % CI {diff.low:+.1f} to {diff.high:+.1f}, paired by seed, n={diff.n})"
+        console.print(f"{key}: {label} - {args.baseline} = {diff.mean:+.1f} {unit}{ci}, {pct:+.1f} %")
+    if args.out:
+        write_json_atomic(Path(args.out), {"model": str(meta.zip_path), "baseline": args.baseline,
+                                           "summary": {label: summarise(mine), args.baseline: summarise(base)},
+                                           "runs": results})
+        console.print(f"wrote {args.out}")
+    return 0
+
+
+def _mean_all(results: list[dict]) -> dict:
+    from engine.metrics import KPIs
+
+    out = {}
+    for key in KPIs.names():
+        values = [r[key] for r in results if r.get(key) is not None]
+        if not values:
+            out[key] = None
+        elif key in ("never_inserted", "teleports", "trips", "arrived"):
+            out[key] = int(round(sum(values) / len(values)))
+        else:
+            out[key] = sum(values) / len(values)
+    return out

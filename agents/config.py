@@ -1,0 +1,223 @@
+"""Training configs: YAML validated by pydantic, one-line errors naming the key.
+
+A config says what to train on (network, periods sampled per episode, env
+options), how (algorithm and hyperparameters, parallel environments, seed),
+how to watch it (evaluation on held-out seeds, checkpoints) and where to write
+(``output``; ``export`` copies the best model there at the end).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from agents import TRAIN_SEED_LIMIT
+from engine.errors import ConfigError
+
+ALGORITHMS = ("PPO", "A2C", "DQN", "MaskablePPO")
+MODES = ("single", "shared")  # one agent for every signal, or one policy shared by every signal
+# Constructor arguments the trainer sets itself (not hyperparameters).
+_RESERVED = {"policy", "env", "seed", "device", "verbose", "tensorboard_log", "policy_kwargs",
+             "_init_setup_model", "stats_window_size"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AlgorithmConfig(_Strict):
+    name: Literal["PPO", "A2C", "DQN", "MaskablePPO"] = "MaskablePPO"
+    policy: str = "MlpPolicy"
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_hyperparameters(self) -> "AlgorithmConfig":
+        allowed = hyperparameter_names(self.name)
+        for key in self.hyperparameters:
+            if key not in allowed:
+                raise ValueError(f"hyperparameters.{key}: not a hyperparameter of {self.name} "
+                                 f"(choose from {', '.join(sorted(allowed))})")
+        return self
+
+
+class EvalConfig(_Strict):
+    every: int = Field(20_000, gt=0, description="timesteps between evaluations")
+    seeds: list[int] = Field(default_factory=lambda: [TRAIN_SEED_LIMIT + 1, TRAIN_SEED_LIMIT + 2])
+    periods: list[str] | None = None  # default: the training periods
+    duration: float = Field(3600.0, gt=0)
+    jobs: int | None = Field(None, gt=0)  # parallel evaluation processes (default: n_envs)
+    baseline: str | None = "max_pressure"  # heuristic evaluated once on the same seeds, for reference
+
+    @field_validator("seeds")
+    @classmethod
+    def _held_out(cls, seeds: list[int]) -> list[int]:
+        if not seeds:
+            raise ValueError("give at least one evaluation seed")
+        inside = [s for s in seeds if s < TRAIN_SEED_LIMIT]
+        if inside:
+            raise ValueError(f"seed {inside[0]} is one that training episodes may draw "
+                             f"(they use 0..{TRAIN_SEED_LIMIT - 1}); use seeds >= {TRAIN_SEED_LIMIT}")
+        return seeds
+
+
+class CheckpointConfig(_Strict):
+    every: int = Field(10_000, gt=0, description="timesteps between checkpoints")
+    keep: int = Field(2, gt=0)
+
+
+class TrainConfig(_Strict):
+    name: str = Field(..., min_length=1)
+    mode: Literal["single", "shared"] = "shared"
+    env: dict[str, Any] = Field(default_factory=dict)
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    total_timesteps: int = Field(..., gt=0)
+    n_envs: int = Field(1, gt=0, le=64)
+    seed: int = Field(0, ge=0)
+    reward_scale: float = Field(1.0, gt=0)
+    torch_threads: int = Field(1, gt=0)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    output: str = ""
+    export: str | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _env_options(cls, env: dict[str, Any]) -> dict[str, Any]:
+        make_env_options(env)
+        return env
+
+    @model_validator(mode="after")
+    def _combination(self) -> "TrainConfig":
+        if not self.output:
+            self.output = f"runs/{self.name}"
+        if self.algorithm.name == "DQN" and self.mode == "single":
+            raise ValueError("algorithm.name: DQN needs one discrete action (mode: shared), "
+                             "the single-agent env has one per signal")
+        return self
+
+    def env_options(self):
+        """The :class:`engine.env_core.EnvOptions` of training episodes."""
+        return make_env_options(self.env)
+
+    def eval_periods(self) -> tuple[str | None, ...]:
+        return tuple(self.eval.periods) if self.eval.periods else self.env_options().periods()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def hyperparameter_names(algorithm: str) -> set[str]:
+    """Constructor arguments of the SB3 class that a config may set."""
+    cls = algorithm_class(algorithm)
+    return set(inspect.signature(cls.__init__).parameters) - _RESERVED - {"self", "kwargs"}
+
+
+def algorithm_class(name: str):
+    """The SB3 (or sb3-contrib) class of an algorithm name."""
+    if name == "MaskablePPO":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO
+    import stable_baselines3
+
+    if name not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm '{name}' (choose from {', '.join(ALGORITHMS)})")
+    return getattr(stable_baselines3, name)
+
+
+def make_env_options(env: dict[str, Any]):
+    """EnvOptions from a config's ``env`` mapping; ValueError naming a bad key."""
+    from pydantic import TypeAdapter
+
+    from engine.env_core import EnvOptions
+
+    known = [f for f in EnvOptions.__dataclass_fields__ if f != "extra"]
+    for key in env:
+        if key not in known:
+            raise ValueError(f"{key}: unknown option (choose from {', '.join(known)})")
+    if env.get("gui"):
+        raise ValueError("gui: training runs headless")
+    try:
+        options = TypeAdapter(EnvOptions).validate_python(dict(env))
+        options.validate()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ValueError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return options
+
+
+def set_key(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested mapping (creating levels), for ``--set key=value``."""
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
+    """``key=value`` strings, values read as YAML (numbers, lists, true/false)."""
+    out = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        out.append((key.strip(), value))
+    return out
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    """Read and validate a training config; ConfigError names the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values")
+    return validate_config(raw, overrides, source=str(path))
+
+
+def validate_config(raw: dict[str, Any], overrides: list[str] = (), source: str = "config") -> TrainConfig:
+    """Validate a config mapping with ``key=value`` overrides applied."""
+    raw = copy.deepcopy(raw)
+    for key, value in parse_overrides(list(overrides)):
+        set_key(raw, key, value)
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
+
+
+def _describe(err: dict) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{loc}'"
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    nested = err["type"] == "value_error" and (loc in ("", "algorithm") or loc.endswith("env"))
+    if nested:  # the message starts with the key below ``loc``
+        return f"{loc}.{msg}" if loc else msg
+    return f"{loc}: {msg}"

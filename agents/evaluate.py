@@ -1,0 +1,125 @@
+"""Evaluate models and heuristics on full scenarios, in parallel processes.
+
+A job is one controller on one (period, seed); it runs through
+:func:`engine.runner.run_controller` with the controller from
+:func:`engine.controllers.loading.load_controller`, exactly what
+``cqsignal simulate`` does, so evaluation KPIs are the ones a user would see.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from agents.workers import THREAD_VARS
+
+# KPIs averaged and logged for every evaluation (engineering units).
+EVAL_KPIS = ("mean_delay_s", "mean_queue_veh", "throughput_veh_h", "mean_stops", "mean_travel_time_s",
+             "never_inserted", "teleports")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One controller (a model path or a heuristic name) on one scenario."""
+
+    controller: str
+    network: str
+    period: str | None
+    seed: int
+    duration: float
+    scale: float = 1.0
+    routes: tuple[str, ...] = ()
+    delta: int = 5
+    min_green: float = 10.0
+    max_green: float = 60.0
+    max_depart_delay: float = 300.0
+    emissions: bool = False
+
+
+def jobs_for(controller: str, options, periods: Iterable[str | None], seeds: Iterable[int],
+             duration: float, emissions: bool = False) -> list[Job]:
+    """Jobs of one controller over periods x seeds, with the env options' timing."""
+    return [Job(controller=str(controller), network=options.network, period=p, seed=int(s),
+                duration=float(duration), scale=options.scale, routes=tuple(options.routes),
+                delta=options.delta, min_green=options.min_green, max_green=options.max_green,
+                max_depart_delay=options.max_depart_delay, emissions=emissions)
+            for p in periods for s in seeds]
+
+
+def run_job(job: Job) -> dict:
+    """Run one job; its KPIs plus what it ran."""
+    from engine.controllers.loading import load_controller
+    from engine.loop import LoopOptions
+    from engine.runner import run_controller
+    from engine.scenario import Scenario
+
+    scenario = Scenario.load(job.network, period=job.period, seed=job.seed, scale=job.scale,
+                             duration=job.duration, routes=job.routes)
+    scenario = scenario.with_options(max_depart_delay=job.max_depart_delay, emissions=job.emissions)
+    controller = load_controller(job.controller, scenario, say=lambda _line: None)
+    options = LoopOptions(adaptive=controller.adaptive, delta=job.delta, min_green=job.min_green,
+                          max_green=job.max_green)
+    kpis = run_controller(scenario, controller, options)
+    return {**kpis.to_dict(), **asdict(job), "label": controller.name}
+
+
+def _init_worker() -> None:
+    for var in THREAD_VARS:
+        os.environ[var] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+class Evaluator:
+    """A pool of evaluation processes, started on first use and kept for the run."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, int(jobs))
+        self._pool: ProcessPoolExecutor | None = None
+
+    def run(self, jobs: Sequence[Job]) -> list[dict]:
+        """Results in the order of ``jobs``."""
+        if self.jobs == 1:
+            return [run_job(j) for j in jobs]  # in this process (it runs no other SUMO)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn"),
+                                             initializer=_init_worker)
+        return list(self._pool.map(run_job, jobs))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def summarise(results: Sequence[dict]) -> dict[str, float]:
+    """Mean of each evaluation KPI over runs."""
+    out = {}
+    for key in EVAL_KPIS:
+        values = [r[key] for r in results if r.get(key) is not None]
+        out[key] = float(np.mean(values)) if values else math.nan
+    return out
+
+
+def compare(model_results: Sequence[dict], baseline_results: Sequence[dict], key: str = "mean_delay_s"):
+    """Paired difference model - baseline over the (period, seed) both ran: (Estimate, percent)."""
+    from benchmarks.stats import paired_difference  # one t-interval for the whole project
+
+    def run_of(r: dict) -> tuple[str, int]:
+        return (r["period"] or "", int(r["seed"]))
+
+    runs = sorted({run_of(r) for r in model_results} | {run_of(r) for r in baseline_results})
+    index = {run: i for i, run in enumerate(runs)}
+    model = {index[run_of(r)]: float(r[key]) for r in model_results}
+    base = {index[run_of(r)]: float(r[key]) for r in baseline_results}
+    return paired_difference(model, base)

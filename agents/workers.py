@@ -1,0 +1,106 @@
+"""The process behind each parallel environment: one SUMO (libsumo) per process.
+
+A worker owns an :class:`engine.env_core.EnvCore`, resets it by itself when an
+episode ends (so one message per step does the whole round trip) and answers
+with observation rows, rewards and the next action masks. It imports neither
+torch nor stable-baselines3, and runs single-threaded numerics, so that two
+workers and the learner share two cores without oversubscription.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def episode_draw(seed: int, worker: int, episode: int, periods: tuple, limit: int) -> tuple[int, object]:
+    """Demand seed and period of a worker's n-th episode: reproducible, and restored on resume."""
+    rng = np.random.default_rng([seed, worker, episode])
+    return int(rng.integers(0, limit)), periods[int(rng.integers(len(periods)))]
+
+
+def pack_masks(masks: list[np.ndarray], width: int, shared: bool) -> np.ndarray:
+    """Per-signal masks as one array: (signals, width) padded False, or flat (single agent)."""
+    if not shared:
+        return np.concatenate(masks).astype(bool)
+    out = np.zeros((len(masks), width), dtype=bool)
+    for k, m in enumerate(masks):
+        out[k, : len(m)] = m
+    return out
+
+
+def run_worker(conn: Connection, spec: dict) -> None:
+    """Serve ``step``/``reset``/``state``/``close`` messages until closed."""
+    for var in THREAD_VARS:
+        os.environ[var] = "1"
+    from engine.env_core import EnvCore, env_options
+
+    try:
+        core = EnvCore(env_options(**spec["options"]))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", _portable(exc)))
+        conn.close()
+        return
+    conn.send(("ok", None))
+    periods, shared = core.periods, spec["shared"]
+    width = int(core.n_actions.max())
+    episode = int(spec["episode"])
+    busy = 0.0
+    current: dict = {}
+
+    def start() -> np.ndarray:
+        nonlocal episode
+        seed, period = episode_draw(spec["seed"], spec["index"], episode, periods, spec["seed_limit"])
+        current.update(seed=seed, period=period, episode=episode)
+        episode += 1
+        return core.reset(seed, period)
+
+    while True:
+        try:
+            cmd, data = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            break
+        t0 = time.perf_counter()
+        try:
+            if cmd == "step":
+                if shared:  # padded actions (only unmasked algorithms pick them) keep the green
+                    data = np.where(data < core.n_actions, data, core.loop.signals.phase)
+                rows, rewards, done, info = core.step(data)
+                extra = None
+                if done:
+                    extra = {"terminal": rows, "kpis": info.get("kpis"), "error": info.get("error"),
+                             **current}
+                    rows = start()
+                reply = (rows, rewards, done, pack_masks(core.masks(), width, shared), extra)
+            elif cmd == "reset":
+                rows = start()
+                reply = (rows, pack_masks(core.masks(), width, shared))
+            elif cmd == "state":
+                reply = {"episode": episode, "busy_s": busy, "cpu_s": time.process_time()}
+            elif cmd == "close":
+                core.close()
+                conn.send(("ok", None))
+                break
+            else:
+                raise ValueError(f"unknown worker command {cmd!r}")
+        except Exception as exc:  # noqa: BLE001 - the parent raises it in the learner
+            conn.send(("error", _portable(exc)))
+            continue
+        busy += time.perf_counter() - t0
+        conn.send(("ok", reply))
+    conn.close()
+
+
+def _portable(exc: Exception) -> Exception:
+    """The exception itself if it is a one-line user error, else its traceback as text."""
+    from engine.errors import CqSignalError
+
+    if isinstance(exc, CqSignalError):
+        return exc
+    return RuntimeError("".join(traceback.format_exception(exc)).strip())
