@@ -22,6 +22,7 @@ class Constraints(_Strict):
 
     cycle_min_s: int = Field(60, ge=10)
     cycle_max_s: int = Field(180, ge=10, le=600)
+    cycle_step_s: int = Field(1, ge=1, le=30)  # cycles are cycle_min_s + a multiple of this
     min_green_s: float = Field(7.0, ge=1)
     # Green phases that run a through movement carry the parallel pedestrian crossing.
     pedestrian_min_s: float | None = Field(15.0, ge=1)
@@ -60,8 +61,8 @@ class Optimiser(_Strict):
     sampler: Literal["tpe", "cmaes", "random"] = "tpe"
     trials: int = Field(30, ge=1, le=10000)
     seed: int = Field(0, ge=0)
-    cycle_step_s: int = Field(5, ge=1)
-    bias_range: tuple[float, float] = (0.7, 1.5)
+    bias_range: tuple[float, float] = (0.7, 1.5)  # weight of the arterial's coordinated phases
+    turn_bias_range: tuple[float, float] = (0.7, 1.6)  # weight of turn-only (protected left) phases
     speed_factor_range: tuple[float, float] = (0.7, 1.2)
     offset_shift_s: float = Field(0.0, ge=0)  # +- per-signal offset tweak (0: none)
     timeout_s: float | None = Field(None, gt=0)

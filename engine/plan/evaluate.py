@@ -31,22 +31,23 @@ from engine.signals import Intersection
 class PlanPrograms:
     """Fixed-time controller: SUMO runs the programs of an exported plan file.
 
-    With several programs per signal (a time-of-day export), only the scenario
-    period's programs are loaded (its WAUT is left out: a period's run starts at
-    simulation time 0, not at the period's time of day).
+    With several programs per signal (a time-of-day export), only one period's
+    programs are loaded, ``period`` or else the scenario's (the WAUT is left
+    out: a period's run starts at simulation time 0, not at its time of day).
     """
 
     adaptive = False
 
-    def __init__(self, additional: Path, name: str = "plan") -> None:
+    def __init__(self, additional: Path, name: str = "plan", period: str | None = None) -> None:
         self.additional = Path(additional)
         if not self.additional.is_file():
             raise ConfigError(f"plan file not found: {self.additional}")
         self.name = name
+        self.period = period
 
     def setup(self, loop) -> None:
         """Add the programs to the scenario (called before the loop starts SUMO)."""
-        path = _period_only(self.additional, loop.scenario.period, loop.workdir)
+        path = _period_only(self.additional, self.period or loop.scenario.period, loop.workdir)
         loop.scenario = loop.scenario.with_options(additional_files=loop.scenario.additional_files + (path,))
 
     def decide(self, state: TrafficState) -> np.ndarray:
@@ -64,7 +65,8 @@ def _period_only(path: Path, period: str | None, workdir: Path) -> Path:
     if len(programs) <= 1 and root.find("WAUT") is None:
         return path
     if period not in programs:
-        raise ConfigError(f"{path}: no programs for period {period!r} (it has {', '.join(sorted(programs))})")
+        raise ConfigError(f"{path}: no programs for period {period!r}; name one of "
+                          f"{', '.join(sorted(p for p in programs if p))}")
     keep = ET.Element("additional")
     keep.extend(el for el in logics if el.get("programID") == period)
     out = Path(workdir) / f"{path.stem}.{period}.add.xml"

@@ -37,6 +37,9 @@ def write_text_atomic(path: Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's private 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -151,7 +154,10 @@ def check_switching(add_file: Path, net_file: Path, plan: Plan, intersections: M
             if frm == to:
                 continue
             c_from, c_to = plan.periods[frm].cycle, plan.periods[to].cycle
-            begin, end = max(t - 5, 0), t + int(c_from + c_to) + 10
+            # start a full old cycle early: the monitor needs history (a yellow already
+            # running when it starts watching is not a short yellow)
+            begin, end = max(t - int(c_from) - 10, 0), t + int(c_from + c_to) + 10
+            warm = begin + 10
             sim.start(["--net-file", str(net_file), "--additional-files", str(add_file),
                        "--begin", str(begin), "--end", str(end), "--no-step-log", "true",
                        "--no-warnings", "true"], error_log=workdir / "waut-check.log")
@@ -174,8 +180,9 @@ def check_switching(add_file: Path, net_file: Path, plan: Plan, intersections: M
             if late:
                 raise PlanValidationError(f"{add_file.name}: {late[0]} did not switch to {to} within "
                                           f"{c_from:g} s of {_clock(t)}")
-            if monitor.violations:
-                raise PlanValidationError(f"{add_file.name}: unsafe switch to {to}: {monitor.violations[0]}")
+            unsafe = [v for v in monitor.violations if v.time >= warm]
+            if unsafe:
+                raise PlanValidationError(f"{add_file.name}: unsafe switch to {to}: {unsafe[0]}")
             last = max(switched.values())
             log.append(f"{_clock(t)} {frm} -> {to}: all {len(signals)} signals switched by "
                        f"{_clock(int(last))} (+{last - t:g} s), no unsafe state")

@@ -18,7 +18,8 @@ from engine.errors import ConfigError
 from engine.plan.config import Constraints
 from engine.plan.corridor import Corridor, coordinated_phases
 from engine.plan.green_wave import green_wave_offsets
-from engine.plan.model import PeriodPlan, SignalTiming, clearance_time, phase_minimums, shares_to_greens
+from engine.plan.model import (PeriodPlan, SignalTiming, clearance_time, phase_minimums, serves_through,
+                               shares_to_greens)
 from engine.signals import Intersection
 from engine.webster import intersection_flow_ratios, webster_timing
 
@@ -58,19 +59,29 @@ def common_cycle(intersections: Mapping[str, Intersection], ratios: Mapping[str,
         raise ConfigError(f"constraints: minimum greens plus clearances need a {need:g} s cycle, "
                           f"above cycle_max_s {limits.cycle_max_s}")
     cycle = max(max(own.values()), need, limits.cycle_min_s)
-    return float(min(math.ceil(cycle - 1e-9), limits.cycle_max_s)), own
+    lo, step = limits.cycle_min_s, limits.cycle_step_s
+    cycle = lo + math.ceil((cycle - lo) / step - 1e-9) * step
+    top = lo + (limits.cycle_max_s - lo) // step * step
+    if cycle > top and need <= top:
+        cycle = top
+    return float(min(cycle, limits.cycle_max_s)), own
 
 
 def split_greens(ix: Intersection, ratios: Sequence[float], cycle: float, limits: Constraints,
-                 boost: Sequence[int] = (), bias: float = 1.0) -> tuple[float, ...]:
-    """Webster greens of ``ix`` at ``cycle``; phases in ``boost`` weigh ``bias`` times their ratio."""
+                 boost: Sequence[int] = (), bias: float = 1.0, turn_bias: float = 1.0) -> tuple[float, ...]:
+    """Webster greens of ``ix`` at ``cycle``.
+
+    Phases in ``boost`` weigh ``bias`` times their ratio; turn-only phases (no
+    through movement, e.g. protected lefts) weigh ``turn_bias`` times theirs.
+    """
     mins = phase_minimums(ix, limits)
     lost = clearance_time(ix)
     t = webster_timing(ratios, lost, cycle, cycle, min_green=min(mins))
     if abs(t.cycle - cycle) > 0.5:
         raise ConfigError(f"signal {ix.id}: cannot fit its phases in a {cycle:g} s cycle "
                           f"(needs {t.cycle:g} s)")
-    weights = [g * (bias if k in boost else 1.0) for k, g in enumerate(t.greens)]
+    weights = [g * (bias if k in boost else 1.0) * (1.0 if serves_through(ix, k) else turn_bias)
+               for k, g in enumerate(t.greens)]
     return shares_to_greens(weights, cycle - lost, mins)
 
 
@@ -89,12 +100,13 @@ def webster_period_plan(period: str, intersections: Mapping[str, Intersection], 
 
 def green_wave_period_plan(period: str, intersections: Mapping[str, Intersection], flows: Flows,
                            limits: Constraints, corridor: Corridor, cycle: float | None = None,
-                           bias: float = 1.0, weights: tuple[float, float] = (1.0, 1.0),
+                           bias: float = 1.0, turn_bias: float = 1.0, weights: tuple[float, float] = (1.0, 1.0),
                            seed: int = 0) -> PeriodPlan:
     """Webster splits on the common cycle plus offsets of the widest two-way band.
 
-    ``bias`` weighs the arterial's coordinated phases (1: plain Webster); the
-    optimiser searches it together with ``cycle`` and the corridor's speed.
+    ``bias`` weighs the arterial's coordinated phases and ``turn_bias`` the
+    turn-only phases (1: plain Webster); the optimiser searches them together
+    with ``cycle``, the corridor's speed and the band's direction weights.
     """
     ratios = signal_ratios(intersections, flows)
     c, own = common_cycle(intersections, ratios, limits)
@@ -106,12 +118,12 @@ def green_wave_period_plan(period: str, intersections: Mapping[str, Intersection
             i = corridor.signals.index(sid)
             boost = tuple(set(coordinated_phases(ix, corridor.forward_links[i]))
                           | set(coordinated_phases(ix, corridor.backward_links[i])))
-        greens[sid] = split_greens(ix, ratios[sid], c, limits, boost, bias)
+        greens[sid] = split_greens(ix, ratios[sid], c, limits, boost, bias, turn_bias)
     corridor_ix = {s: intersections[s] for s in corridor.signals}
     offsets, bands = green_wave_offsets(corridor, corridor_ix, greens, c, weights, seed)
     timings = {sid: SignalTiming(sid, float(offsets.get(sid, 0.0)), greens[sid]) for sid in intersections}
     notes = {"webster_cycles": {s: round(v, 1) for s, v in own.items()},
              "flow_ratio": {s: round(sum(r), 3) for s, r in ratios.items()},
              "band_forward_s": bands.forward, "band_backward_s": bands.backward,
-             "bias": bias, "travel_forward_s": [round(t, 1) for t in corridor.forward_times]}
+             "bias": bias, "turn_bias": turn_bias, "travel_forward_s": [round(t, 1) for t in corridor.forward_times]}
     return PeriodPlan(period=period, method="green_wave", cycle=c, timings=timings, notes=notes)

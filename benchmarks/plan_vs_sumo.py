@@ -1,0 +1,172 @@
+"""The plan generator against the network's defaults and SUMO's own tools, on the same seeds.
+
+    .venv/bin/python benchmarks/plan_vs_sumo.py --config configs/plan_chongqing.yaml \
+        [--plan out/plan/plan.json] [--period am_peak] [--seeds 11 12 13 14 15] [--duration 3600]
+
+Compared, each on every seed with identical route files:
+
+(a) ``default``: the network's own programs;
+(b) ``sumo_tools``: SUMO's ``tlsCycleAdaptation.py`` (Webster, one unified cycle,
+    3 s yellow, 2 s all-red, cycle 60-180 s) followed by ``tlsCoordinator.py``
+    (offsets), both from SUMO's ``tools/``, given the route file of the planning seed;
+``webster`` and ``green_wave``: this package's methods, for context;
+``optimise``: the plan from ``--plan`` (a ``cqsignal plan`` output), or one
+    searched here with the config's budget (its wall time is reported).
+
+Evaluation seeds default to 11-15, disjoint from the search seeds in the config,
+so the optimised plan is scored on demand it never saw. Prints a table and
+writes ``results.csv`` and ``summary.md`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine.controllers import FixedTime  # noqa: E402
+from engine.errors import CqSignalError, SimulationError  # noqa: E402
+from engine.loop import LoopOptions  # noqa: E402
+from engine.plan.config import load_plan_config  # noqa: E402
+from engine.plan.evaluate import Evaluator  # noqa: E402
+from engine.plan.model import Plan  # noqa: E402
+from engine.plan.pipeline import period_plan, resolve  # noqa: E402
+from engine.runner import run_controller  # noqa: E402
+from engine.sim import sumo_tool  # noqa: E402
+
+
+def sumo_tools_programs(net_file: Path, routes: Path, workdir: Path, cycle_min: int, cycle_max: int,
+                        yellow: float, all_red: float) -> tuple[Path, Path]:
+    """Run tlsCycleAdaptation.py then tlsCoordinator.py; the two additional files, in load order."""
+    cycles = workdir / "tls_cycle_adaptation.add.xml"
+    coord = workdir / "tls_coordinator.add.xml"
+    steps = [
+        [sys.executable, sumo_tool("tlsCycleAdaptation.py"), "-n", str(net_file), "-r", str(routes), "-b", "0",
+         "-y", f"{yellow:g}", "-a", f"{all_red:g}", "--min-cycle", str(cycle_min), "--max-cycle", str(cycle_max),
+         "-u", "-o", str(cycles)],
+        [sys.executable, sumo_tool("tlsCoordinator.py"), "-n", str(net_file), "-r", str(routes), "-a", str(cycles),
+         "-o", str(coord)],
+    ]
+    for cmd in steps:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SimulationError(f"{Path(cmd[1]).name} failed: {tail[0]}")
+    return cycles, coord
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "plan_chongqing.yaml"))
+    ap.add_argument("--plan", default=None, help="plan.json from `cqsignal plan` (else searched here)")
+    ap.add_argument("--period", default="am_peak")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13, 14, 15])
+    ap.add_argument("--duration", type=float, default=3600.0)
+    ap.add_argument("--tools-seed", type=int, default=1, help="seed of the route file SUMO's tools plan from")
+    ap.add_argument("--methods", nargs="+",
+                    default=["default", "sumo_tools", "webster", "green_wave", "optimise"])
+    ap.add_argument("--out", default=str(ROOT / "out" / "plan_vs_sumo"))
+    args = ap.parse_args(argv)
+    try:
+        return run(args)
+    except CqSignalError as exc:
+        print(f"plan_vs_sumo: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_plan_config(args.config)
+    if args.period not in cfg.periods:
+        cfg = cfg.model_copy(update={"periods": [*cfg.periods, args.period]})
+    ctx = resolve(cfg)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="cqsignal-bench-plan-"))
+    scenario = ctx.scenario.with_options(period=args.period)
+    evaluator = Evaluator(scenario, args.seeds, args.duration, cfg.evaluation.scale, workdir=work)
+    log = print
+
+    plans, notes = {}, {}
+    for method in ("webster", "green_wave"):
+        if method in args.methods:
+            plans[method] = period_plan(ctx, args.period, method, log)[0]
+    if "optimise" in args.methods:
+        if args.plan:
+            plans["optimise"] = Plan.load(args.plan).periods[args.period]
+            notes["optimise"] = f"from {args.plan}"
+        else:
+            t0 = time.perf_counter()
+            plans["optimise"] = period_plan(ctx, args.period, "optimise", log)[0]
+            notes["optimise"] = f"searched here in {time.perf_counter() - t0:.0f} s"
+    tools: tuple[Path, ...] = ()
+    if "sumo_tools" in args.methods:
+        planning = Evaluator(scenario, [args.tools_seed], args.duration, cfg.evaluation.scale, workdir=work / "tools")
+        routes = planning.scenario(args.tools_seed).route_files[0]
+        c = cfg.constraints
+        tools = sumo_tools_programs(scenario.net_file, routes, work, c.cycle_min_s, c.cycle_max_s, c.yellow_s,
+                                    c.all_red_s)
+        notes["sumo_tools"] = f"planned from seed {args.tools_seed} routes"
+
+    rows = []
+    for method in args.methods:
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            if method == "default":
+                k = run_controller(evaluator.scenario(seed), FixedTime(evaluator.scenario(seed)),
+                                   LoopOptions(adaptive=False))
+            elif method == "sumo_tools":
+                sc = evaluator.scenario(seed)
+                sc = sc.with_options(additional_files=sc.additional_files + tools)
+                k = run_controller(sc, FixedTime(sc), LoopOptions(adaptive=False))
+            else:
+                one = Evaluator(scenario, [seed], args.duration, cfg.evaluation.scale, workdir=work)
+                k = one.run(plans[method], ctx.intersections).kpis[0]
+            rows.append({"method": method, "seed": seed, **k.to_dict(), "wall_s": time.perf_counter() - t0})
+            print(f"{method:11s} seed {seed}: delay {k.mean_delay_s:7.2f} s/veh, stops {k.mean_stops:.2f}, "
+                  f"never inserted {k.never_inserted}", flush=True)
+    with (out / "results.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    text = summary(rows, args, plans, notes)
+    (out / "summary.md").write_text(text)
+    print(text)
+    return 0
+
+
+def summary(rows: list[dict], args, plans: dict, notes: dict) -> str:
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["method"], []).append(r)
+    mean = {m: statistics.fmean(r["mean_delay_s"] for r in rs) for m, rs in by.items()}
+    lines = [f"period {args.period}, seeds {' '.join(map(str, args.seeds))}, {args.duration:g} s each", "",
+             "| method | cycle [s] | mean delay [s/veh] | sd | stops [/veh] | travel time [s] | throughput [veh/h] "
+             "| never inserted | vs (a) default | vs (b) SUMO tools |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for m, rs in by.items():
+        d = [r["mean_delay_s"] for r in rs]
+        sd = statistics.stdev(d) if len(d) > 1 else 0.0
+        va = f"{(mean[m] - mean['default']) / mean['default'] * 100:+.1f} %" if "default" in mean else ""
+        vb = f"{(mean[m] - mean['sumo_tools']) / mean['sumo_tools'] * 100:+.1f} %" if "sumo_tools" in mean else ""
+        cyc = f"{plans[m].cycle:g}" if m in plans else ""
+        lines.append(f"| {m} | {cyc} | {mean[m]:.1f} | {sd:.1f} | "
+                     f"{statistics.fmean(r['mean_stops'] for r in rs):.2f} | "
+                     f"{statistics.fmean(r['mean_travel_time_s'] for r in rs):.1f} | "
+                     f"{statistics.fmean(r['throughput_veh_h'] for r in rs):.0f} | "
+                     f"{statistics.fmean(r['never_inserted'] for r in rs):.0f} | {va} | {vb} |")
+    for m, note in notes.items():
+        lines.append(f"\n{m}: {note}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

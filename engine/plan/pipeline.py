@@ -1,0 +1,251 @@
+"""``cqsignal plan``: build, validate, export and report a time-of-day plan from a config."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import ConfigError
+from engine.plan.config import PlanConfig
+from engine.plan.corridor import Corridor, build_corridor
+from engine.plan.evaluate import Evaluator
+from engine.plan.export import (check_switching, phase_names, programs_xml, schedule_switches,
+                                timing_rows, timing_sheet_csv, write_plan_json, write_text_atomic)
+from engine.plan.model import PeriodPlan, Plan, validate_period, validate_plan
+from engine.scenario import Scenario
+from engine.signals import Intersection, read_intersections
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class PlanContext:
+    """Everything the methods need, resolved once from the config."""
+
+    config: PlanConfig
+    scenario: Scenario
+    intersections: dict[str, Intersection]
+    corridor: Corridor
+    windows: dict[str, tuple[int, int]]
+    switches: list[tuple[int, str]]
+
+
+@dataclass
+class PlanRun:
+    """What a plan run produced."""
+
+    plan: Plan
+    files: dict[str, Path] = field(default_factory=dict)
+    switch_log: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    summary: list[dict] = field(default_factory=list)  # one row per period: method, cycle, objectives
+
+
+def resolve(config: PlanConfig) -> PlanContext:
+    """Network, signals, corridor, period windows and WAUT schedule (checked before any search)."""
+    from engine.demand import load_demand, period_window
+
+    scenario = Scenario.of_network(config.network)
+    if scenario.demand_file is None:
+        raise ConfigError(f"network: {config.network!r} has no period-of-day demand (demand file in network.yaml)")
+    demand = load_demand(scenario.demand_file)
+    for p in config.periods:
+        demand.period(p)
+    intersections = read_intersections(scenario.net_file)
+    signals = config.corridor.signals or _network_signals(config.network, intersections)
+    corridor = build_corridor(scenario.net_file, intersections, signals, config.corridor.progression_speed_kmh,
+                              config.corridor.speed_factor)
+    windows = {p: period_window(demand, p) for p in config.periods}
+    switches = schedule_switches(windows, config.schedule or config.periods)
+    return PlanContext(config, scenario, intersections, corridor, windows, switches)
+
+
+def _network_signals(network: str, intersections: dict[str, Intersection]) -> list[str]:
+    import networks
+
+    if network in networks.available():
+        listed = [s for s in networks.manifest(network)["signals"] if s in intersections]
+        if listed:
+            return listed
+    return list(intersections)
+
+
+def period_plan(ctx: PlanContext, period: str, method: str, log: Log, progress=None) -> tuple[PeriodPlan, dict]:
+    """One period's plan by ``method``; returns the plan and a summary row."""
+    from engine.plan.optimise import PlanSearch, optimise_period
+    from engine.plan.webster_plan import design_flows, green_wave_period_plan, webster_period_plan
+
+    cfg = ctx.config
+    flows = design_flows(ctx.scenario.demand_file, ctx.scenario.net_file, period, cfg.evaluation.scale,
+                         cfg.design_flow)
+    limits = cfg.constraints
+    row: dict = {"period": period, "method": method}
+    if method == "webster":
+        pp = webster_period_plan(period, ctx.intersections, flows, limits)
+    elif method == "green_wave":
+        pp = green_wave_period_plan(period, ctx.intersections, flows, limits, ctx.corridor,
+                                    weights=cfg.corridor.direction_weights, seed=cfg.optimiser.seed)
+    else:
+        search = PlanSearch(period, ctx.intersections, flows, limits, ctx.corridor, ctx.scenario.net_file,
+                            cfg.corridor.progression_speed_kmh, cfg.corridor.speed_factor,
+                            cfg.corridor.direction_weights, cfg.optimiser)
+        evaluator = Evaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
+                              cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
+                              workdir=Path(tempfile.mkdtemp(prefix=f"cqsignal-plan-{period}-")))
+        result = optimise_period(search, evaluator, progress=progress, log=log)
+        pp = result.plan
+        row.update(start_objective=result.start_eval.objective, objective=result.best_eval.objective,
+                   trials=len(result.trials), simulations=result.simulations, search_s=result.wall_s)
+        log(f"{period}: start {result.start_eval.objective:.2f} -> best {result.best_eval.objective:.2f} "
+            f"({len(result.trials)} trials, {result.simulations} simulations, {result.wall_s:.0f} s)")
+    validate_period(pp, ctx.intersections, limits)
+    row.update(cycle=pp.cycle, band_forward_s=pp.notes.get("band_forward_s"),
+               band_backward_s=pp.notes.get("band_backward_s"))
+    return pp, row
+
+
+def export(ctx: PlanContext, plan: Plan, out: Path, log: Log) -> tuple[dict[str, Path], list[str]]:
+    """Validate, write the additional file (after checking its switches in SUMO), the sheet and the JSON."""
+    validate_plan(plan, ctx.intersections, ctx.config.constraints)
+    out.mkdir(parents=True, exist_ok=True)
+    names = phase_names(ctx.scenario.net_file, ctx.intersections)
+    switches = [(t, p) for t, p in ctx.switches if p in plan.periods]
+    text = programs_xml(plan, ctx.intersections, switches=switches, names=names)
+    with tempfile.TemporaryDirectory(prefix="cqsignal-waut-") as tmp:
+        candidate = write_text_atomic(Path(tmp) / "plan.add.xml", text)
+        switch_log = check_switching(candidate, ctx.scenario.net_file, plan, ctx.intersections, switches, Path(tmp))
+    for line in switch_log:
+        log(f"WAUT check: {line}")
+    files = {
+        "additional": write_text_atomic(out / "plan.add.xml", text),
+        "timing_sheet": write_text_atomic(out / "timing_sheet.csv",
+                                          timing_sheet_csv(timing_rows(plan, ctx.intersections, names))),
+        "plan": write_plan_json(plan, out / "plan.json"),
+    }
+    return files, switch_log
+
+
+def report(ctx: PlanContext, plan: Plan, out: Path, switch_log: Sequence[str], header: dict, log: Log,
+           progress=None) -> Path:
+    """Simulate before/after for the report periods and write report.html."""
+    from engine.plan.measure import approach_results, default_timing, measure_run
+    from engine.plan.report import PeriodReport, render_report
+    from engine.plan.webster_plan import design_flows
+
+    cfg = ctx.config
+    rc = cfg.report
+    names = phase_names(ctx.scenario.net_file, ctx.intersections)
+    reports = []
+    duration = rc.duration_s or cfg.evaluation.duration_s
+    for period, pp in plan.periods.items():
+        pr = PeriodReport(plan=pp, seeds=rc.seeds, duration_s=duration)
+        if rc.enabled and period in (rc.periods or list(plan.periods)):
+            log(f"report: simulating {period} before/after on seeds {rc.seeds}")
+            flows = design_flows(ctx.scenario.demand_file, ctx.scenario.net_file, period, cfg.evaluation.scale,
+                                 cfg.design_flow)
+            with tempfile.TemporaryDirectory(prefix="cqsignal-report-") as tmp:
+                tmpd = Path(tmp)
+                ev = Evaluator(ctx.scenario.with_options(period=period), rc.seeds, duration, cfg.evaluation.scale,
+                               workdir=tmpd)
+                add = write_text_atomic(tmpd / "after.add.xml",
+                                        programs_xml(Plan(plan.network, {period: pp}), ctx.intersections))
+                default_cycles = {s: default_timing(ix)[1] for s, ix in ctx.intersections.items()}
+                before_runs, after_runs, kb, ka = [], [], [], []
+                for seed in rc.seeds:
+                    sc = ev.scenario(seed)
+                    r, k = measure_run(sc, ctx.intersections, default_cycles, tmpd / f"before{seed}")
+                    before_runs.append(r)
+                    kb.append(k)
+                    r, k = measure_run(sc, ctx.intersections, {s: pp.cycle for s in ctx.intersections},
+                                       tmpd / f"after{seed}", extra_additional=(add,))
+                    after_runs.append(r)
+                    ka.append(k)
+            before_t = {s: default_timing(ix) for s, ix in ctx.intersections.items()}
+            after_t = {s: (pp.timings[s], pp.cycle) for s in ctx.intersections if s in pp.timings}
+            pr.before = approach_results(before_runs, ctx.intersections, ctx.scenario.net_file, before_t, flows)
+            pr.after = approach_results(after_runs, {s: ctx.intersections[s] for s in after_t},
+                                        ctx.scenario.net_file, after_t, flows)
+            pr.before_kpis = _mean_kpis(kb)
+            pr.after_kpis = _mean_kpis(ka)
+        reports.append(pr)
+    html = render_report(plan, reports, ctx.corridor, ctx.intersections, names, header, switch_log,
+                         rc.diagram_cycles)
+    return write_text_atomic(out / "report.html", html)
+
+
+def _mean_kpis(kpis) -> dict:
+    return {k: statistics.fmean(getattr(x, k) for x in kpis) for k in kpis[0].to_dict()}
+
+
+def make_plan(config: PlanConfig, out: Path, log: Log, progress_factory=None, config_path: str = "") -> PlanRun:
+    """The whole ``cqsignal plan`` run: every period, validation, export, report."""
+    t0 = time.perf_counter()
+    ctx = resolve(config)
+    periods, rows = {}, []
+    for period in config.periods:
+        method = config.method_of(period)
+        log(f"{period}: {method}")
+        if progress_factory is not None and method == "optimise":
+            with progress_factory(f"optimise {period}") as advance:
+                pp, row = period_plan(ctx, period, method, log, progress=advance)
+        else:
+            pp, row = period_plan(ctx, period, method, log)
+        periods[period] = pp
+        rows.append(row)
+    plan = Plan(network=config.network, periods=periods)
+    files, switch_log = export(ctx, plan, out, log)
+    header = {"config": config_path, "network": config.network,
+              "periods": ", ".join(f"{p} ({periods[p].method})" for p in periods),
+              "schedule": ", ".join(f"{t // 3600:02d}:{t % 3600 // 60:02d} {p}" for t, p in ctx.switches),
+              "corridor": " - ".join(ctx.corridor.signals),
+              "constraints": config.constraints.model_dump_json(),
+              "plan wall time": f"{time.perf_counter() - t0:.0f} s (before the report's simulations)"}
+    files["report"] = report(ctx, plan, out, switch_log, header, log)
+    return PlanRun(plan=plan, files=files, switch_log=switch_log, wall_s=time.perf_counter() - t0, summary=rows)
+
+
+def distil_plan(config: PlanConfig, model: str, out: Path, log: Log, config_path: str = "") -> PlanRun:
+    """``cqsignal plan --from-model``: a fixed plan per period from a policy's cycle and shares, and the gap."""
+    from engine.controllers.loading import load_controller
+    from engine.loop import LoopOptions
+    from engine.plan.distil import distilled_period_plan, record_usage
+
+    t0 = time.perf_counter()
+    ctx = resolve(config)
+    cfg = config
+    periods, rows = {}, []
+    for period in cfg.periods:
+        evaluator = Evaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
+                              cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
+                              workdir=Path(tempfile.mkdtemp(prefix=f"cqsignal-distil-{period}-")))
+        scenarios = [evaluator.scenario(s) for s in evaluator.seeds]
+        controller = load_controller(model, scenarios[0])
+        log(f"{period}: recording {controller.name} on seeds {list(evaluator.seeds)}")
+        usage, policy_kpis = record_usage(controller, scenarios, ctx.intersections, LoopOptions())
+        pp = distilled_period_plan(period, usage, ctx.intersections, cfg.constraints, ctx.corridor,
+                                   cfg.optimiser.seed, cfg.corridor.direction_weights)
+        validate_period(pp, ctx.intersections, cfg.constraints)
+        plan_eval = evaluator.run(pp, ctx.intersections)
+        policy_delay = statistics.fmean(k.mean_delay_s for k in policy_kpis)
+        gap = plan_eval.mean_delay - policy_delay
+        pp.notes.update(policy=controller.name, policy_delay_s=round(policy_delay, 2),
+                        plan_delay_s=round(plan_eval.mean_delay, 2), gap_s=round(gap, 2),
+                        gap_pct=round(100 * gap / policy_delay, 1) if policy_delay else None)
+        log(f"{period}: policy {policy_delay:.1f} s/veh, distilled plan {plan_eval.mean_delay:.1f} s/veh "
+            f"(gap {gap:+.1f} s/veh), cycle {pp.cycle:g} s")
+        periods[period] = pp
+        rows.append({"period": period, "method": "distilled", "cycle": pp.cycle, "policy": controller.name,
+                     "policy_delay_s": policy_delay, "plan_delay_s": plan_eval.mean_delay, "gap_s": gap,
+                     "band_forward_s": pp.notes.get("band_forward_s"),
+                     "band_backward_s": pp.notes.get("band_backward_s")})
+    plan = Plan(network=cfg.network, periods=periods)
+    files, switch_log = export(ctx, plan, out, log)
+    header = {"config": config_path, "network": cfg.network, "distilled from": model,
+              "periods": ", ".join(periods), "corridor": " - ".join(ctx.corridor.signals),
+              "plan wall time": f"{time.perf_counter() - t0:.0f} s (before the report's simulations)"}
+    files["report"] = report(ctx, plan, out, switch_log, header, log)
+    return PlanRun(plan=plan, files=files, switch_log=switch_log, wall_s=time.perf_counter() - t0, summary=rows)
