@@ -245,7 +245,8 @@ def _read_xml(path: Path, raw: bytes, edge_attribute: str, turn_attribute: str) 
     try:
         parser.Parse(raw, True)
     except xml.parsers.expat.ExpatError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: not valid XML ({xml.parsers.expat.ErrorString(exc.code)})") from None
+        why = xml.parsers.expat.ErrorString(exc.code)
+        raise ConfigError(f"{path}:{exc.lineno}: not valid XML ({why})") from None
     return out
 
 

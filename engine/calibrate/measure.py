@@ -64,7 +64,7 @@ def _simulate(scenario: Scenario, counts: Sequence[Count], offset: float, workdi
                 f'excludeEmpty="true" edges="{" ".join(edges)}"/>\n') if edges else ""
     write_text_atomic(add, f"<additional>\n{meandata}</additional>\n")
     measured = dataclasses.replace(scenario, additional_files=scenario.additional_files + (add,))
-    args = measured.sumo_args(workdir)
+    args = _without_emissions(measured.sumo_args(workdir))
     if turns:
         args += ["--vehroute-output", str(routes_out), "--vehroute-output.exit-times", "true",
                  "--vehroute-output.write-unfinished", "true"]
@@ -87,6 +87,14 @@ def _simulate(scenario: Scenario, counts: Sequence[Count], offset: float, workdi
     for c in counts:
         first, last = int(round(c.begin - offset)) // step, int(round(c.end - offset)) // step
         out[c] = float(sum(bins.get((c.location, k), 0.0) for k in range(first, last)))
+    return out
+
+
+def _without_emissions(args: list[str]) -> list[str]:
+    """Counting needs no emission device (about a sixth of SUMO's time on the corridor)."""
+    out = list(args)
+    if "--device.emissions.probability" in out:
+        out[out.index("--device.emissions.probability") + 1] = "0"
     return out
 
 

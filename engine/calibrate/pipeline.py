@@ -88,7 +88,8 @@ def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: s
     net_copy = _copy_into(base.net_file, out)
     additional = [_copy_into(a, out) for a in base.additional_files]
     write_text_atomic(out / VTYPES_FILE, _vtypes(bus_share))
-    cand_file, edge_file, turn_file = work / "candidates.rou.xml", work / "counts.edgedata.xml", work / "counts.turns.xml"
+    cand_file = work / "candidates.rou.xml"
+    edge_file, turn_file = work / "counts.edgedata.xml", work / "counts.turns.xml"
     write_candidates(routes, cand_file)
     targets = reconcile(counts.counts, routes)
     if targets is None:
@@ -145,7 +146,8 @@ def _vtypes(bus_share: float) -> str:
 
     dist = ""
     if 0 < bus_share < 1:
-        dist = f'    <vTypeDistribution id="mix" vTypes="car bus" probabilities="{1 - bus_share:g} {bus_share:g}"/>\n'
+        dist = (f'    <vTypeDistribution id="mix" vTypes="car bus" '
+                f'probabilities="{1 - bus_share:g} {bus_share:g}"/>\n')
     return f'<?xml version="1.0" encoding="UTF-8"?>\n<routes>\n{VTYPES}{dist}</routes>\n'
 
 

@@ -58,7 +58,8 @@ def read_net(net_file: Path) -> RoadNet:
     try:
         net = sumolib.net.readNet(str(net_file), withPrograms=False, withConnections=True)
     except Exception as exc:  # sumolib raises plain exceptions on bad XML
-        raise NetworkError(f"{net_file}: cannot read network ({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})") from None
+        why = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise NetworkError(f"{net_file}: cannot read network ({why})") from None
     edges = frozenset(e.getID() for e in net.getEdges())
     successors: dict[str, tuple[str, ...]] = {}
     for e in net.getEdges():
@@ -88,7 +89,8 @@ def enumerate_routes(net: RoadNet, limit: int = MAX_CANDIDATES) -> list[Route]:
     sinks = set(net.sinks)
     routes: list[Route] = []
     for source in net.sources:
-        stack: list[tuple[Route, frozenset[str]]] = [((source,), frozenset({net.from_node[source], net.to_node[source]}))]
+        start = frozenset({net.from_node[source], net.to_node[source]})
+        stack: list[tuple[Route, frozenset[str]]] = [((source,), start)]
         while stack:
             path, seen = stack.pop()
             last = path[-1]
@@ -196,4 +198,5 @@ def run_route_sampler(candidates: Path, edge_file: Path | None, turn_file: Path 
     write_text_atomic(log, proc.stdout + proc.stderr)
     if proc.returncode != 0 or not out.is_file():
         lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        raise SimulationError(f"routeSampler.py failed: {lines[-1] if lines else f'exit {proc.returncode}'} (log: {log})")
+        why = lines[-1] if lines else f"exit {proc.returncode}"
+        raise SimulationError(f"routeSampler.py failed: {why} (log: {log})")
