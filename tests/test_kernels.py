@@ -41,12 +41,15 @@ def _check_targets(inc: Incidence, targets: np.ndarray, phase: np.ndarray, can_s
 
 
 @SETTINGS
-@given(traffic())
-def test_max_pressure_kernel_equals_reference(data):
+@given(traffic(), st.integers(0, 2**16), st.sampled_from([0.0, 15.0]), st.sampled_from([30.0, 120.0, np.inf]))
+def test_max_pressure_kernel_equals_reference(data, seed, hold, max_red):
     inc, count, halting, _, _, phase, can_switch = data
-    got = kernels.max_pressure(inc, count, halting, phase, can_switch)
-    want = reference.max_pressure_ref(inc, count, halting, phase, can_switch)
-    np.testing.assert_array_equal(got, want)
+    rng = np.random.default_rng(seed)
+    in_phase = rng.choice([0.0, 10.0, 15.0, 40.0], size=inc.n_intersections)
+    waited = rng.choice([0.0, 30.0, 60.0, 120.0, 200.0], size=(inc.n_intersections, inc.mov_phases.shape[1]))
+    args = (inc, count, halting, phase, can_switch, in_phase, waited, hold, max_red)
+    got = kernels.max_pressure(*args)
+    np.testing.assert_array_equal(got, reference.max_pressure_ref(*args))
     _check_targets(inc, got, phase, can_switch)
 
 
@@ -95,11 +98,18 @@ def test_max_pressure_serves_the_larger_pressure_and_respects_min_green():
     inc = _one_crossing()
     q = np.array([2.0, 9.0, 0.0, 0.0])
     free, held = np.array([True]), np.array([False])
-    assert kernels.max_pressure(inc, q, q, np.array([0]), free)[0] == 1
-    assert kernels.max_pressure(inc, q, q, np.array([0]), held)[0] == -1
+    green_for, waited = np.array([20.0]), np.zeros((1, 2))
+
+    def mp(q_in, q_out, can_switch=free, in_phase=green_for, waited=waited, hold=15.0, max_red=120.0):
+        return kernels.max_pressure(inc, q_in, q_out, np.array([0]), can_switch, in_phase, waited, hold, max_red)[0]
+
+    assert mp(q, q) == 1
+    assert mp(q, q, can_switch=held) == -1
+    assert mp(q, q, in_phase=np.array([12.0])) == -1  # past min green, but held for the switching cost
     # a full downstream lane takes the pressure away
-    q_out = np.array([0.0, 0.0, 0.0, 20.0])
-    assert kernels.max_pressure(inc, q, q_out, np.array([0]), free)[0] == -1
+    assert mp(q, np.array([0.0, 0.0, 0.0, 20.0])) == -1
+    # ... unless phase 1 has waited max red with a vehicle on its lane: then it goes first
+    assert mp(q, np.array([0.0, 0.0, 0.0, 20.0]), waited=np.array([[0.0, 130.0]])) == 1
 
 
 def test_actuated_extends_on_short_gaps_and_skips_empty_phases():

@@ -23,17 +23,48 @@ from engine.webster import WebsterTiming, intersection_flow_ratios, lost_time, w
 
 
 class MaxPressure:
-    """Varaiya's max pressure on halting vehicles: queue in minus queue out, weighted by s."""
+    """Varaiya's max pressure, with a switching cost and a starvation guard.
+
+    Pressure of a movement: saturation flow x (vehicles on its incoming lane -
+    halting vehicles on its outgoing lane). Vehicles on the incoming lane count
+    whether moving or not, so a queue that is discharging keeps its green. A
+    green is held ``hold_s`` before it may change (each change costs a
+    clearance), and a phase with vehicles that has not been green for
+    ``max_red_s`` goes first.
+    """
 
     name = "max_pressure"
     adaptive = True
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, hold_s: float = 15.0, max_red_s: float = 180.0) -> None:
+        if hold_s < 0 or max_red_s <= 0:
+            raise ConfigError(f"max_pressure: need hold_s >= 0 and max_red_s > 0, got {hold_s}, {max_red_s}")
         self.scenario = scenario
+        self.hold_s, self.max_red_s = float(hold_s), float(max_red_s)
+        self._served = _LastServed()
 
     def decide(self, state: TrafficState) -> np.ndarray:
-        return kernels.max_pressure(kernels.incidence(state.layout), state.lane_count, state.lane_halting,
-                                    state.phase, state.can_switch)
+        inc = kernels.incidence(state.layout)
+        waited = self._served.update(state, inc)
+        return kernels.max_pressure(inc, state.lane_count, state.lane_halting, state.phase, state.can_switch,
+                                    state.time_in_phase, waited, self.hold_s, self.max_red_s)
+
+
+class _LastServed:
+    """When each phase of each signal was last green, from the states a controller sees."""
+
+    def __init__(self) -> None:
+        self.at = np.zeros((0, 0))
+        self._last_time = np.inf
+
+    def update(self, state: TrafficState, inc: kernels.Incidence) -> np.ndarray:
+        """Seconds since each phase was green (since the run began if never)."""
+        shape = (inc.n_intersections, inc.mov_phases.shape[1])
+        if self.at.shape != shape or state.time < self._last_time:  # new network or new run
+            self.at = np.full(shape, state.time)
+        self._last_time = state.time
+        self.at[np.arange(shape[0]), state.phase] = state.time
+        return state.time - self.at
 
 
 class Greedy:
@@ -96,28 +127,39 @@ class Sotl:
 class Webster:
     """Fixed-time programs timed by Webster's method from the scenario's demand.
 
-    The network's phase sequence and clearances are kept; the cycle and greens
-    come from :func:`engine.webster.webster_timing` with the loop's min and max
-    green, and SUMO runs them as an additional ``tlLogic`` file.
+    The network's phase sequence, clearances and offsets are kept; greens come
+    from :func:`engine.webster.webster_timing` within the loop's min and max
+    green. With ``common_cycle`` (the default) every signal runs the longest of
+    their Webster cycles, as the critical intersection of a coordinated
+    arterial dictates; otherwise each runs its own. SUMO runs the programs from
+    an additional ``tlLogic`` file.
     """
 
     name = "webster"
     adaptive = False
     program_id = "webster"
 
-    def __init__(self, scenario: Scenario, min_cycle: float = 60.0, max_cycle: float = 180.0) -> None:
+    def __init__(self, scenario: Scenario, min_cycle: float = 60.0, max_cycle: float = 180.0,
+                 common_cycle: bool = True) -> None:
         self.scenario = scenario
         self.min_cycle, self.max_cycle = min_cycle, max_cycle
+        self.common_cycle = common_cycle
         self.timings: dict[str, WebsterTiming] = {}
 
-    def plan(self, layout_intersections, min_green: float, max_green: float | None) -> dict[str, WebsterTiming]:
+    def plan(self, intersections, min_green: float, max_green: float | None) -> dict[str, WebsterTiming]:
         """Webster timing of every signal for this controller's scenario."""
         flows = scenario_flows(self.scenario)
-        return {
-            ix.id: webster_timing(intersection_flow_ratios(ix, flows), lost_time(ix), self.min_cycle,
-                                  self.max_cycle, min_green, max_green)
-            for ix in layout_intersections
-        }
+        ratios = {ix.id: intersection_flow_ratios(ix, flows) for ix in intersections}
+        lost = {ix.id: lost_time(ix) for ix in intersections}
+
+        def timing(sid: str, lo: float, hi: float) -> WebsterTiming:
+            return webster_timing(ratios[sid], lost[sid], lo, hi, min_green, max_green)
+
+        own = {sid: timing(sid, self.min_cycle, self.max_cycle) for sid in ratios}
+        if not self.common_cycle:
+            return own
+        cycle = max(t.cycle for t in own.values())
+        return {sid: timing(sid, cycle, cycle) for sid in ratios}
 
     def setup(self, loop: ControlLoop) -> None:
         """Write the programs into the loop's folder and add them to its scenario."""

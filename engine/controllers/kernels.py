@@ -138,21 +138,42 @@ def _choose(score, n_phases, phase, can_switch):
 
 @numba.njit(cache=True)
 def max_pressure_kernel(mov_int, mov_in, mov_out, mov_phases, mov_share, mov_sat, n_phases,
-                        queue_in, queue_out, phase, can_switch):
+                        queue_in, queue_out, phase, can_switch, time_in_phase, waited, hold_s, max_red_s):
     """Varaiya's max pressure: serve the phase with the largest sum of s * (queue in - queue out).
 
     ``queue_in`` is read at incoming lanes, ``queue_out`` at outgoing lanes (both
     indexed by lane); an incoming lane's queue is split evenly among the
-    movements that leave it.
+    movements that leave it. A green is held at least ``hold_s`` (the switching
+    cost: every change spends a clearance), and a phase with vehicles waiting
+    that has not been green for ``max_red_s`` (``waited[k, p]``) is served first,
+    the longest-waiting one, so that phases with few lanes cannot starve.
     """
-    score = np.zeros((n_phases.shape[0], mov_phases.shape[1]))
+    n, n_p = n_phases.shape[0], mov_phases.shape[1]
+    score = np.zeros((n, n_p))
+    demand = np.zeros((n, n_p))
     for m in range(mov_int.shape[0]):
-        pressure = mov_sat[m] * (mov_share[m] * queue_in[mov_in[m]] - queue_out[mov_out[m]])
+        q_in = mov_share[m] * queue_in[mov_in[m]]
+        pressure = mov_sat[m] * (q_in - queue_out[mov_out[m]])
         k = mov_int[m]
-        for p in range(mov_phases.shape[1]):
+        for p in range(n_p):
             if mov_phases[m, p]:
                 score[k, p] += pressure
-    return _choose(score, n_phases, phase, can_switch)
+                demand[k, p] += q_in
+    free = np.zeros(n, dtype=np.bool_)
+    for k in range(n):
+        free[k] = can_switch[k] and time_in_phase[k] >= hold_s - EPS
+    targets = _choose(score, n_phases, phase, free)
+    for k in range(n):
+        if not free[k]:
+            continue
+        starved = -1
+        for p in range(n_phases[k]):
+            if p != phase[k] and demand[k, p] > EPS and waited[k, p] >= max_red_s - EPS:
+                if starved < 0 or waited[k, p] > waited[k, starved] + EPS:
+                    starved = p
+        if starved >= 0:
+            targets[k] = starved
+    return targets
 
 
 @numba.njit(cache=True)
@@ -258,10 +279,15 @@ def actuated_kernel(mov_int, mov_in, mov_phases, n_phases, count, speed, length,
 # ----------------------------------------------------------------------------- wrappers
 
 def max_pressure(inc: Incidence, queue_in: np.ndarray, queue_out: np.ndarray, phase: np.ndarray,
-                 can_switch: np.ndarray) -> np.ndarray:
-    """Targets by max pressure (vehicles per lane upstream and downstream of each movement)."""
+                 can_switch: np.ndarray, time_in_phase: np.ndarray, waited: np.ndarray,
+                 hold_s: float = 0.0, max_red_s: float = np.inf) -> np.ndarray:
+    """Targets by max pressure (vehicles per lane upstream and downstream of each movement).
+
+    ``waited[k, p]``: seconds since phase p of signal k was last green.
+    """
     return max_pressure_kernel(inc.mov_int, inc.mov_in, inc.mov_out, inc.mov_phases, inc.mov_share,
-                               inc.mov_sat, inc.n_phases, queue_in, queue_out, phase, can_switch)
+                               inc.mov_sat, inc.n_phases, queue_in, queue_out, phase, can_switch,
+                               time_in_phase, waited, float(hold_s), float(max_red_s))
 
 
 def greedy(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:

@@ -151,7 +151,7 @@ def check_model(spec: str | Path, scenario: Scenario) -> ModelMeta:
     unknown = [s for s in meta.signals if s not in ids]
     if unknown:
         raise ConfigError(f"model {name} controls signal {unknown[0]}, which {scenario.name} does not have")
-    obs, acts = expected_spaces(scenario, meta)
+    obs, acts = expected_spaces(scenario, meta.signals, meta.env_options, where=str(meta.meta_path))
     if meta.observation_shape not in obs or meta.n_actions not in acts:
         raise ConfigError(f"model {name} has observation {list(meta.observation_shape)} and actions "
                           f"{list(meta.n_actions)}; on {scenario.name} the environment has "
@@ -163,8 +163,9 @@ def check_model(spec: str | Path, scenario: Scenario) -> ModelMeta:
     return meta
 
 
-def expected_spaces(scenario: Scenario, meta: ModelMeta) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
-    """Observation shapes and action sizes the environment has on ``scenario`` for the model's options.
+def expected_spaces(scenario: Scenario, signals: tuple[str, ...], options: dict, where: str = "env_options",
+                    ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """Observation shapes and action sizes the environment has on ``scenario`` for ``options``.
 
     Two layouts are accepted: one agent for every signal (the Gymnasium env,
     observation rows flattened, MultiDiscrete actions) and one shared policy per
@@ -175,14 +176,14 @@ def expected_spaces(scenario: Scenario, meta: ModelMeta) -> tuple[list[tuple[int
     from engine.observations import Observer
 
     try:
-        options = env_options(**{k: v for k, v in meta.env_options.items() if k != "network"})
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{meta.meta_path}: env_options not usable ({exc})") from None
-    layout = build_layout(scenario.net_file, meta.signals)
-    width = Observer(options.observation, layout, options.max_green).width
+        env = env_options(**{k: v for k, v in options.items() if k != "network"})
+    except (TypeError, ValueError, CqSignalError) as exc:
+        raise ConfigError(f"{where}: env_options not usable ({exc})") from None
+    layout = build_layout(scenario.net_file, tuple(signals))
+    width = Observer(env.observation, layout, env.max_green).width
     n = len(layout.intersections)
     phases = tuple(int(p) for p in layout.n_phases)
-    per_signal = phases if options.action_mode == "phase" else (2,) * n
+    per_signal = phases if env.action_mode == "phase" else (2,) * n
     return [(n * width,), (width,)], [per_signal, (max(per_signal),)]
 
 

@@ -30,21 +30,34 @@ def _pick(scores: list[float], current: int) -> int:
 
 
 def max_pressure_ref(inc: Incidence, queue_in: np.ndarray, queue_out: np.ndarray, phase: np.ndarray,
-                     can_switch: np.ndarray) -> np.ndarray:
+                     can_switch: np.ndarray, time_in_phase: np.ndarray, waited: np.ndarray,
+                     hold_s: float = 0.0, max_red_s: float = np.inf) -> np.ndarray:
     targets = []
     for k, movs in enumerate(_movements_of(inc)):
-        if not can_switch[k]:
+        cur = int(phase[k])
+        if not (can_switch[k] and time_in_phase[k] >= hold_s - EPS):
             targets.append(-1)
             continue
-        scores = []
+        scores, demands = [], []
         for p in range(int(inc.n_phases[k])):
-            pressure = 0.0
+            pressure, demand = 0.0, 0.0
             for m in movs:
                 if inc.mov_phases[m, p]:
                     q_in = inc.mov_share[m] * queue_in[inc.mov_in[m]]
                     pressure += inc.mov_sat[m] * (q_in - queue_out[inc.mov_out[m]])
+                    demand += q_in
             scores.append(pressure)
-        targets.append(_pick(scores, int(phase[k])))
+            demands.append(demand)
+        starving = [p for p in range(len(scores))
+                    if p != cur and demands[p] > EPS and waited[k, p] >= max_red_s - EPS]
+        if starving:  # the longest-waiting phase first (the first of equals)
+            longest = starving[0]
+            for p in starving[1:]:
+                if waited[k, p] > waited[k, longest] + EPS:
+                    longest = p
+            targets.append(longest)
+        else:
+            targets.append(_pick(scores, cur))
     return np.array(targets, dtype=np.int64)
 
 
