@@ -123,7 +123,8 @@ def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: s
     rows = compare(counts.counts, simulated, lost)
     wall = time.perf_counter() - t0
     info = ReportInfo(network=str(network), counts_file=Path(counts_file), seed=seed, vehicles=vehicles,
-                      candidates=len(routes), wall_s=wall)
+                      candidates=len(routes), wall_s=wall, warmup_s=warmup,
+                      reconciled=targets is not None)
     summary = write_report(out, rows, info)
     meta["calibration"] = {"counts": str(Path(counts_file)), "begin": clock(start),
                            "end": clock(start + window), "warmup_s": float(warmup),

@@ -27,6 +27,8 @@ class ReportInfo:
     vehicles: int
     candidates: int
     wall_s: float
+    warmup_s: float = 0.0
+    reconciled: bool = False
 
 
 def write_report(out: Path, rows: Sequence[Comparison], info: ReportInfo) -> Summary:
@@ -150,14 +152,23 @@ def _markdown(rows: Sequence[Comparison], summary: Summary, info: ReportInfo) ->
         for loc in sorted({r.count.location for r in bad}):
             first = next(r.count for r in bad if r.count.location == loc)
             lines.append(f"- `{loc}` ({first.kind}; first row {first.row})")
+    prep = ("The counts of each interval were first reconciled (non-negative route flows fitted "
+            "by least squares in GEH-like units) so that they agree with each other; "
+            if info.reconciled else "")
+    warm = (f"The twin starts {info.warmup_s:g} s before the first count with the first "
+            "interval's demand, so the network is loaded when counting starts. "
+            if info.warmup_s > 0 else "")
     lines += ["", "## Method", "",
+              f"{prep}SUMO's routeSampler.py then drew, per interval, whole vehicles on the "
+              f"{info.candidates} candidate routes, with departures spread over the interval. {warm}",
+              "",
               "GEH = sqrt(2 (M - C)² / (M + C)) on hourly flows: each count and its simulated "
               "value are scaled to veh/h (x 3600 / interval length, x 4 for 15 minutes) before GEH "
-              "is computed. Simulated values come from one SUMO run of the calibrated scenario "
-              "(seed as above, the network's own signal programs): edge counts from SUMO's "
-              "edgeData (vehicles entering or departing on the edge), turning movements from its "
-              "vehroute output with exit times (vehicles leaving the from-edge onto the to-edge). "
-              "Per-count figures are in `geh.csv`.", ""]
+              "is computed, and always against the original counts. Simulated values come from one "
+              "SUMO run of the calibrated scenario (seed as above, the network's own signal "
+              "programs): edge counts from SUMO's edgeData (vehicles entering or departing on the "
+              "edge), turning movements from its vehroute output with exit times (vehicles leaving "
+              "the from-edge onto the to-edge). Per-count figures are in `geh.csv`.", ""]
     return "\n".join(lines)
 
 
