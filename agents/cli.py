@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="period(s) to evaluate (default: the model's first training period); repeatable")
     p.add_argument("--seeds", type=int, default=5, help="number of demand seeds (default 5)")
     p.add_argument("--first-seed", type=int, default=None,
-                   help="first seed (default: just above the seeds training draws from)")
+                   help="first seed (default 100001: above the seeds training draws from, below "
+                        "those a run's own evaluations use to pick its best model)")
     p.add_argument("--baseline", default="max_pressure", help="heuristic to compare with")
     p.add_argument("--duration", type=float, default=None, help="simulated seconds (default: the scenario's)")
     p.add_argument("--jobs", type=int, default=2, help="parallel simulations")
@@ -61,7 +62,7 @@ def resolve_model(spec: str) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from agents import TRAIN_SEED_LIMIT
+    from agents import TEST_SEED_START, TRAIN_SEED_LIMIT
     from agents.evaluate import Evaluator, compare, jobs_for, summarise
     from engine.controllers.loading import check_model, read_meta
     from engine.env_core import env_options
@@ -79,7 +80,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scenario = Scenario.load(options.network, period=periods[0], routes=options.routes)
     check_model(spec, scenario)
     limit = int(meta.raw.get("train_seed_limit", TRAIN_SEED_LIMIT))
-    first = args.first_seed if args.first_seed is not None else limit + 1
+    first = args.first_seed if args.first_seed is not None else max(TEST_SEED_START, limit + 1)
     seeds = list(range(first, first + args.seeds))
     if first < limit:
         console.print(f"[yellow]note:[/] seeds below {limit} may have been drawn in training")
@@ -87,7 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model_jobs = jobs_for(str(meta.zip_path), options, periods, seeds, duration, emissions=args.co2)
     base_jobs = jobs_for(args.baseline, options, periods, seeds, duration, emissions=args.co2)
     console.print(f"evaluating {meta.zip_path.name} and {args.baseline} on {options.network}, "
-                  f"{', '.join(str(p) for p in periods)}, seeds {seeds[0]}..{seeds[-1]}, {duration:g} s each")
+                  f"{', '.join(str(p or 'its routes') for p in periods)}, seeds {seeds[0]}..{seeds[-1]}, {duration:g} s each")
     evaluator = Evaluator(args.jobs)
     try:
         results = evaluator.run(model_jobs + base_jobs)

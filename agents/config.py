@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agents import TRAIN_SEED_LIMIT
+from agents import TRAIN_SEED_LIMIT, VALIDATION_SEED_START
 from engine.errors import ConfigError
 
 ALGORITHMS = ("PPO", "A2C", "DQN", "MaskablePPO")
@@ -48,7 +48,7 @@ class AlgorithmConfig(_Strict):
 
 class EvalConfig(_Strict):
     every: int = Field(20_000, gt=0, description="timesteps between evaluations")
-    seeds: list[int] = Field(default_factory=lambda: [TRAIN_SEED_LIMIT + 1, TRAIN_SEED_LIMIT + 2])
+    seeds: list[int] = Field(default_factory=lambda: [VALIDATION_SEED_START, VALIDATION_SEED_START + 1])
     periods: list[str] | None = None  # default: the training periods
     duration: float = Field(3600.0, gt=0)
     jobs: int | None = Field(None, gt=0)  # parallel evaluation processes (default: n_envs)

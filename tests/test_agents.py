@@ -1,0 +1,94 @@
+"""The training VecEnv and the policy controller's pieces, on the small grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.policy import state_masks
+from agents.vec_env import SignalVecEnv
+from agents.workers import episode_draw, pack_masks
+from engine.env_core import EnvCore, env_options
+
+
+def grid_options(grid, **kw):
+    net, routes = grid
+    return env_options(network=str(net), routes=[str(routes)], period=None, **kw)
+
+
+def legal(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.array([rng.choice(np.flatnonzero(m)) for m in masks])
+
+
+def test_shared_vec_env_one_sub_env_per_signal_with_auto_reset(grid):
+    venv = SignalVecEnv(grid_options(grid, duration=20), n_workers=2, shared=True, seed=1)
+    try:
+        n_signals = venv.n_signals
+        assert venv.num_envs == 2 * n_signals
+        obs = venv.reset()
+        assert obs.shape == (venv.num_envs, venv.shape.width)
+        masks = np.stack(venv.env_method("action_masks"))
+        assert masks.shape == (venv.num_envs, int(venv.shape.n_actions.max()))
+        for k, n in enumerate(np.tile(venv.shape.n_actions, 2)):
+            assert not masks[k, n:].any()  # padding is never allowed
+        rng = np.random.default_rng(0)
+        for step in range(4):  # 20 s at 5 s decisions
+            obs, rewards, dones, infos = venv.step(legal(venv.action_masks(), rng))
+            assert rewards.shape == (venv.num_envs,) and np.all(rewards <= 0)
+        assert dones.all()
+        assert all(info["TimeLimit.truncated"] and info["terminal_observation"].shape == obs[0].shape
+                   for info in infos)
+        kpis = [info for info in infos if "kpis" in info]
+        assert len(kpis) == 2  # once per network episode, not once per signal
+        assert {info["demand"]["episode"] for info in kpis} == {0}
+        obs, *_ = venv.step(legal(venv.action_masks(), rng))  # the next episode runs
+        assert np.isfinite(obs).all()
+        state = venv.worker_state()
+        assert [w["episode"] for w in state] == [2, 2]
+    finally:
+        venv.close()
+
+
+def test_single_agent_layout_matches_the_gymnasium_env(grid):
+    from engine.env import CorridorEnv
+
+    net, routes = grid
+    env = CorridorEnv(network=str(net), routes=[str(routes)], period=None, duration=20)
+    venv = SignalVecEnv(grid_options(grid, duration=20), n_workers=1, shared=False, seed=1)
+    try:
+        assert venv.observation_space.shape == env.observation_space.shape
+        assert list(venv.action_space.nvec) == list(env.action_space.nvec)
+        obs = venv.reset()
+        assert obs.shape == (1,) + env.observation_space.shape
+        assert venv.action_masks().shape == (1, int(env.action_space.nvec.sum()))
+    finally:
+        venv.close()
+        env.close()
+
+
+def test_episode_seeds_are_reproducible_and_below_the_training_limit():
+    draws = [episode_draw(7, w, e, ("am_peak", "pm_peak"), 100_000) for w in range(2) for e in range(50)]
+    assert draws == [episode_draw(7, w, e, ("am_peak", "pm_peak"), 100_000) for w in range(2) for e in range(50)]
+    assert all(0 <= s < 100_000 for s, _ in draws)
+    assert {p for _, p in draws} == {"am_peak", "pm_peak"}
+    assert len({s for s, _ in draws}) > 90
+
+
+@pytest.mark.parametrize("mode", ["phase", "switch"])
+def test_policy_masks_from_state_equal_the_env_masks(grid, mode):
+    """The controller's masks (from the traffic state) are the env's (from the SignalController)."""
+    core = EnvCore(grid_options(grid, duration=120, action_mode=mode))
+    try:
+        core.reset(seed=3, period=None)
+        width = int(core.n_actions.max())
+        rng = np.random.default_rng(1)
+        seen_held = False
+        for _ in range(24):
+            env_masks = pack_masks(core.masks(), width, shared=True)
+            mine = state_masks(core.loop.state(), mode, width)
+            np.testing.assert_array_equal(mine, env_masks)
+            seen_held |= bool((env_masks.sum(axis=1) == 1).any())
+            core.step(legal(env_masks, rng))
+        assert seen_held
+    finally:
+        core.close()
