@@ -88,7 +88,7 @@ def sumo_step_time(steps: int = 300, warmup: int = 300) -> float:
 def run(synthetic: int = 1000, budget_s: float = 0.3, sumo_steps: int = 300) -> dict:
     """Every measurement, as a JSON-ready dict."""
     corridor = incidence(build_layout(Scenario.of_network("chongqing").net_file))
-    networks = {"corridor": corridor, f"synthetic-{synthetic}": synthetic_incidence(synthetic, seed=1)}
+    networks = {"corridor": corridor, "synthetic": synthetic_incidence(synthetic, seed=1)}
     step = sumo_step_time(sumo_steps)
     rows = []
     for net_name, inc in networks.items():
@@ -110,9 +110,9 @@ def print_table(result: dict) -> None:
 
     from engine.report import console
 
-    table = Table(title="decision time per call and per intersection (median)")
-    for col in ("kernel", "network", "signals", "Numba µs/call", "Numba µs/signal", "Python µs/signal",
-                "speed-up", "Numba / SUMO step"):
+    table = Table(title="decision time, per call and per signal (median); % of one corridor SUMO step")
+    for col in ("kernel", "network", "signals", "Numba µs", "Numba µs/sig", "Python µs/sig", "speed-up",
+                "% of step"):
         table.add_column(col, justify="left" if col in ("kernel", "network") else "right")
     for r in result["rows"]:
         table.add_row(r["kernel"], r["network"], str(r["intersections"]), f"{r['numba_us_per_call']:.1f}",

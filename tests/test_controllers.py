@@ -27,7 +27,7 @@ OPTIONS = LoopOptions(min_green=10.0, max_green=60.0)
 
 @pytest.fixture(scope="module")
 def corridor() -> Scenario:
-    return Scenario.load("chongqing", period="am_peak", seed=3, duration=420)
+    return Scenario.load("chongqing", period="am_peak", seed=3, duration=300)
 
 
 @pytest.mark.parametrize("name", HEURISTICS)
@@ -46,7 +46,7 @@ def test_controller_runs_the_corridor_without_a_safety_violation(corridor, name)
         first_cycle = 180.0
         violations = [v for v in violations if not (v.rule == "min green not held" and v.time < first_cycle)]
     assert violations == []
-    assert kpis.arrived > 300  # traffic flowed through the corridor
+    assert kpis.arrived > 200  # traffic flowed through the corridor
     assert kpis.teleports == 0
 
 

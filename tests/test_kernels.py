@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from engine.controllers import kernels, reference
 from engine.controllers.kernels import Incidence, synthetic_incidence
 
-SETTINGS = settings(max_examples=60, deadline=None)
+SETTINGS = settings(max_examples=40, deadline=None)
 
 
 @st.composite

@@ -87,7 +87,7 @@ class Actuated:
     name = "actuated"
     adaptive = True
 
-    def __init__(self, scenario: Scenario, passage_s: float = 3.0) -> None:
+    def __init__(self, scenario: Scenario, passage_s: float = 4.0) -> None:
         if passage_s <= 0:
             raise ConfigError(f"actuated: passage time must be positive, got {passage_s}")
         self.scenario = scenario
@@ -104,7 +104,7 @@ class Sotl:
     name = "sotl"
     adaptive = True
 
-    def __init__(self, scenario: Scenario, theta: float = 150.0, mu: float = 3.0) -> None:
+    def __init__(self, scenario: Scenario, theta: float = 800.0, mu: float = 3.0) -> None:
         if theta <= 0 or mu < 0:
             raise ConfigError(f"sotl: need theta > 0 and mu >= 0, got {theta}, {mu}")
         self.scenario = scenario

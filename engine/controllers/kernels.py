@@ -15,6 +15,7 @@ SignalController would refuse it anyway.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numba
@@ -47,14 +48,14 @@ class Incidence:
         return int(max(self.mov_in.max(initial=-1), self.mov_out.max(initial=-1))) + 1
 
 
-_INCIDENCE: dict[int, tuple[Layout, Incidence]] = {}
+_INCIDENCE: "weakref.WeakKeyDictionary[Layout, Incidence]" = weakref.WeakKeyDictionary()
 
 
 def incidence(layout: Layout) -> Incidence:
     """The kernels' view of ``layout`` (cached per layout object)."""
-    hit = _INCIDENCE.get(id(layout))
-    if hit is not None and hit[0] is layout:
-        return hit[1]
+    hit = _INCIDENCE.get(layout)
+    if hit is not None:
+        return hit
     direction = {}
     for k, ix in enumerate(layout.intersections):
         for m in ix.movements:
@@ -73,7 +74,7 @@ def incidence(layout: Layout) -> Incidence:
         mov_phases=layout.mov_phases, n_phases=layout.n_phases,
         mov_share=1.0 / counts[inverse.ravel()], mov_sat=sat,
     )
-    _INCIDENCE[id(layout)] = (layout, inc)
+    _INCIDENCE[layout] = inc
     return inc
 
 
