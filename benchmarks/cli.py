@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="benchmark YAML (see configs/bench_quick.yaml)")
     p.add_argument("--workers", type=int, default=None,
                    help="parallel runs (default: the config's, else one per CPU)")
-    p.add_argument("--out", default=None, help="output folder (default: results/<config name>)")
+    p.add_argument("--out", default=None, help="output folder (default: out/bench_<config name>)")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run on a Ray cluster ('auto', 'ray://host:10001', or 'local'); needs the ray extra")
     p.add_argument("--resume", action="store_true",
@@ -48,7 +48,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     config, base = load_config(args.config)
-    out = Path(args.out) if args.out else Path("results") / config.name
+    out = Path(args.out) if args.out else Path("out") / f"bench_{config.name}"
     result = run_bench(config, base, out, workers=args.workers, ray_address=args.ray,
                        resume=args.resume, progress=not args.no_progress, source=args.config)
     summary = write_report(result, config, _command(args), Path(args.report) if args.report else None)

@@ -248,12 +248,12 @@ def _markdown(result: BenchResult, config: BenchConfig, command: str, plots: lis
     text = [
         f"# Benchmark: {config.name}\n\n",
         f"Regenerate with:\n\n```\n{command}\n```\n\n",
-        f"{t['controller'].nunique()} controllers × {t['network'].nunique()} network(s) × "
-        f"{t['period'].nunique()} period(s) × {t['scale'].nunique()} demand scale(s) × "
-        f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) = {len(t)} runs of "
-        f"{', '.join(f'{d:g}' for d in durations)} s simulated each. Every controller sees the same "
-        "vehicles for a seed (the seed drives both route generation and SUMO). Confidence intervals "
-        "are 95 % Student-t intervals over seeds; n is the number of seeds that ran.\n\n",
+        (f"{len(t)} runs of {', '.join(f'{d:g}' for d in durations)} s simulated each: controllers "
+        f"{_list(t['controller'])}; network {_list(t['network'])}; periods {_list(t['period'])}; "
+        f"demand scales {_list(f'x{x:g}' for x in sorted(set(t['scale'])))}; seeds "
+        f"{_list(seeds)}. Every controller sees the same vehicles for a seed (the seed drives both "
+        "route generation and SUMO). Confidence intervals are 95 % Student-t intervals over seeds; "
+        "n is the number of seeds that ran.\n\n"),
     ]
     text += [f"- note: {n}\n" for n in result.notes]
     text.append("\n## Comparison\n\n")
@@ -267,10 +267,16 @@ def _markdown(result: BenchResult, config: BenchConfig, command: str, plots: lis
     failures = failures_table(t)
     if failures:
         text.append(f"## Failed runs ({result.failed})\n\n" + failures + "\n")
-    text.append(f"_Wall time {result.wall_s:.0f} s with {result.workers} worker(s), {result.backend}; "
-                f"{len(t)} runs, {result.failed} failed"
-                + (f", {result.reused} reused from an earlier run" if result.reused else "") + "._\n")
+    where = f"local processes on a {os.cpu_count()}-CPU machine" if result.backend == "local" else result.backend
+    reused = f" ({result.reused} runs reused from an earlier invocation)" if result.reused else ""
+    text.append(f"_Wall time {result.wall_s:.0f} s with {result.workers} worker(s), {where}{reused}; "
+                f"{len(t)} runs, {result.failed} failed; the runs' own wall times add up to "
+                f"{t['wall_s'].sum():.0f} s._\n")
     return "".join(text)
+
+
+def _list(values) -> str:
+    return ", ".join(str(v) for v in dict.fromkeys(values))
 
 
 def print_summary(result: BenchResult, config: BenchConfig) -> None:

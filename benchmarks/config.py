@@ -156,11 +156,11 @@ class BenchConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "BenchConfig":
+    def _cross_checks(self) -> BenchConfig:
         names = [c.name for c in self.controllers]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise ValueError(f"controllers: name '{sorted(dup)[0]}' used twice")
+            raise ValueError(f"controllers: name '{min(dup)}' used twice")
         if self.baseline is not None and self.baseline not in names:
             raise ValueError(f"baseline: '{self.baseline}' is not one of the controllers ({', '.join(names)})")
         return self

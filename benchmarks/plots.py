@@ -8,14 +8,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from benchmarks.results import atomic  # noqa: E402
-from benchmarks.stats import mean_ci  # noqa: E402
-from benchmarks.summary import SUMMARY_KPIS, ok_runs  # noqa: E402
-from engine.metrics import KPI_LABELS  # noqa: E402
+from benchmarks.results import atomic
+from benchmarks.stats import mean_ci
+from benchmarks.summary import SUMMARY_KPIS, ok_runs
+from engine.metrics import KPI_LABELS
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -27,7 +27,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 def reference_scale(scales: list[float]) -> float:
     """The scale the bar charts show: 1 (the period's own demand) when it was run."""
-    return 1.0 if 1.0 in scales else sorted(scales)[0]
+    return 1.0 if 1.0 in scales else min(scales)
 
 
 def kpi_bars(table: pd.DataFrame, network: str, path: Path) -> Path:

@@ -24,9 +24,11 @@ def run_ray(specs: Sequence[RunSpec], address: str, on_done: OnDone, workers: in
 
     started = False
     if not ray.is_initialized():
-        kwargs = {"num_cpus": workers} if address == "local" and workers else {}
+        kwargs: dict = {"include_dashboard": False} if address == "local" else {}
+        if address == "local" and workers:
+            kwargs["num_cpus"] = workers
         try:
-            ray.init(address=address, log_to_driver=False, include_dashboard=False, **kwargs)
+            ray.init(address=address, log_to_driver=False, **kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             first = (str(exc).strip() or exc.__class__.__name__).splitlines()[0]
             raise ConfigError(f"ray address '{address}': cannot connect ({first})") from None
@@ -41,7 +43,7 @@ def run_ray(specs: Sequence[RunSpec], address: str, on_done: OnDone, workers: in
                 spec = refs[ref]
                 try:
                     row = ray.get(ref)
-                except Exception as exc:  # the worker died or the node was lost
+                except Exception as exc:  # noqa: BLE001 - the worker died or the node was lost
                     row = failed_row(spec, f"ray task failed: {exc.__class__.__name__}")
                 on_done(spec, row)
     finally:

@@ -90,6 +90,6 @@ def execute(spec: RunSpec, progress: Callable[[float, float], None] | None = Non
         options = LoopOptions(adaptive=controller.adaptive, delta=spec.delta,
                               min_green=spec.min_green, max_green=spec.max_green)
         kpis = run_controller(scenario, controller, options, progress=progress)
-    except Exception as exc:  # recorded, never raised: one bad run must not stop the rest
+    except Exception as exc:  # noqa: BLE001 - recorded, never raised: one bad run must not stop the rest
         return failed_row(spec, _one_line(exc), time.perf_counter() - start)
     return {**spec.identity(), **kpis.to_dict(), "wall_s": time.perf_counter() - start, "error": ""}
