@@ -67,8 +67,8 @@ def groups(table: pd.DataFrame, baseline: str) -> list[Group]:
 def _fmt(kpi: str, value: float) -> str:
     if math.isnan(value):
         return "–"
-    fmt = KPI_LABELS[kpi][1].replace(":d", ":.0f")
-    return fmt.format(value)
+    text = KPI_LABELS[kpi][1].replace(":d", ":.0f").format(value)
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.0"
 
 
 def fmt_estimate(kpi: str, est: Estimate) -> str:
