@@ -80,6 +80,8 @@ class TrainConfig(_Strict):
     n_envs: int = Field(1, gt=0, le=64)
     seed: int = Field(0, ge=0)
     reward_scale: float = Field(1.0, gt=0)
+    # weight of the delay of vehicles waiting to enter, added to the env's reward in training
+    entry_wait: float = Field(0.0, ge=0)
     torch_threads: int = Field(1, gt=0)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)

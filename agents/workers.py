@@ -35,6 +35,41 @@ def pack_masks(masks: list[np.ndarray], width: int, shared: bool) -> np.ndarray:
     return out
 
 
+class EntryWait:
+    """Vehicles waiting to enter the network, charged to the signal whose approach they enter.
+
+    The delay KPI counts a trip's ``departDelay`` (and charges dropped vehicles
+    their full wait), but the engine's delay reward sees only vehicles on lanes:
+    once a starved approach is full, more starvation costs it nothing. This term
+    adds those vehicle-seconds (in the delay reward's units), so the training
+    signal matches the KPI. It reads SUMO's pending vehicles: a training-only
+    shaping term, not part of the observation.
+    """
+
+    def __init__(self, core, weight: float) -> None:
+        from engine.rewards import DELAY_SCALE
+
+        self.api = core.loop.sim.api
+        self.edge_signal = {lane.rsplit("_", 1)[0]: k for k, ix in enumerate(core.layout.intersections)
+                            for lane in ix.in_lanes}
+        self.n = len(core.layout.intersections)
+        self.scale = weight * core.options.delta / DELAY_SCALE
+        self._first: dict[str, int] = {}
+
+    def reset(self) -> None:
+        self._first.clear()
+
+    def __call__(self) -> np.ndarray:
+        counts = np.zeros(self.n)
+        for vid in self.api.simulation.getPendingVehicles():
+            k = self._first.get(vid)
+            if k is None:
+                k = self._first[vid] = self.edge_signal.get(self.api.vehicle.getRoute(vid)[0], -1)
+            if k >= 0:
+                counts[k] += 1
+        return counts * self.scale
+
+
 def run_worker(conn: Connection, spec: dict) -> None:
     """Serve ``step``/``reset``/``state``/``close`` messages until closed."""
     for var in THREAD_VARS:
@@ -50,6 +85,7 @@ def run_worker(conn: Connection, spec: dict) -> None:
     conn.send(("ok", None))
     periods, shared = core.periods, spec["shared"]
     width = int(core.n_actions.max())
+    entry_wait = EntryWait(core, spec["entry_wait"]) if spec.get("entry_wait") else None
     episode = int(spec["episode"])
     busy = 0.0
     current: dict = {}
@@ -59,6 +95,8 @@ def run_worker(conn: Connection, spec: dict) -> None:
         seed, period = episode_draw(spec["seed"], spec["index"], episode, periods, spec["seed_limit"])
         current.update(seed=seed, period=period, episode=episode)
         episode += 1
+        if entry_wait is not None:
+            entry_wait.reset()
         return core.reset(seed, period)
 
     while True:
@@ -72,6 +110,8 @@ def run_worker(conn: Connection, spec: dict) -> None:
                 if shared:  # padded actions (only unmasked algorithms pick them) keep the green
                     data = np.where(data < core.n_actions, data, core.loop.signals.phase)
                 rows, rewards, done, info = core.step(data)
+                if entry_wait is not None and not done:
+                    rewards = rewards - entry_wait()
                 extra = None
                 if done:
                     extra = {"terminal": rows, "kpis": info.get("kpis"), "error": info.get("error"),

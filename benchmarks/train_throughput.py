@@ -9,6 +9,8 @@ a shared machine's load drifts over both alike):
   actions, no learner: the ceiling for N envs.
 * ``sb3``: stable-baselines3's ``SubprocVecEnv`` over ``CorridorEnv`` with
   MaskablePPO, torch's default threads: what a user gets out of the box.
+* ``sb3_1thread``: the same with one torch thread in the learner and one
+  OpenMP/BLAS/Numba thread in the workers: what thread oversubscription costs.
 * ``ours``: :class:`agents.vec_env.SignalVecEnv` (single agent), the same
   MaskablePPO, one torch thread.
 * ``shared``: the same workers as one parameter-shared policy (7 samples per
@@ -32,7 +34,7 @@ import time
 
 ENV = {"network": "chongqing", "period": "am_peak", "duration": 900.0}
 PPO = {"n_steps": 128, "batch_size": 64, "n_epochs": 10}
-VARIANTS = ("independent", "sb3", "ours", "shared")
+VARIANTS = ("independent", "sb3", "sb3_1thread", "ours", "shared")
 
 
 def _cpu_children() -> float:
@@ -89,8 +91,14 @@ def measure_training(variant: str, n: int, steps: int) -> dict:
     import torch
     from sb3_contrib import MaskablePPO
 
-    if variant == "sb3":
+    if variant in ("sb3", "sb3_1thread"):
         from stable_baselines3.common.vec_env import SubprocVecEnv
+
+        if variant == "sb3_1thread":
+            from agents.workers import THREAD_VARS
+
+            torch.set_num_threads(1)
+            os.environ.update({v: "1" for v in THREAD_VARS})
 
         from engine.env import CorridorEnv
 
@@ -107,7 +115,7 @@ def measure_training(variant: str, n: int, steps: int) -> dict:
     model = MaskablePPO("MlpPolicy", venv, seed=0, device="cpu", verbose=0, **PPO)
     # steps counted by SB3 are sub-env steps: n per network decision here, 7n when shared
     sb3_steps = steps * (venv.num_envs // per_step)
-    workers0 = venv.worker_state() if variant != "sb3" else None
+    workers0 = venv.worker_state() if variant in ("ours", "shared") else None
     cpu0 = _cpu_self()
     t0 = time.perf_counter()
     model.learn(sb3_steps)
