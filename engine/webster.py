@@ -72,8 +72,10 @@ def webster_timing(
     if not math.isfinite(lost_time_s) or lost_time_s < 0:
         raise ConfigError(f"webster_timing: lost time must be >= 0, got {lost_time_s}")
     if min_green < 0 or not 0 < min_cycle <= max_cycle:
-        raise ConfigError(f"webster_timing: need 0 <= min_green and 0 < min_cycle <= max_cycle "
-                          f"(got {min_green}, {min_cycle}, {max_cycle})")
+        raise ConfigError(
+            f"webster_timing: need 0 <= min_green and 0 < min_cycle <= max_cycle "
+            f"(got {min_green}, {min_cycle}, {max_cycle})"
+        )
     if max_green is not None and max_green < min_green:
         raise ConfigError(f"webster_timing: max_green {max_green} < min_green {min_green}")
     n = len(ys)
@@ -85,10 +87,18 @@ def webster_timing(
         cycle = min(cycle, lost_time_s + n * max_green)
     greens = _split(cycle - lost_time_s, ys, min_green, max_green)
     if whole_seconds:
-        greens = _round_keeping_sum(greens, lo=math.ceil(min_green - 1e-9),
-                                    hi=math.floor(max_green + 1e-9) if max_green is not None else None)
-    return WebsterTiming(cycle=lost_time_s + sum(greens), greens=tuple(greens),
-                         lost_time=lost_time_s, flow_ratio=big_y, webster_cycle=c0)
+        greens = _round_keeping_sum(
+            greens,
+            lo=math.ceil(min_green - 1e-9),
+            hi=math.floor(max_green + 1e-9) if max_green is not None else None,
+        )
+    return WebsterTiming(
+        cycle=lost_time_s + sum(greens),
+        greens=tuple(greens),
+        lost_time=lost_time_s,
+        flow_ratio=big_y,
+        webster_cycle=c0,
+    )
 
 
 def _split(total: float, ys: list[float], lo: float, hi: float | None) -> list[float]:
@@ -116,7 +126,9 @@ def _round_keeping_sum(values: list[float], lo: int, hi: int | None) -> list[flo
     """Whole seconds with the same (rounded) total, by largest remainder, within [lo, hi]."""
     target = round(sum(values))
     out = [min(max(math.floor(v), lo), hi if hi is not None else math.inf) for v in values]
-    order = sorted(range(len(values)), key=lambda i: values[i] - math.floor(values[i]), reverse=True)
+    order = sorted(
+        range(len(values)), key=lambda i: values[i] - math.floor(values[i]), reverse=True
+    )
     for i in order:
         if sum(out) >= target:
             break

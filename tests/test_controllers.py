@@ -1,4 +1,4 @@
-"""Every heuristic on real SUMO runs of the corridor, watched by the safety monitor; model loading."""
+"""Every heuristic on real SUMO runs of the corridor, under the safety monitor; model loading."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ import pytest
 from engine.cli import main
 from engine.controllers import CONTROLLERS, make_controller
 from engine.controllers.heuristics import Webster
-from engine.controllers.loading import DEFAULT_HEURISTIC, check_model, expected_spaces, load_controller
+from engine.controllers.loading import (
+    DEFAULT_HEURISTIC,
+    check_model,
+    expected_spaces,
+    load_controller,
+)
 from engine.errors import ConfigError
 from engine.layout import build_layout
 from engine.loop import ControlLoop, LoopOptions
@@ -42,9 +47,13 @@ def test_controller_runs_the_corridor_without_a_safety_violation(corridor, name)
         monitor = SafetyMonitor(layout.intersections, OPTIONS.min_green, OPTIONS.max_green)
     kpis = run_controller(corridor, controller, OPTIONS, monitor=monitor)
     violations = monitor.violations
-    if not controller.adaptive:  # with an offset, SUMO starts a program part-way into a green at t=0
+    if (
+        not controller.adaptive
+    ):  # with an offset, SUMO starts a program part-way into a green at t=0
         first_cycle = 180.0
-        violations = [v for v in violations if not (v.rule == "min green not held" and v.time < first_cycle)]
+        violations = [
+            v for v in violations if not (v.rule == "min green not held" and v.time < first_cycle)
+        ]
     assert violations == []
     assert kpis.arrived > 200  # traffic flowed through the corridor
     assert kpis.teleports == 0
@@ -61,14 +70,21 @@ def test_webster_programs_are_what_sumo_runs(corridor):
         for ix in layout.intersections:
             timing = controller.timings[ix.id]
             assert api.trafficlight.getProgram(ix.id) == "webster"
-            (logic,) = [lg for lg in api.trafficlight.getAllProgramLogics(ix.id) if lg.programID == "webster"]
+            (logic,) = [
+                lg
+                for lg in api.trafficlight.getAllProgramLogics(ix.id)
+                if lg.programID == "webster"
+            ]
             durations = [ph.duration for ph in logic.phases]
             assert sum(durations) == pytest.approx(timing.cycle)
             assert 60 <= timing.cycle <= 180 and min(timing.greens) >= OPTIONS.min_green
             assert timing.cycle == controller.timings["C1"].cycle  # one common cycle
             # the greens, in phase order, are Webster's; the clearances are the network's
-            assert [d for d, ph in zip(durations, logic.phases)
-                    if ph.state in {p.state for p in ix.phases}] == list(timing.greens)
+            assert [
+                d
+                for d, ph in zip(durations, logic.phases)
+                if ph.state in {p.state for p in ix.phases}
+            ] == list(timing.greens)
     finally:
         loop.close()
 
@@ -82,13 +98,19 @@ def test_every_heuristic_is_registered():
 
 # -- loading a model, or falling back ------------------------------------------------------------
 
+
 def _write_model(folder, scenario: Scenario, fingerprint: str | None = None, n_actions=None):
-    """A real (untrained) SB3 model with the spaces the env has on ``scenario``, and its meta file."""
+    """A real (untrained) SB3 model with the env's spaces on ``scenario``, and its meta file."""
     from stable_baselines3 import PPO
 
-    meta = {"fingerprint": fingerprint or scenario.fingerprint(), "signals": list(build_layout(scenario.net_file).ids),
-            "observation_shape": None, "n_actions": None, "algorithm": "PPO",
-            "env_options": {"network": "chongqing", "action_mode": "phase"}}
+    meta = {
+        "fingerprint": fingerprint or scenario.fingerprint(),
+        "signals": list(build_layout(scenario.net_file).ids),
+        "observation_shape": None,
+        "n_actions": None,
+        "algorithm": "PPO",
+        "env_options": {"network": "chongqing", "action_mode": "phase"},
+    }
     (obs_shape, _), (acts, _) = expected_spaces(scenario, meta["signals"], meta["env_options"])
 
     class Dummy(gym.Env):
@@ -101,7 +123,9 @@ def _write_model(folder, scenario: Scenario, fingerprint: str | None = None, n_a
         def step(self, action):
             return np.zeros(obs_shape, np.float32), 0.0, True, False, {}
 
-    PPO("MlpPolicy", Dummy(), n_steps=8, batch_size=8, policy_kwargs={"net_arch": [8]}).save(folder / "policy.zip")
+    PPO("MlpPolicy", Dummy(), n_steps=8, batch_size=8, policy_kwargs={"net_arch": [8]}).save(
+        folder / "policy.zip"
+    )
     meta["observation_shape"] = list(obs_shape)
     meta["n_actions"] = list(n_actions if n_actions is not None else acts)
     (folder / "policy.meta.json").write_text(json.dumps(meta))
@@ -177,7 +201,18 @@ def test_cli_refuses_a_foreign_model_in_one_line_and_falls_back_on_request(tmp_p
     code = main(["simulate", "--controller", str(path), "--duration", "30", "--period", "am_peak"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "another network" in err[0]
-    code = main(["simulate", "--controller", str(path), "--duration", "30", "--period", "am_peak", "--fallback"])
+    code = main(
+        [
+            "simulate",
+            "--controller",
+            str(path),
+            "--duration",
+            "30",
+            "--period",
+            "am_peak",
+            "--fallback",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     assert "controller: max_pressure (fallback" in captured.err

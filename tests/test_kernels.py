@@ -17,8 +17,13 @@ def traffic(draw):
     """A random incidence plus lane counts, phases and min-green flags that fit it."""
     n_int = draw(st.integers(1, 12))
     max_p = draw(st.integers(1, 5))
-    inc = synthetic_incidence(n_int, seed=draw(st.integers(0, 2**16)), phases=(1, max_p),
-                              approaches=draw(st.integers(1, 4)), lanes_per_approach=draw(st.integers(1, 3)))
+    inc = synthetic_incidence(
+        n_int,
+        seed=draw(st.integers(0, 2**16)),
+        phases=(1, max_p),
+        approaches=draw(st.integers(1, 4)),
+        lanes_per_approach=draw(st.integers(1, 3)),
+    )
     n_lanes = inc.n_lanes
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
@@ -33,7 +38,9 @@ def traffic(draw):
     return inc, count, halting, speed, length, phase.astype(np.int64), can_switch
 
 
-def _check_targets(inc: Incidence, targets: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> None:
+def _check_targets(
+    inc: Incidence, targets: np.ndarray, phase: np.ndarray, can_switch: np.ndarray
+) -> None:
     assert targets.shape == phase.shape and targets.dtype == np.int64
     assert np.all(targets < inc.n_phases)
     assert np.all(targets != phase)  # -1 or a different phase
@@ -41,12 +48,19 @@ def _check_targets(inc: Incidence, targets: np.ndarray, phase: np.ndarray, can_s
 
 
 @SETTINGS
-@given(traffic(), st.integers(0, 2**16), st.sampled_from([0.0, 15.0]), st.sampled_from([30.0, 120.0, np.inf]))
+@given(
+    traffic(),
+    st.integers(0, 2**16),
+    st.sampled_from([0.0, 15.0]),
+    st.sampled_from([30.0, 120.0, np.inf]),
+)
 def test_max_pressure_kernel_equals_reference(data, seed, hold, max_red):
     inc, count, halting, _, _, phase, can_switch = data
     rng = np.random.default_rng(seed)
     in_phase = rng.choice([0.0, 10.0, 15.0, 40.0], size=inc.n_intersections)
-    waited = rng.choice([0.0, 30.0, 60.0, 120.0, 200.0], size=(inc.n_intersections, inc.mov_phases.shape[1]))
+    waited = rng.choice(
+        [0.0, 30.0, 60.0, 120.0, 200.0], size=(inc.n_intersections, inc.mov_phases.shape[1])
+    )
     args = (inc, count, halting, phase, can_switch, in_phase, waited, hold, max_red)
     got = kernels.max_pressure(*args)
     np.testing.assert_array_equal(got, reference.max_pressure_ref(*args))
@@ -63,7 +77,9 @@ def test_greedy_kernel_equals_reference(data):
 
 
 @SETTINGS
-@given(traffic(), st.floats(0.5, 10.0), st.floats(1.0, 300.0), st.floats(0.0, 6.0), st.integers(1, 4))
+@given(
+    traffic(), st.floats(0.5, 10.0), st.floats(1.0, 300.0), st.floats(0.0, 6.0), st.integers(1, 4)
+)
 def test_sotl_kernel_equals_reference_over_several_calls(data, dt, theta, mu, calls):
     inc, count, halting, _, _, phase, can_switch = data
     shape = (inc.n_intersections, inc.mov_phases.shape[1])
@@ -77,20 +93,33 @@ def test_sotl_kernel_equals_reference_over_several_calls(data, dt, theta, mu, ca
 
 
 @SETTINGS
-@given(traffic(), st.floats(0.5, 6.0))
-def test_actuated_kernel_equals_reference(data, passage):
+@given(traffic(), st.floats(0.5, 6.0), st.integers(0, 2**16), st.booleans())
+def test_actuated_kernel_equals_reference(data, passage, seed, coordinated):
     inc, count, _, speed, length, phase, can_switch = data
-    got = kernels.actuated(inc, count, speed, length, phase, can_switch, passage)
-    np.testing.assert_array_equal(got, reference.actuated_ref(inc, count, speed, length, phase, can_switch, passage))
+    pos = ends = None
+    if coordinated:  # a background cycle of 120 s, some signals free (-1)
+        rng = np.random.default_rng(seed)
+        n, n_p = inc.n_intersections, inc.mov_phases.shape[1]
+        pos = rng.choice([-1.0, 0.0, 20.0, 47.5, 80.0, 119.0], size=n)
+        ends = np.sort(
+            rng.choice([10.0, 30.0, 47.5, 60.0, 80.0, 100.0, 115.0], size=(n, n_p)), axis=1
+        )
+    args = (inc, count, speed, length, phase, can_switch, passage, pos, ends)
+    got = kernels.actuated(*args)
+    np.testing.assert_array_equal(got, reference.actuated_ref(*args))
     _check_targets(inc, got, phase, can_switch)
 
 
 def _one_crossing() -> Incidence:
     """Two phases: lane 0 -> 2 in phase 0, lane 1 -> 3 in phase 1 (both through)."""
     return Incidence(
-        mov_int=np.array([0, 0]), mov_in=np.array([0, 1]), mov_out=np.array([2, 3]),
-        mov_phases=np.array([[True, False], [False, True]]), n_phases=np.array([2]),
-        mov_share=np.ones(2), mov_sat=np.full(2, 1600 / 3600),
+        mov_int=np.array([0, 0]),
+        mov_in=np.array([0, 1]),
+        mov_out=np.array([2, 3]),
+        mov_phases=np.array([[True, False], [False, True]]),
+        n_phases=np.array([2]),
+        mov_share=np.ones(2),
+        mov_sat=np.full(2, 1600 / 3600),
     )
 
 
@@ -100,12 +129,18 @@ def test_max_pressure_serves_the_larger_pressure_and_respects_min_green():
     free, held = np.array([True]), np.array([False])
     green_for, waited = np.array([20.0]), np.zeros((1, 2))
 
-    def mp(q_in, q_out, can_switch=free, in_phase=green_for, waited=waited, hold=15.0, max_red=120.0):
-        return kernels.max_pressure(inc, q_in, q_out, np.array([0]), can_switch, in_phase, waited, hold, max_red)[0]
+    def mp(
+        q_in, q_out, can_switch=free, in_phase=green_for, waited=waited, hold=15.0, max_red=120.0
+    ):
+        return kernels.max_pressure(
+            inc, q_in, q_out, np.array([0]), can_switch, in_phase, waited, hold, max_red
+        )[0]
 
     assert mp(q, q) == 1
     assert mp(q, q, can_switch=held) == -1
-    assert mp(q, q, in_phase=np.array([12.0])) == -1  # past min green, but held for the switching cost
+    assert (
+        mp(q, q, in_phase=np.array([12.0])) == -1
+    )  # past min green, but held for the switching cost
     # a full downstream lane takes the pressure away
     assert mp(q, np.array([0.0, 0.0, 0.0, 20.0])) == -1
     # ... unless phase 1 has waited max red with a vehicle on its lane: then it goes first
@@ -117,11 +152,46 @@ def test_actuated_extends_on_short_gaps_and_skips_empty_phases():
     length = np.full(4, 50.0)
     free = np.array([True])
     # 3 vehicles at 10 m/s on 50 m: a gap of 1.7 s < 3 s, the green goes on
-    assert kernels.actuated(inc, np.array([3.0, 4, 0, 0]), np.array([10.0, 0, 0, 0]), length,
-                            np.array([0]), free, 3.0)[0] == -1
+    assert (
+        kernels.actuated(
+            inc,
+            np.array([3.0, 4, 0, 0]),
+            np.array([10.0, 0, 0, 0]),
+            length,
+            np.array([0]),
+            free,
+            3.0,
+        )[0]
+        == -1
+    )
     # one vehicle at 10 m/s: a 5 s gap, gap-out to the phase with a waiting vehicle
-    assert kernels.actuated(inc, np.array([1.0, 4, 0, 0]), np.array([10.0, 0, 0, 0]), length,
-                            np.array([0]), free, 3.0)[0] == 1
+    assert (
+        kernels.actuated(
+            inc,
+            np.array([1.0, 4, 0, 0]),
+            np.array([10.0, 0, 0, 0]),
+            length,
+            np.array([0]),
+            free,
+            3.0,
+        )[0]
+        == 1
+    )
+    # coordinated on a 120 s background cycle, phase 0 ending at 60 s, phase 1 at 115 s:
+    ends = np.array([[60.0, 115.0]])
+    idle = (np.array([0.0, 4, 0, 0]), np.zeros(4), length)  # nobody on phase 0's lane
+    assert kernels.actuated(inc, *idle, np.array([0]), free, 3.0, np.array([30.0]), ends)[0] == -1
+    assert kernels.actuated(inc, *idle, np.array([0]), free, 3.0, np.array([61.0]), ends)[0] == 1
+    # phase 1 gaps out at 90 s: back to phase 0 early; at 116 s it is forced off
+    gap = (np.array([4.0, 1, 0, 0]), np.array([0.0, 10, 0, 0]), length)
+    assert kernels.actuated(inc, *gap, np.array([1]), free, 3.0, np.array([90.0]), ends)[0] == 0
+    busy = (np.array([4.0, 4, 0, 0]), np.array([0.0, 10, 0, 0]), length)
+    assert kernels.actuated(inc, *busy, np.array([1]), free, 3.0, np.array([90.0]), ends)[0] == -1
+    assert kernels.actuated(inc, *busy, np.array([1]), free, 3.0, np.array([116.0]), ends)[0] == 0
     # nobody waiting elsewhere: the green rests
-    assert kernels.actuated(inc, np.array([0.0, 0, 0, 0]), np.zeros(4), length,
-                            np.array([0]), free, 3.0)[0] == -1
+    assert (
+        kernels.actuated(
+            inc, np.array([0.0, 0, 0, 0]), np.zeros(4), length, np.array([0]), free, 3.0
+        )[0]
+        == -1
+    )

@@ -44,7 +44,9 @@ def test_cycle_is_clamped_and_min_green_wins():
 
 
 def test_min_and_max_green_redistribute_the_rest():
-    t = webster_timing([0.5, 0.02, 0.2], lost_time_s=15.0, min_green=10, max_green=60, whole_seconds=False)
+    t = webster_timing(
+        [0.5, 0.02, 0.2], lost_time_s=15.0, min_green=10, max_green=60, whole_seconds=False
+    )
     assert t.greens[1] == pytest.approx(10.0)
     assert all(10.0 - 1e-9 <= g <= 60.0 + 1e-9 for g in t.greens)
     assert sum(t.greens) == pytest.approx(t.cycle - 15.0)
@@ -61,14 +63,32 @@ def test_bad_inputs_are_one_line_errors():
 
 def _two_phase_intersection() -> Intersection:
     moves = (
-        Movement(0, "W_0", "E_0", "W", "E", "s"), Movement(1, "W_1", "E_1", "W", "E", "s"),
-        Movement(2, "W_1", "N_0", "W", "N", "l"), Movement(3, "S_0", "N_0", "S", "N", "s"),
+        Movement(0, "W_0", "E_0", "W", "E", "s"),
+        Movement(1, "W_1", "E_1", "W", "E", "s"),
+        Movement(2, "W_1", "N_0", "W", "N", "l"),
+        Movement(3, "S_0", "N_0", "S", "N", "s"),
         Movement(4, "S_0", "E_0", "S", "E", "r"),
     )
-    program = (("GGGrr", 30.0), ("yyyrr", 3.0), ("rrrrr", 2.0), ("rrrGG", 20.0), ("rrryy", 3.0), ("rrrrr", 1.0))
+    program = (
+        ("GGGrr", 30.0),
+        ("yyyrr", 3.0),
+        ("rrrrr", 2.0),
+        ("rrrGG", 20.0),
+        ("rrryy", 3.0),
+        ("rrrrr", 1.0),
+    )
     phases = (Phase(0, "GGGrr", 30.0, (0, 1, 2)), Phase(3, "rrrGG", 20.0, (3, 4)))
-    return Intersection("J", "0", program, 0.0, phases, moves, frozenset(),
-                        ("W_0", "W_1", "S_0"), ("E_0", "E_1", "N_0"))
+    return Intersection(
+        "J",
+        "0",
+        program,
+        0.0,
+        phases,
+        moves,
+        frozenset(),
+        ("W_0", "W_1", "S_0"),
+        ("E_0", "E_1", "N_0"),
+    )
 
 
 def test_flow_ratios_per_phase_by_hand():
@@ -84,8 +104,14 @@ def test_flow_ratios_per_phase_by_hand():
 def test_programs_keep_the_network_clearances():
     ix = _two_phase_intersection()
     program = timing_program(ix, [41.0, 17.0])
-    assert program == (("GGGrr", 41.0), ("yyyrr", 3.0), ("rrrrr", 2.0),
-                       ("rrrGG", 17.0), ("rrryy", 3.0), ("rrrrr", 1.0))
+    assert program == (
+        ("GGGrr", 41.0),
+        ("yyyrr", 3.0),
+        ("rrrrr", 2.0),
+        ("rrrGG", 17.0),
+        ("rrryy", 3.0),
+        ("rrrrr", 1.0),
+    )
     root = ET.fromstring(tls_xml({"J": program}, "webster"))
     (logic,) = root.findall("tlLogic")
     assert logic.get("programID") == "webster"
@@ -131,7 +157,9 @@ def test_route_file_errors_name_the_file(grid, tmp_path):
     bad.write_text('<routes><vehicle id="x" route="nowhere" depart="0"/></routes>')
     with pytest.raises(ConfigError, match="bad.rou.xml.*unknown route 'nowhere'"):
         route_file_flows([bad], net, 0.0, 3600.0)
-    bad.write_text('<routes><flow id="f" from="left0A0" to="nope" begin="0" end="10" period="1"/></routes>')
+    bad.write_text(
+        '<routes><flow id="f" from="left0A0" to="nope" begin="0" end="10" period="1"/></routes>'
+    )
     with pytest.raises(ConfigError, match="nope"):
         route_file_flows([bad], net, 0.0, 3600.0)
     bad.write_text("<routes><flow")

@@ -34,12 +34,16 @@ def scenario_flows(scenario: Scenario) -> Flows:
         demand = load_demand(scenario.demand_file)
         return movement_flows(demand, scenario.net_file, scenario.period, scenario.scale)
     if not scenario.route_files:
-        raise ConfigError(f"scenario {scenario.name}: no demand to time signals from (give route files)")
+        raise ConfigError(
+            f"scenario {scenario.name}: no demand to time signals from (give route files)"
+        )
     flows = route_file_flows(scenario.route_files, scenario.net_file, scenario.begin, scenario.end)
     return {k: v * scenario.scale for k, v in flows.items()}
 
 
-def route_file_flows(route_files: Iterable[Path], net_file: Path, begin: float, end: float) -> Flows:
+def route_file_flows(
+    route_files: Iterable[Path], net_file: Path, begin: float, end: float
+) -> Flows:
     """Mean veh/h per movement over ``[begin, end)`` from SUMO route files."""
     if end <= begin:
         raise ConfigError(f"route_file_flows: empty window [{begin:g}, {end:g})")
@@ -65,7 +69,7 @@ class _Counter:
         if not path.is_file():
             raise ConfigError(f"{path}: route file not found")
         try:
-            with (gzip.open(path) if path.suffix == ".gz" else open(path, "rb")) as f:
+            with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as f:
                 root = ET.parse(f).getroot()
         except (ET.ParseError, OSError, EOFError) as exc:
             raise ConfigError(f"{path}: not a readable route file ({exc})") from None
@@ -94,7 +98,9 @@ class _Counter:
                 out.append((self._edges(r, path), prob))
         total = sum(p for _, p in out)
         if total <= 0:
-            raise ConfigError(f"{path}: routeDistribution {el.get('id')} has no route with probability > 0")
+            raise ConfigError(
+                f"{path}: routeDistribution {el.get('id')} has no route with probability > 0"
+            )
         return [(e, p / total) for e, p in out]
 
     def _route_ref(self, rid: str, path: Path) -> list[tuple[tuple[str, ...], float]]:
@@ -155,10 +161,14 @@ class _Counter:
                 return number if self.begin <= f_begin < self.end else 0.0
             return number * self._overlap(f_begin, f_end) / (f_end - f_begin)
         else:
-            raise ConfigError(f"{path}: flow {el.get('id', '?')} has none of vehsPerHour, period, "
-                              "probability, number")
+            raise ConfigError(
+                f"{path}: flow {el.get('id', '?')} has none of vehsPerHour, period, "
+                "probability, number"
+            )
         if f_end is None:  # a rate with a number runs until the number is reached
-            f_end = f_begin + number / rate if number is not None and rate > 0 else _DEFAULT_FLOW_END
+            f_end = (
+                f_begin + number / rate if number is not None and rate > 0 else _DEFAULT_FLOW_END
+            )
         return rate * self._overlap(f_begin, f_end)
 
     def _overlap(self, a: float, b: float) -> float:
@@ -183,7 +193,9 @@ class _Counter:
             try:
                 self._net = sumolib.net.readNet(str(self.net_file), withInternal=False)
             except Exception as exc:
-                raise NetworkError(f"{self.net_file}: not a readable SUMO network ({exc})") from None
+                raise NetworkError(
+                    f"{self.net_file}: not a readable SUMO network ({exc})"
+                ) from None
         return self._net
 
 
@@ -196,4 +208,6 @@ def _number(raw: str, el: ET.Element, key: str, path: Path) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise ConfigError(f"{path}: {el.tag} {el.get('id', '?')}: {key}={raw!r} is not a number") from None
+        raise ConfigError(
+            f"{path}: {el.tag} {el.get('id', '?')}: {key}={raw!r} is not a number"
+        ) from None

@@ -38,7 +38,9 @@ class MaxPressure:
 
     def __init__(self, scenario: Scenario, hold_s: float = 15.0, max_red_s: float = 180.0) -> None:
         if hold_s < 0 or max_red_s <= 0:
-            raise ConfigError(f"max_pressure: need hold_s >= 0 and max_red_s > 0, got {hold_s}, {max_red_s}")
+            raise ConfigError(
+                f"max_pressure: need hold_s >= 0 and max_red_s > 0, got {hold_s}, {max_red_s}"
+            )
         self.scenario = scenario
         self.hold_s, self.max_red_s = float(hold_s), float(max_red_s)
         self._served = _LastServed()
@@ -46,8 +48,17 @@ class MaxPressure:
     def decide(self, state: TrafficState) -> np.ndarray:
         inc = kernels.incidence(state.layout)
         waited = self._served.update(state, inc)
-        return kernels.max_pressure(inc, state.lane_count, state.lane_halting, state.phase, state.can_switch,
-                                    state.time_in_phase, waited, self.hold_s, self.max_red_s)
+        return kernels.max_pressure(
+            inc,
+            state.lane_count,
+            state.lane_halting,
+            state.phase,
+            state.can_switch,
+            state.time_in_phase,
+            waited,
+            self.hold_s,
+            self.max_red_s,
+        )
 
 
 class _LastServed:
@@ -77,25 +88,76 @@ class Greedy:
         self.scenario = scenario
 
     def decide(self, state: TrafficState) -> np.ndarray:
-        return kernels.greedy(kernels.incidence(state.layout), state.lane_halting, state.phase,
-                              state.can_switch)
+        return kernels.greedy(
+            kernels.incidence(state.layout), state.lane_halting, state.phase, state.can_switch
+        )
 
 
 class Actuated:
-    """Gap-out / max-out actuation with the approach lanes as stop-line detectors."""
+    """Gap-out / max-out actuation with the approach lanes as stop-line detectors.
+
+    ``coordinated`` (the default, where every signal's own program runs one
+    common cycle): the programs are the background cycle; the first green phase
+    (the arterial's, on the corridor) keeps its place in the cycle, so the
+    network's offsets still make a green wave, while the other phases gap out
+    and give the time they do not need back to it. Otherwise each signal runs
+    free.
+    """
 
     name = "actuated"
     adaptive = True
 
-    def __init__(self, scenario: Scenario, passage_s: float = 4.0) -> None:
+    def __init__(
+        self, scenario: Scenario, passage_s: float = 5.0, coordinated: bool = True
+    ) -> None:
         if passage_s <= 0:
             raise ConfigError(f"actuated: passage time must be positive, got {passage_s}")
         self.scenario = scenario
         self.passage_s = float(passage_s)
+        self.coordinated = bool(coordinated)
+        self.decision_s = 5.0  # the loop's decision interval, for force-offs (setup() reads it)
+        self._background_layout: object = None
+        self._background: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def setup(self, loop: ControlLoop) -> None:
+        self.decision_s = float(loop.options.delta)
 
     def decide(self, state: TrafficState) -> np.ndarray:
-        return kernels.actuated(kernels.incidence(state.layout), state.lane_count, state.lane_speed,
-                                state.lane_length, state.phase, state.can_switch, self.passage_s)
+        inc = kernels.incidence(state.layout)
+        pos, ends = None, None
+        if self.coordinated:
+            background = self._background_of(state.layout)
+            if background is not None:
+                cycle, offset, ends = background
+                pos = np.mod(state.time - offset, cycle)
+        return kernels.actuated(
+            inc,
+            state.lane_count,
+            state.lane_speed,
+            state.lane_length,
+            state.phase,
+            state.can_switch,
+            self.passage_s,
+            pos,
+            ends,
+        )
+
+    def _background_of(self, layout) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(cycle, offset, force-off per green) from the network's programs; None: cycles differ."""
+        if self._background_layout is layout:
+            return self._background
+        ixs = layout.intersections
+        cycles = np.array([sum(d for _, d in ix.program) for ix in ixs])
+        self._background_layout, self._background = layout, None
+        if np.allclose(cycles, cycles[0]) and cycles[0] > 0:
+            ends = np.zeros((len(ixs), layout.max_phases))
+            for k, ix in enumerate(ixs):
+                starts = np.concatenate([[0.0], np.cumsum([d for _, d in ix.program])])
+                for p, ph in enumerate(ix.phases):
+                    # force off at the decision nearest the green's end in the program
+                    ends[k, p] = starts[ph.program_index] + ph.duration - self.decision_s / 2
+            self._background = (cycles, np.array([ix.offset for ix in ixs]), ends)
+        return self._background
 
 
 class Sotl:
@@ -120,8 +182,17 @@ class Sotl:
             self._last_time = state.time
         dt = state.time - self._last_time
         self._last_time = state.time
-        return kernels.sotl(inc, state.lane_count, state.lane_halting, state.phase, state.can_switch,
-                            self._kappa, dt, self.theta, self.mu)
+        return kernels.sotl(
+            inc,
+            state.lane_count,
+            state.lane_halting,
+            state.phase,
+            state.can_switch,
+            self._kappa,
+            dt,
+            self.theta,
+            self.mu,
+        )
 
 
 class Webster:
@@ -139,14 +210,21 @@ class Webster:
     adaptive = False
     program_id = "webster"
 
-    def __init__(self, scenario: Scenario, min_cycle: float = 60.0, max_cycle: float = 180.0,
-                 common_cycle: bool = True) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        min_cycle: float = 60.0,
+        max_cycle: float = 180.0,
+        common_cycle: bool = True,
+    ) -> None:
         self.scenario = scenario
         self.min_cycle, self.max_cycle = min_cycle, max_cycle
         self.common_cycle = common_cycle
         self.timings: dict[str, WebsterTiming] = {}
 
-    def plan(self, intersections, min_green: float, max_green: float | None) -> dict[str, WebsterTiming]:
+    def plan(
+        self, intersections, min_green: float, max_green: float | None
+    ) -> dict[str, WebsterTiming]:
         """Webster timing of every signal for this controller's scenario."""
         flows = scenario_flows(self.scenario)
         ratios = {ix.id: intersection_flow_ratios(ix, flows) for ix in intersections}
@@ -167,10 +245,14 @@ class Webster:
         self.timings = self.plan(ixs, loop.options.min_green, loop.options.max_green)
         programs = {ix.id: timing_program(ix, self.timings[ix.id].greens) for ix in ixs}
         offsets = {ix.id: ix.offset for ix in ixs}
-        path = write_tls_programs(loop.workdir / "webster.tll.xml", programs, self.program_id, offsets)
+        path = write_tls_programs(
+            loop.workdir / "webster.tll.xml", programs, self.program_id, offsets
+        )
         scenario = loop.scenario
         if path not in scenario.additional_files:
-            loop.scenario = dataclasses.replace(scenario, additional_files=scenario.additional_files + (path,))
+            loop.scenario = dataclasses.replace(
+                scenario, additional_files=scenario.additional_files + (path,)
+            )
 
     def decide(self, state: TrafficState) -> np.ndarray:
         return np.full(len(state.phase), -1, dtype=np.int64)

@@ -63,23 +63,37 @@ def incidence(layout: Layout) -> Incidence:
             key = (k, m.from_lane, m.to_lane)
             direction[key] = THROUGH if direction.get(key) == THROUGH else m.direction
     lanes = layout.lanes
-    sat = np.array([
-        SAT_THROUGH if direction[(int(k), lanes[i], lanes[o])] == THROUGH else SAT_TURN
-        for k, i, o in zip(layout.mov_intersection, layout.mov_in, layout.mov_out)
-    ]) / 3600.0
+    sat = (
+        np.array(
+            [
+                SAT_THROUGH if direction[(int(k), lanes[i], lanes[o])] == THROUGH else SAT_TURN
+                for k, i, o in zip(layout.mov_intersection, layout.mov_in, layout.mov_out)
+            ]
+        )
+        / 3600.0
+    )
     pairs = np.stack([layout.mov_intersection, layout.mov_in], axis=1)
     _, inverse, counts = np.unique(pairs, axis=0, return_inverse=True, return_counts=True)
     inc = Incidence(
-        mov_int=layout.mov_intersection, mov_in=layout.mov_in, mov_out=layout.mov_out,
-        mov_phases=layout.mov_phases, n_phases=layout.n_phases,
-        mov_share=1.0 / counts[inverse.ravel()], mov_sat=sat,
+        mov_int=layout.mov_intersection,
+        mov_in=layout.mov_in,
+        mov_out=layout.mov_out,
+        mov_phases=layout.mov_phases,
+        n_phases=layout.n_phases,
+        mov_share=1.0 / counts[inverse.ravel()],
+        mov_sat=sat,
     )
     _INCIDENCE[layout] = inc
     return inc
 
 
-def synthetic_incidence(n_intersections: int, seed: int = 0, phases: tuple[int, int] = (2, 4),
-                        approaches: int = 4, lanes_per_approach: int = 3) -> Incidence:
+def synthetic_incidence(
+    n_intersections: int,
+    seed: int = 0,
+    phases: tuple[int, int] = (2, 4),
+    approaches: int = 4,
+    lanes_per_approach: int = 3,
+) -> Incidence:
     """Random but well-formed intersections (benchmarks and property tests).
 
     Each has ``approaches`` incoming approaches of ``lanes_per_approach`` lanes, each
@@ -99,24 +113,31 @@ def synthetic_incidence(n_intersections: int, seed: int = 0, phases: tuple[int, 
         for i in in_lanes:
             for _ in range(rng.integers(1, 3)):
                 row = np.zeros(max_p, dtype=bool)
-                row[rng.choice(n_ph[k], size=rng.integers(1, min(2, n_ph[k]) + 1), replace=False)] = True
+                row[
+                    rng.choice(n_ph[k], size=rng.integers(1, min(2, n_ph[k]) + 1), replace=False)
+                ] = True
                 ints.append(k)
                 ins.append(i)
                 outs.append(rng.choice(out_lanes))
                 served.append(row)
                 sats.append(SAT_THROUGH if rng.random() < 0.6 else SAT_TURN)
     mov_int, mov_in = np.array(ints, dtype=np.int64), np.array(ins, dtype=np.int64)
-    _, inverse, counts = np.unique(np.stack([mov_int, mov_in], axis=1), axis=0,
-                                   return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(
+        np.stack([mov_int, mov_in], axis=1), axis=0, return_inverse=True, return_counts=True
+    )
     return Incidence(
-        mov_int=mov_int, mov_in=mov_in, mov_out=np.array(outs, dtype=np.int64),
+        mov_int=mov_int,
+        mov_in=mov_in,
+        mov_out=np.array(outs, dtype=np.int64),
         mov_phases=np.array(served, dtype=bool).reshape(len(ints), max_p),
-        n_phases=n_ph.astype(np.int64), mov_share=1.0 / counts[inverse.ravel()],
+        n_phases=n_ph.astype(np.int64),
+        mov_share=1.0 / counts[inverse.ravel()],
         mov_sat=np.array(sats) / 3600.0,
     )
 
 
 # ----------------------------------------------------------------------------- kernels
+
 
 @numba.njit(cache=True)
 def _choose(score, n_phases, phase, can_switch):
@@ -138,8 +159,23 @@ def _choose(score, n_phases, phase, can_switch):
 
 
 @numba.njit(cache=True)
-def max_pressure_kernel(mov_int, mov_in, mov_out, mov_phases, mov_share, mov_sat, n_phases,
-                        queue_in, queue_out, phase, can_switch, time_in_phase, waited, hold_s, max_red_s):
+def max_pressure_kernel(
+    mov_int,
+    mov_in,
+    mov_out,
+    mov_phases,
+    mov_share,
+    mov_sat,
+    n_phases,
+    queue_in,
+    queue_out,
+    phase,
+    can_switch,
+    time_in_phase,
+    waited,
+    hold_s,
+    max_red_s,
+):
     """Varaiya's max pressure: serve the phase with the largest sum of s * (queue in - queue out).
 
     ``queue_in`` is read at incoming lanes, ``queue_out`` at outgoing lanes (both
@@ -191,8 +227,21 @@ def greedy_kernel(mov_int, mov_in, mov_phases, mov_share, n_phases, queue, phase
 
 
 @numba.njit(cache=True)
-def sotl_kernel(mov_int, mov_in, mov_phases, mov_share, n_phases, count, halting, phase,
-                can_switch, kappa, dt, theta, mu):
+def sotl_kernel(
+    mov_int,
+    mov_in,
+    mov_phases,
+    mov_share,
+    n_phases,
+    count,
+    halting,
+    phase,
+    can_switch,
+    kappa,
+    dt,
+    theta,
+    mu,
+):
     """Self-organising traffic lights (Gershenson's SOTL with platoon rule), updating ``kappa``.
 
     ``kappa[k, p]`` integrates, over the ``dt`` seconds since the last call, the
@@ -239,18 +288,40 @@ def sotl_kernel(mov_int, mov_in, mov_phases, mov_share, n_phases, count, halting
 
 
 @numba.njit(cache=True)
-def actuated_kernel(mov_int, mov_in, mov_phases, n_phases, count, speed, length, phase, can_switch,
-                    passage_s):
-    """Gap-out actuation: after min green, end a green once no lane it serves has a short gap.
+def actuated_kernel(
+    mov_int,
+    mov_in,
+    mov_phases,
+    n_phases,
+    count,
+    speed,
+    length,
+    phase,
+    can_switch,
+    passage_s,
+    cycle_pos,
+    window_end,
+):
+    """Gap-out actuation, free or coordinated: one target per signal.
 
     Each incoming lane (the approach's last tens of metres) is a stop-line
-    detector: its vehicles arrive at about ``count * speed / length`` per
-    second, so the gap between arrivals is ``length / (count * speed)``. A green
-    is extended while some lane it serves has a gap of at most ``passage_s``
+    detector: its vehicles arrive about ``count * speed / length`` per second,
+    so the gap between arrivals is ``length / (count * speed)``. A green is
+    extended while some lane it serves has a gap of at most ``passage_s``
     (queues discharging, platoons arriving; a queue blocked from downstream does
-    not extend it); max-out is the SignalController's max green. On gap-out the
-    next phase in cycle order with a vehicle waiting gets the green, phases
-    without demand are skipped, and with no demand anywhere the green rests.
+    not extend it); max-out is the SignalController's max green.
+
+    Free (``cycle_pos[k] < 0``): on gap-out the next phase in cycle order with a
+    vehicle waiting gets the green; with no demand anywhere the green rests.
+
+    Coordinated (``cycle_pos[k]`` = seconds into the signal's background cycle):
+    phase 0, the coordinated phase, is held until its force-off
+    ``window_end[k, 0]``; every other phase ends on gap-out or at its own
+    force-off ``window_end[k, p]``, and the cycle goes on to the next phase with
+    demand whose window is still open, else back to phase 0 early (the time the
+    side streets did not need goes to the coordinated phase). When the next
+    cycle has begun (position before phase 0's force-off) a side phase returns
+    to phase 0.
     """
     n, n_p = n_phases.shape[0], mov_phases.shape[1]
     demand = np.zeros((n, n_p))
@@ -259,7 +330,7 @@ def actuated_kernel(mov_int, mov_in, mov_phases, n_phases, count, speed, length,
         k = mov_int[m]
         lane = mov_in[m]
         if mov_phases[m, phase[k]]:
-            if count[lane] * speed[lane] * passage_s >= length[lane] and count[lane] > 0:
+            if count[lane] > 0 and count[lane] * speed[lane] * passage_s >= length[lane]:
                 extend[k] = True
             continue
         for p in range(n_p):
@@ -267,45 +338,148 @@ def actuated_kernel(mov_int, mov_in, mov_phases, n_phases, count, speed, length,
                 demand[k, p] += count[lane]
     targets = np.full(n, -1, dtype=np.int64)
     for k in range(n):
-        if not can_switch[k] or extend[k]:
+        if not can_switch[k]:
             continue
-        for step in range(1, n_phases[k]):
-            p = (phase[k] + step) % n_phases[k]
-            if demand[k, p] > EPS:
-                targets[k] = p
-                break
+        cur, pos = phase[k], cycle_pos[k]
+        if pos < 0:  # free
+            if extend[k]:
+                continue
+            for step in range(1, n_phases[k]):
+                p = (cur + step) % n_phases[k]
+                if demand[k, p] > EPS:
+                    targets[k] = p
+                    break
+            continue
+        new_cycle = pos < window_end[k, 0]
+        if cur == 0:
+            if new_cycle:
+                continue  # hold the coordinated phase until its force-off
+        elif extend[k] and pos < window_end[k, cur] and not new_cycle:
+            continue  # a side phase still in use, before its force-off
+        target = 0
+        if not new_cycle:
+            for p in range(cur + 1, n_phases[k]):
+                if demand[k, p] > EPS and pos < window_end[k, p]:
+                    target = p
+                    break
+        if target != cur:
+            targets[k] = target
     return targets
 
 
 # ----------------------------------------------------------------------------- wrappers
 
-def max_pressure(inc: Incidence, queue_in: np.ndarray, queue_out: np.ndarray, phase: np.ndarray,
-                 can_switch: np.ndarray, time_in_phase: np.ndarray, waited: np.ndarray,
-                 hold_s: float = 0.0, max_red_s: float = np.inf) -> np.ndarray:
+
+def max_pressure(
+    inc: Incidence,
+    queue_in: np.ndarray,
+    queue_out: np.ndarray,
+    phase: np.ndarray,
+    can_switch: np.ndarray,
+    time_in_phase: np.ndarray,
+    waited: np.ndarray,
+    hold_s: float = 0.0,
+    max_red_s: float = np.inf,
+) -> np.ndarray:
     """Targets by max pressure (vehicles per lane upstream and downstream of each movement).
 
     ``waited[k, p]``: seconds since phase p of signal k was last green.
     """
-    return max_pressure_kernel(inc.mov_int, inc.mov_in, inc.mov_out, inc.mov_phases, inc.mov_share,
-                               inc.mov_sat, inc.n_phases, queue_in, queue_out, phase, can_switch,
-                               time_in_phase, waited, float(hold_s), float(max_red_s))
+    return max_pressure_kernel(
+        inc.mov_int,
+        inc.mov_in,
+        inc.mov_out,
+        inc.mov_phases,
+        inc.mov_share,
+        inc.mov_sat,
+        inc.n_phases,
+        queue_in,
+        queue_out,
+        phase,
+        can_switch,
+        time_in_phase,
+        waited,
+        float(hold_s),
+        float(max_red_s),
+    )
 
 
-def greedy(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
+def greedy(
+    inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray
+) -> np.ndarray:
     """Targets by longest queue."""
-    return greedy_kernel(inc.mov_int, inc.mov_in, inc.mov_phases, inc.mov_share, inc.n_phases,
-                         queue, phase, can_switch)
+    return greedy_kernel(
+        inc.mov_int,
+        inc.mov_in,
+        inc.mov_phases,
+        inc.mov_share,
+        inc.n_phases,
+        queue,
+        phase,
+        can_switch,
+    )
 
 
-def sotl(inc: Incidence, count: np.ndarray, halting: np.ndarray, phase: np.ndarray,
-         can_switch: np.ndarray, kappa: np.ndarray, dt: float, theta: float, mu: float) -> np.ndarray:
+def sotl(
+    inc: Incidence,
+    count: np.ndarray,
+    halting: np.ndarray,
+    phase: np.ndarray,
+    can_switch: np.ndarray,
+    kappa: np.ndarray,
+    dt: float,
+    theta: float,
+    mu: float,
+) -> np.ndarray:
     """Targets by SOTL; updates ``kappa`` (n_intersections, max_phases) in place."""
-    return sotl_kernel(inc.mov_int, inc.mov_in, inc.mov_phases, inc.mov_share, inc.n_phases, count,
-                       halting, phase, can_switch, kappa, float(dt), float(theta), float(mu))
+    return sotl_kernel(
+        inc.mov_int,
+        inc.mov_in,
+        inc.mov_phases,
+        inc.mov_share,
+        inc.n_phases,
+        count,
+        halting,
+        phase,
+        can_switch,
+        kappa,
+        float(dt),
+        float(theta),
+        float(mu),
+    )
 
 
-def actuated(inc: Incidence, count: np.ndarray, speed: np.ndarray, length: np.ndarray,
-             phase: np.ndarray, can_switch: np.ndarray, passage_s: float) -> np.ndarray:
-    """Targets by gap-out actuation on lane detectors (count, mean speed, length per lane)."""
-    return actuated_kernel(inc.mov_int, inc.mov_in, inc.mov_phases, inc.n_phases, count, speed, length,
-                           phase, can_switch, float(passage_s))
+def actuated(
+    inc: Incidence,
+    count: np.ndarray,
+    speed: np.ndarray,
+    length: np.ndarray,
+    phase: np.ndarray,
+    can_switch: np.ndarray,
+    passage_s: float,
+    cycle_pos: np.ndarray | None = None,
+    window_end: np.ndarray | None = None,
+) -> np.ndarray:
+    """Targets by gap-out actuation on lane detectors (count, mean speed, length per lane).
+
+    Without ``cycle_pos`` every signal runs free; see :func:`actuated_kernel`.
+    """
+    n, n_p = inc.n_intersections, inc.mov_phases.shape[1]
+    if cycle_pos is None:
+        cycle_pos = np.full(n, -1.0)
+    if window_end is None:
+        window_end = np.zeros((n, n_p))
+    return actuated_kernel(
+        inc.mov_int,
+        inc.mov_in,
+        inc.mov_phases,
+        inc.n_phases,
+        count,
+        speed,
+        length,
+        phase,
+        can_switch,
+        float(passage_s),
+        cycle_pos,
+        window_end,
+    )

@@ -25,7 +25,8 @@ from engine.scenario import Scenario
 DEFAULT_HEURISTIC = "max_pressure"
 META_SUFFIX = ".meta.json"
 META_KEYS = ("fingerprint", "signals", "observation_shape", "algorithm", "env_options")
-# and one of: "n_actions" (int, or a list for MultiDiscrete) or "action_space" ({"nvec": [...]} or {"n": k})
+# and one of: "n_actions" (int, or a list for MultiDiscrete)
+# or "action_space" ({"nvec": [...]} or {"n": k})
 
 Say = Callable[[str], None]
 
@@ -49,8 +50,9 @@ class ModelMeta:
     raw: dict
 
 
-def load_controller(spec: str | Path | None, scenario: Scenario, fallback: bool = False,
-                    say: Say = _stderr) -> Controller:
+def load_controller(
+    spec: str | Path | None, scenario: Scenario, fallback: bool = False, say: Say = _stderr
+) -> Controller:
     """The controller ``spec`` names: a heuristic, a model path, or None for the default.
 
     For None and for models it says in one line which controller it chose and why.
@@ -81,8 +83,10 @@ def load_controller(spec: str | Path | None, scenario: Scenario, fallback: bool 
             raise ConfigError(problem) from None
         say(f"controller: {DEFAULT_HEURISTIC} (fallback: {problem})")
         return make_controller(DEFAULT_HEURISTIC, scenario)
-    say(f"controller: {meta.algorithm} policy {meta.zip_path.name} (fits {scenario.name}: "
-        f"network {meta.fingerprint}, {len(meta.signals)} signals)")
+    say(
+        f"controller: {meta.algorithm} policy {meta.zip_path.name} (fits {scenario.name}: "
+        f"network {meta.fingerprint}, {len(meta.signals)} signals)"
+    )
     return PolicyController(meta.zip_path, meta.raw, scenario)
 
 
@@ -96,8 +100,13 @@ def _shipped_model(name: str) -> Path | None:
 
 
 def _looks_like_model(text: str) -> bool:
-    return text.endswith(".zip") or "/" in text or "\\" in text or Path(text).exists() \
+    return (
+        text.endswith(".zip")
+        or "/" in text
+        or "\\" in text
+        or Path(text).exists()
         or Path(text + ".zip").is_file()
+    )
 
 
 def model_paths(spec: str | Path) -> tuple[Path, Path]:
@@ -129,11 +138,15 @@ def read_meta(spec: str | Path) -> ModelMeta:
     if not isinstance(raw["env_options"], dict):
         raise ConfigError(f"{meta_path}: 'env_options' must be an object")
     return ModelMeta(
-        zip_path=zip_path, meta_path=meta_path, fingerprint=str(raw["fingerprint"]),
-        signals=tuple(signals), observation_shape=_int_tuple(raw["observation_shape"], meta_path,
-                                                             "observation_shape"),
-        n_actions=_actions(raw, meta_path), algorithm=str(raw["algorithm"]),
-        env_options=raw["env_options"], raw=raw,
+        zip_path=zip_path,
+        meta_path=meta_path,
+        fingerprint=str(raw["fingerprint"]),
+        signals=tuple(signals),
+        observation_shape=_int_tuple(raw["observation_shape"], meta_path, "observation_shape"),
+        n_actions=_actions(raw, meta_path),
+        algorithm=str(raw["algorithm"]),
+        env_options=raw["env_options"],
+        raw=raw,
     )
 
 
@@ -143,28 +156,40 @@ def check_model(spec: str | Path, scenario: Scenario) -> ModelMeta:
     name = meta.zip_path.name
     here = scenario.fingerprint()
     if meta.fingerprint != here:
-        raise ConfigError(f"model {name} was trained on another network (fingerprint {meta.fingerprint}, "
-                          f"{scenario.name} is {here})")
+        raise ConfigError(
+            f"model {name} was trained on another network (fingerprint {meta.fingerprint}, "
+            f"{scenario.name} is {here})"
+        )
     from engine.layout import build_layout
 
     ids = build_layout(scenario.net_file).ids
     unknown = [s for s in meta.signals if s not in ids]
     if unknown:
-        raise ConfigError(f"model {name} controls signal {unknown[0]}, which {scenario.name} does not have")
+        raise ConfigError(
+            f"model {name} controls signal {unknown[0]}, which {scenario.name} does not have"
+        )
     obs, acts = expected_spaces(scenario, meta.signals, meta.env_options, where=str(meta.meta_path))
     if meta.observation_shape not in obs or meta.n_actions not in acts:
-        raise ConfigError(f"model {name} has observation {list(meta.observation_shape)} and actions "
-                          f"{list(meta.n_actions)}; on {scenario.name} the environment has "
-                          f"{list(obs[0])} and {list(acts[0])}")
+        raise ConfigError(
+            f"model {name} has observation {list(meta.observation_shape)} and actions "
+            f"{list(meta.n_actions)}; on {scenario.name} the environment has "
+            f"{list(obs[0])} and {list(acts[0])}"
+        )
     zip_obs, zip_acts = zip_spaces(meta.zip_path)
     if zip_obs != meta.observation_shape or zip_acts != meta.n_actions:
-        raise ConfigError(f"{name}: the model's own spaces ({list(zip_obs)}, {list(zip_acts)}) "
-                          f"disagree with {meta.meta_path.name}")
+        raise ConfigError(
+            f"{name}: the model's own spaces ({list(zip_obs)}, {list(zip_acts)}) "
+            f"disagree with {meta.meta_path.name}"
+        )
     return meta
 
 
-def expected_spaces(scenario: Scenario, signals: tuple[str, ...], options: dict, where: str = "env_options",
-                    ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+def expected_spaces(
+    scenario: Scenario,
+    signals: tuple[str, ...],
+    options: dict,
+    where: str = "env_options",
+) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
     """Observation shapes and action sizes the environment has on ``scenario`` for ``options``.
 
     Two layouts are accepted: one agent for every signal (the Gymnasium env,
@@ -196,7 +221,9 @@ def zip_spaces(zip_path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
         act = data["action_space"]
         shape = tuple(int(x) for x in obs.get("_shape") or obs.get("shape"))
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{zip_path}: not a stable-baselines3 model ({exc.__class__.__name__})") from None
+        raise ConfigError(
+            f"{zip_path}: not a stable-baselines3 model ({exc.__class__.__name__})"
+        ) from None
     if "nvec" in act:
         sizes = tuple(int(x) for x in str(act["nvec"]).strip("[]").split())
     elif "n" in act:
@@ -209,7 +236,11 @@ def zip_spaces(zip_path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def _int_tuple(value: object, path: Path, key: str) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         return (value,)
-    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         return tuple(value)
     raise ConfigError(f"{path}: '{key}' must be an integer or a list of integers, got {value!r}")
 

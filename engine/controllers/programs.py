@@ -33,22 +33,30 @@ def timing_program(intersection: Intersection, greens: Sequence[float]) -> Progr
     return tuple(steps)
 
 
-def tls_xml(programs: Mapping[str, Program], program_id: str, offsets: Mapping[str, float] | None = None) -> str:
+def tls_xml(
+    programs: Mapping[str, Program], program_id: str, offsets: Mapping[str, float] | None = None
+) -> str:
     """An additional file holding one static ``tlLogic`` per signal (SUMO runs the last loaded)."""
     lines = ['<?xml version="1.0" encoding="UTF-8"?>\n', "<additional>\n"]
     for tls_id, program in programs.items():
         offset = (offsets or {}).get(tls_id, 0.0)
-        lines.append(f"    <tlLogic id={quoteattr(tls_id)} type=\"static\" programID={quoteattr(program_id)} "
-                     f"offset=\"{offset:g}\">\n")
+        lines.append(
+            f'    <tlLogic id={quoteattr(tls_id)} type="static" programID={quoteattr(program_id)} '
+            f'offset="{offset:g}">\n'
+        )
         for state, duration in program:
-            lines.append(f"        <phase duration=\"{duration:g}\" state=\"{state}\"/>\n")
+            lines.append(f'        <phase duration="{duration:g}" state="{state}"/>\n')
         lines.append("    </tlLogic>\n")
     lines.append("</additional>\n")
     return "".join(lines)
 
 
-def write_tls_programs(path: Path, programs: Mapping[str, Program], program_id: str,
-                       offsets: Mapping[str, float] | None = None) -> Path:
+def write_tls_programs(
+    path: Path,
+    programs: Mapping[str, Program],
+    program_id: str,
+    offsets: Mapping[str, float] | None = None,
+) -> Path:
     """Write :func:`tls_xml` to ``path`` atomically; returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

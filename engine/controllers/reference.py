@@ -21,7 +21,7 @@ def _movements_of(inc: Incidence) -> list[list[int]]:
 
 
 def _pick(scores: list[float], current: int) -> int:
-    """The first phase scoring more than the current one (by > EPS) and than any before it; -1 if none."""
+    """The first phase scoring above the current one (by > EPS) and any before it; -1: none."""
     best, best_score = current, scores[current]
     for p, s in enumerate(scores):
         if s > best_score + EPS:
@@ -29,9 +29,17 @@ def _pick(scores: list[float], current: int) -> int:
     return best if best != current else -1
 
 
-def max_pressure_ref(inc: Incidence, queue_in: np.ndarray, queue_out: np.ndarray, phase: np.ndarray,
-                     can_switch: np.ndarray, time_in_phase: np.ndarray, waited: np.ndarray,
-                     hold_s: float = 0.0, max_red_s: float = np.inf) -> np.ndarray:
+def max_pressure_ref(
+    inc: Incidence,
+    queue_in: np.ndarray,
+    queue_out: np.ndarray,
+    phase: np.ndarray,
+    can_switch: np.ndarray,
+    time_in_phase: np.ndarray,
+    waited: np.ndarray,
+    hold_s: float = 0.0,
+    max_red_s: float = np.inf,
+) -> np.ndarray:
     targets = []
     for k, movs in enumerate(_movements_of(inc)):
         cur = int(phase[k])
@@ -48,8 +56,11 @@ def max_pressure_ref(inc: Incidence, queue_in: np.ndarray, queue_out: np.ndarray
                     demand += q_in
             scores.append(pressure)
             demands.append(demand)
-        starving = [p for p in range(len(scores))
-                    if p != cur and demands[p] > EPS and waited[k, p] >= max_red_s - EPS]
+        starving = [
+            p
+            for p in range(len(scores))
+            if p != cur and demands[p] > EPS and waited[k, p] >= max_red_s - EPS
+        ]
         if starving:  # the longest-waiting phase first (the first of equals)
             longest = starving[0]
             for p in starving[1:]:
@@ -61,7 +72,9 @@ def max_pressure_ref(inc: Incidence, queue_in: np.ndarray, queue_out: np.ndarray
     return np.array(targets, dtype=np.int64)
 
 
-def greedy_ref(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray) -> np.ndarray:
+def greedy_ref(
+    inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch: np.ndarray
+) -> np.ndarray:
     targets = []
     for k, movs in enumerate(_movements_of(inc)):
         if not can_switch[k]:
@@ -78,8 +91,17 @@ def greedy_ref(inc: Incidence, queue: np.ndarray, phase: np.ndarray, can_switch:
     return np.array(targets, dtype=np.int64)
 
 
-def sotl_ref(inc: Incidence, count: np.ndarray, halting: np.ndarray, phase: np.ndarray,
-             can_switch: np.ndarray, kappa: np.ndarray, dt: float, theta: float, mu: float) -> np.ndarray:
+def sotl_ref(
+    inc: Incidence,
+    count: np.ndarray,
+    halting: np.ndarray,
+    phase: np.ndarray,
+    can_switch: np.ndarray,
+    kappa: np.ndarray,
+    dt: float,
+    theta: float,
+    mu: float,
+) -> np.ndarray:
     targets = []
     for k, movs in enumerate(_movements_of(inc)):
         cur = int(phase[k])
@@ -114,22 +136,51 @@ def sotl_ref(inc: Incidence, count: np.ndarray, halting: np.ndarray, phase: np.n
     return np.array(targets, dtype=np.int64)
 
 
-def actuated_ref(inc: Incidence, count: np.ndarray, speed: np.ndarray, length: np.ndarray,
-                 phase: np.ndarray, can_switch: np.ndarray, passage_s: float) -> np.ndarray:
+def actuated_ref(
+    inc: Incidence,
+    count: np.ndarray,
+    speed: np.ndarray,
+    length: np.ndarray,
+    phase: np.ndarray,
+    can_switch: np.ndarray,
+    passage_s: float,
+    cycle_pos: np.ndarray | None = None,
+    window_end: np.ndarray | None = None,
+) -> np.ndarray:
     targets = []
     for k, movs in enumerate(_movements_of(inc)):
         cur, n_p = int(phase[k]), int(inc.n_phases[k])
         green_lanes = {int(inc.mov_in[m]) for m in movs if inc.mov_phases[m, cur]}
         # a lane keeps the green while its arrivals come at most passage_s apart
-        extend = any(count[i] > 0 and count[i] * speed[i] * passage_s >= length[i] for i in green_lanes)
+        extend = any(
+            count[i] > 0 and count[i] * speed[i] * passage_s >= length[i] for i in green_lanes
+        )
+
+        def demand(p: int) -> float:
+            return sum(
+                count[inc.mov_in[m]]
+                for m in movs
+                if inc.mov_phases[m, p] and not inc.mov_phases[m, cur]
+            )
+
         target = -1
-        if can_switch[k] and not extend:
-            for step in range(1, n_p):
-                p = (cur + step) % n_p
-                demand = sum(count[inc.mov_in[m]] for m in movs
-                             if inc.mov_phases[m, p] and not inc.mov_phases[m, cur])
-                if demand > EPS:
-                    target = p
-                    break
+        coordinated = cycle_pos is not None and cycle_pos[k] >= 0
+        if not can_switch[k]:
+            pass
+        elif not coordinated:
+            if not extend:
+                later = [(cur + step) % n_p for step in range(1, n_p)]
+                target = next((p for p in later if demand(p) > EPS), -1)
+        else:
+            pos, ends = cycle_pos[k], window_end[k]
+            new_cycle = pos < ends[0]  # back in the coordinated phase's window
+            if cur == 0:
+                done = not new_cycle  # the coordinated phase runs to its force-off
+            else:
+                done = new_cycle or not extend or pos >= ends[cur]  # gap-out or force-off
+            if done:
+                open_later = [] if new_cycle else [p for p in range(cur + 1, n_p) if pos < ends[p]]
+                nxt = next((p for p in open_later if demand(p) > EPS), 0)
+                target = nxt if nxt != cur else -1
         targets.append(target)
     return np.array(targets, dtype=np.int64)
