@@ -63,8 +63,9 @@ class EntryWait:
         counts = np.zeros(self.n)
         for vid in self.api.simulation.getPendingVehicles():
             k = self._first.get(vid)
-            if k is None:
-                k = self._first[vid] = self.edge_signal.get(self.api.vehicle.getRoute(vid)[0], -1)
+            if k is None:  # the first signal on its route (source edges may lead to an approach)
+                route = self.api.vehicle.getRoute(vid)
+                k = self._first[vid] = next((self.edge_signal[e] for e in route if e in self.edge_signal), -1)
             if k >= 0:
                 counts[k] += 1
         return counts * self.scale
