@@ -65,6 +65,8 @@ class Optimiser(_Strict):
     turn_bias_range: tuple[float, float] = (0.7, 1.6)  # weight of turn-only (protected left) phases
     speed_factor_range: tuple[float, float] = (0.7, 1.2)
     offset_shift_s: float = Field(0.0, ge=0)  # +- per-signal offset tweak (0: none)
+    search_seeds: int | None = Field(None, ge=1)  # trials use the first n evaluation seeds (None: all)
+    finalists: int = Field(3, ge=1)  # best trials re-scored on every evaluation seed (with the start)
     timeout_s: float | None = Field(None, gt=0)
 
 

@@ -116,12 +116,14 @@ class Evaluator:
         return dataclasses.replace(sc, demand_file=None, route_files=routes)
 
     def run(self, pp: PeriodPlan | None, intersections: Mapping[str, Intersection],
-            progress: Callable[[float, float], None] | None = None, out: Path | None = None) -> Evaluation:
-        """KPIs of ``pp`` (None: the network's own programs) on every seed."""
+            progress: Callable[[float, float], None] | None = None, out: Path | None = None,
+            seeds: Sequence[int] | None = None) -> Evaluation:
+        """KPIs of ``pp`` (None: the network's own programs) on every seed (or on ``seeds``)."""
         from engine.controllers import FixedTime
 
+        seeds = tuple(seeds) if seeds is not None else self.seeds
         results = []
-        for i, seed in enumerate(self.seeds):
+        for i, seed in enumerate(seeds):
             sc = self.scenario(seed)
             if pp is None:
                 controller = FixedTime(sc)
@@ -131,7 +133,7 @@ class Evaluator:
                 controller = PlanPrograms(add, name=pp.method)
             tick = None
             if progress is not None:
-                n, total = len(self.seeds), sc.duration
+                n, total = len(seeds), sc.duration
 
                 def tick(done: float, _total: float, i: int = i) -> None:
                     progress(i * total + done, n * total)

@@ -178,10 +178,52 @@ def best_offsets(corridor: Corridor, green_fw: Sequence[Intervals], green_bw: Se
     return best[1], band_widths(corridor, green_fw, green_bw, best[1], cycle)
 
 
+def link_offsets(corridor: Corridor, green_fw: Sequence[Intervals], green_bw: Sequence[Intervals],
+                 cycle: float, weights: tuple[float, float] = (1.0, 1.0)) -> tuple[list[float], Bands]:
+    """Whole-second offsets maximising each link's own two-way overlap (partial progression).
+
+    Where no band runs through the whole corridor, platoons can still pass
+    pairs of neighbours. The green overlap of a link depends only on the
+    difference of its two offsets, so each link's difference is chosen
+    independently (exactly); within a plateau of equal overlap its middle.
+    """
+    c = int(round(cycle))
+    wf, wb = weights
+    offsets = [0.0]
+    for i in range(corridor.n - 1):
+        tf, tb = corridor.forward_times[i], corridor.backward_times[i]
+        values = []
+        for d in range(c):
+            f = intersect(shift(green_fw[i], tf, cycle), shift(green_fw[i + 1], d, cycle))
+            b = intersect(shift(green_bw[i + 1], d + tb, cycle), shift(green_bw[i], 0.0, cycle))
+            values.append(wf * sum(y - x for x, y in f) + wb * sum(y - x for x, y in b))
+        top = max(values)
+        best = [d for d in range(c) if values[d] >= top - 1e-9]
+        runs: list[list[int]] = []  # plateaus of the best value, joined across c -> 0
+        for d in best:
+            if runs and d == runs[-1][-1] + 1:
+                runs[-1].append(d)
+            else:
+                runs.append([d])
+        if len(runs) > 1 and runs[0][0] == 0 and runs[-1][-1] == c - 1:
+            runs[0] = runs.pop() + runs[0]
+        plateau = max(runs, key=len)
+        offsets.append(float((offsets[-1] + plateau[len(plateau) // 2]) % c))
+    return offsets, band_widths(corridor, green_fw, green_bw, offsets, cycle)
+
+
 def green_wave_offsets(corridor: Corridor, intersections: Mapping[str, Intersection],
                        greens: Mapping[str, Sequence[float]], cycle: float,
-                       weights: tuple[float, float] = (1.0, 1.0), seed: int = 0) -> tuple[dict[str, float], Bands]:
-    """Offsets of the corridor's signals for the widest two-way band, and the bands they give."""
+                       weights: tuple[float, float] = (1.0, 1.0), seed: int = 0,
+                       mode: str = "band") -> tuple[dict[str, float], Bands]:
+    """Offsets of the corridor's signals and the bands they give.
+
+    ``mode`` "band": the widest two-way band through the whole corridor;
+    "links": each link's own two-way overlap (see :func:`link_offsets`).
+    """
     fw, bw = corridor_greens(corridor, intersections, greens)
-    offsets, bands = best_offsets(corridor, fw, bw, cycle, weights, seed)
+    if mode == "links":
+        offsets, bands = link_offsets(corridor, fw, bw, cycle, weights)
+    else:
+        offsets, bands = best_offsets(corridor, fw, bw, cycle, weights, seed)
     return dict(zip(corridor.signals, offsets)), bands

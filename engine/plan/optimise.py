@@ -5,8 +5,9 @@ common cycle, a bias on the arterial's coordinated phases (how Webster's
 splits lean towards the corridor), a bias on turn-only phases (protected
 lefts, whose short bays block a through lane when they overflow), the
 progression speed the offsets are
-timed for, the weight of the forward band against the backward one, and
-optionally a per-signal offset shift. Every candidate is a green-wave plan
+timed for, the weight of the forward band against the backward one, whether
+offsets serve one band through the whole corridor or each link's own
+overlap, and optionally a per-signal offset shift. Every candidate is a green-wave plan
 for those settings, so it obeys every constraint by construction (and is
 validated before it is simulated). The start (the plain green wave) is the
 first trial; the plan returned is the best trial, or the start itself unless
@@ -16,6 +17,7 @@ a trial beat it on the same seeds: the search never returns a worse plan.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,8 +26,8 @@ from pathlib import Path
 from engine.errors import ConfigError
 from engine.plan.config import Constraints, Optimiser
 from engine.plan.corridor import Corridor
-from engine.plan.evaluate import Evaluation, Evaluator
-from engine.plan.model import PeriodPlan, SignalTiming, validate_period
+from engine.plan.evaluate import Evaluation, Evaluator, objective
+from engine.plan.model import PeriodPlan, SignalTiming, clearance_time, phase_minimums, validate_period
 from engine.plan.webster_plan import Flows, common_cycle, green_wave_period_plan, signal_ratios
 from engine.signals import Intersection
 
@@ -67,24 +69,32 @@ class PlanSearch:
         self.options = options
         ratios = signal_ratios(intersections, flows)
         self.start_cycle = int(common_cycle(intersections, ratios, limits)[0])
+        # cycles on the step grid from cycle_min_s that fit every signal's minimum greens
+        need = max(clearance_time(ix) + sum(phase_minimums(ix, limits)) for ix in intersections.values())
+        lo, step = limits.cycle_min_s, limits.cycle_step_s
+        self.cycle_low = lo + math.ceil(max(need - lo, 0) / step - 1e-9) * step
+        self.cycle_high = lo + (limits.cycle_max_s - lo) // step * step
+        if self.cycle_low > self.cycle_high:
+            raise ConfigError(f"constraints: no cycle on the {step} s grid in [{lo}, {limits.cycle_max_s}] "
+                              f"fits the minimum greens ({need:g} s needed)")
 
     def start_params(self) -> dict:
         """The parameters that decode to the plain green-wave plan."""
         params = {"cycle": self.start_cycle, "bias": 1.0, "turn_bias": 1.0, "speed": 1.0,
-                  "forward_weight": self.weights[0] / (self.weights[0] + self.weights[1])}
+                  "forward_weight": self.weights[0] / (self.weights[0] + self.weights[1]), "offsets": "band"}
         if self.options.offset_shift_s > 0:
             params.update({f"shift_{s}": 0 for s in self.corridor.signals[1:]})
         return params
 
     def suggest(self, trial) -> dict:
-        lo, step = self.limits.cycle_min_s, self.limits.cycle_step_s
-        hi = lo + (self.limits.cycle_max_s - lo) // step * step
+        lo, hi, step = self.cycle_low, self.cycle_high, self.limits.cycle_step_s
         params = {
             "cycle": trial.suggest_int("cycle", lo, hi, step=step),
             "bias": trial.suggest_float("bias", *self.options.bias_range),
             "turn_bias": trial.suggest_float("turn_bias", *self.options.turn_bias_range),
             "speed": trial.suggest_float("speed", *self.options.speed_factor_range),
             "forward_weight": trial.suggest_float("forward_weight", 0.2, 0.8),
+            "offsets": trial.suggest_categorical("offsets", ["band", "links"]),
         }
         k = int(self.options.offset_shift_s)
         if k > 0:
@@ -101,7 +111,8 @@ class PlanSearch:
         pp = green_wave_period_plan(self.period, self.intersections, self.flows, self.limits, corridor,
                                     cycle=float(params["cycle"]), bias=float(params["bias"]),
                                     turn_bias=float(params["turn_bias"]),
-                                    weights=(w, 1.0 - w), seed=self.options.seed)
+                                    weights=(w, 1.0 - w), seed=self.options.seed,
+                                    offsets_mode=str(params.get("offsets", "band")))
         shifts = {s: float(params.get(f"shift_{s}", 0)) for s in corridor.signals}
         if any(shifts.values()):
             c = pp.cycle
@@ -118,12 +129,22 @@ def _key(pp: PeriodPlan) -> tuple:
 
 def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress | None = None,
                     log: Callable[[str], None] | None = None) -> SearchResult:
-    """Search ``search``'s space on ``evaluator``'s seeds; never returns a plan worse than the start."""
+    """Search ``search``'s space on ``evaluator``'s seeds; never returns a plan worse than the start.
+
+    Trials are scored on the first ``search_seeds`` evaluation seeds. When that
+    leaves seeds over, the best ``finalists`` trials and the start are scored
+    on every evaluation seed and the best of them on all seeds is returned;
+    otherwise the best trial is. Either way the start competes on the same
+    seeds, so the plan returned is never worse than it.
+    """
     import optuna
 
     opts = search.options
     t0 = time.perf_counter()
     runs0 = evaluator.runs
+    seeds = evaluator.seeds
+    n_search = min(opts.search_seeds or len(seeds), len(seeds))
+    search_seeds, rest = seeds[:n_search], seeds[n_search:]
     optuna.logging.set_verbosity(logging.WARNING)
     if opts.sampler == "tpe":
         sampler = optuna.samplers.TPESampler(seed=opts.seed, n_startup_trials=max(3, min(8, opts.trials // 3)),
@@ -139,44 +160,60 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
     study = optuna.create_study(direction="minimize", sampler=sampler)
     study.enqueue_trial(search.start_params())
 
-    start = search.decode(search.start_params())
-    cache: dict[tuple, tuple[PeriodPlan, Evaluation]] = {}
-    done = [0]
-    per_trial = len(evaluator.seeds) * evaluator.base.duration
+    plans: dict[tuple, PeriodPlan] = {}
+    kpis: dict[tuple, dict[int, object]] = {}
+    duration = evaluator.base.duration
+    total = (opts.trials * len(search_seeds) + (opts.finalists + 1) * len(rest)) * duration
+    done = [0.0]
 
-    def tick(sim_done: float, _total: float) -> None:
-        if progress is not None:
-            progress(done[0] * per_trial + sim_done, opts.trials * per_trial)
-
-    def run(pp: PeriodPlan) -> Evaluation:
+    def score(pp: PeriodPlan, on: tuple[int, ...]) -> Evaluation:
         key = _key(pp)
-        if key not in cache:
-            cache[key] = (pp, evaluator.run(pp, search.intersections, progress=tick))
-        return cache[key][1]
+        plans.setdefault(key, pp)
+        have = kpis.setdefault(key, {})
+        missing = tuple(s for s in on if s not in have)
+        if missing:
+            base = done[0]
 
-    start_eval = run(start)
+            def tick(sim_done: float, _total: float) -> None:
+                if progress is not None:
+                    progress(base + sim_done, total)
+            ev = evaluator.run(pp, search.intersections, progress=tick, seeds=missing)
+            have.update(zip(missing, ev.kpis))
+            done[0] = base + len(missing) * duration
+        runs = tuple(have[s] for s in on)
+        return Evaluation(runs, objective(runs, evaluator.stops_weight))
+
+    start = search.decode(search.start_params())
+    score(start, search_seeds)
     trials: list[tuple[dict, float]] = []
 
-    def objective(trial) -> float:
+    def trial_objective(trial) -> float:
         params = search.suggest(trial)
-        if trial.number == 0:
-            value = start_eval.objective
-        else:
-            value = run(search.decode(params)).objective
+        pp = start if trial.number == 0 else search.decode(params)
+        value = score(pp, search_seeds).objective
         trials.append((dict(params), value))
-        done[0] = trial.number + 1
         if log is not None:
             log(f"trial {trial.number:3d}: objective {value:7.2f}  " + _fmt(params))
         return value
 
-    study.optimize(objective, n_trials=opts.trials, timeout=opts.timeout_s)
+    study.optimize(trial_objective, n_trials=opts.trials, timeout=opts.timeout_s)
+    ranked = sorted((score(pp, search_seeds).objective, n, key) for n, (key, pp) in enumerate(plans.items()))
+    start_key = _key(start)
+    if rest:
+        finalists = [key for _, _, key in ranked if key != start_key][:opts.finalists]
+        if log is not None and finalists:
+            log(f"finalists: {len(finalists)} best trials and the start on seeds {list(rest)} as well")
+    else:
+        finalists = [key for _, _, key in ranked if key != start_key]
+    start_eval = score(start, seeds)
     best_pp, best_eval = start, start_eval
-    for pp, ev in cache.values():
+    for key in finalists:
+        ev = score(plans[key], seeds)
         if ev.objective < best_eval.objective - 1e-9:
-            best_pp, best_eval = pp, ev
+            best_pp, best_eval = plans[key], ev
     method_notes = {**best_pp.notes, "start_objective": round(start_eval.objective, 3),
                     "objective": round(best_eval.objective, 3), "trials": len(trials),
-                    "seeds": list(evaluator.seeds), "duration_s": evaluator.base.duration}
+                    "seeds": list(seeds), "search_seeds": list(search_seeds), "duration_s": duration}
     plan = best_pp.with_timings(dict(best_pp.timings), method="optimise", notes=method_notes)
     return SearchResult(plan=plan, start=start, start_eval=start_eval, best_eval=best_eval, trials=trials,
                         wall_s=time.perf_counter() - t0, simulations=evaluator.runs - runs0)

@@ -225,7 +225,10 @@ def distil_plan(config: PlanConfig, model: str, out: Path, log: Log, config_path
         scenarios = [evaluator.scenario(s) for s in evaluator.seeds]
         controller = load_controller(model, scenarios[0])
         log(f"{period}: recording {controller.name} on seeds {list(evaluator.seeds)}")
-        usage, policy_kpis = record_usage(controller, scenarios, ctx.intersections, LoopOptions())
+        trained = getattr(controller, "options", None)  # a learned policy runs with its training timing
+        options = LoopOptions(delta=int(trained.delta), min_green=float(trained.min_green),
+                              max_green=float(trained.max_green)) if trained is not None else LoopOptions()
+        usage, policy_kpis = record_usage(controller, scenarios, ctx.intersections, options)
         pp = distilled_period_plan(period, usage, ctx.intersections, cfg.constraints, ctx.corridor,
                                    cfg.optimiser.seed, cfg.corridor.direction_weights)
         validate_period(pp, ctx.intersections, cfg.constraints)

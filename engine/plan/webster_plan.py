@@ -101,12 +101,14 @@ def webster_period_plan(period: str, intersections: Mapping[str, Intersection], 
 def green_wave_period_plan(period: str, intersections: Mapping[str, Intersection], flows: Flows,
                            limits: Constraints, corridor: Corridor, cycle: float | None = None,
                            bias: float = 1.0, turn_bias: float = 1.0, weights: tuple[float, float] = (1.0, 1.0),
-                           seed: int = 0) -> PeriodPlan:
+                           seed: int = 0, offsets_mode: str = "band") -> PeriodPlan:
     """Webster splits on the common cycle plus offsets of the widest two-way band.
 
     ``bias`` weighs the arterial's coordinated phases and ``turn_bias`` the
     turn-only phases (1: plain Webster); the optimiser searches them together
-    with ``cycle``, the corridor's speed and the band's direction weights.
+    with ``cycle``, the corridor's speed, the direction weights and
+    ``offsets_mode`` ("band" through the whole corridor, or "links": each
+    link's own overlap, see :func:`engine.plan.green_wave.link_offsets`).
     """
     ratios = signal_ratios(intersections, flows)
     c, own = common_cycle(intersections, ratios, limits)
@@ -120,10 +122,10 @@ def green_wave_period_plan(period: str, intersections: Mapping[str, Intersection
                           | set(coordinated_phases(ix, corridor.backward_links[i])))
         greens[sid] = split_greens(ix, ratios[sid], c, limits, boost, bias, turn_bias)
     corridor_ix = {s: intersections[s] for s in corridor.signals}
-    offsets, bands = green_wave_offsets(corridor, corridor_ix, greens, c, weights, seed)
+    offsets, bands = green_wave_offsets(corridor, corridor_ix, greens, c, weights, seed, offsets_mode)
     timings = {sid: SignalTiming(sid, float(offsets.get(sid, 0.0)), greens[sid]) for sid in intersections}
     notes = {"webster_cycles": {s: round(v, 1) for s, v in own.items()},
              "flow_ratio": {s: round(sum(r), 3) for s, r in ratios.items()},
              "band_forward_s": bands.forward, "band_backward_s": bands.backward,
-             "bias": bias, "turn_bias": turn_bias, "travel_forward_s": [round(t, 1) for t in corridor.forward_times]}
+             "bias": bias, "turn_bias": turn_bias, "offsets": offsets_mode, "travel_forward_s": [round(t, 1) for t in corridor.forward_times]}
     return PeriodPlan(period=period, method="green_wave", cycle=c, timings=timings, notes=notes)
