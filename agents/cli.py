@@ -35,10 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from agents.config import load_config
-    from agents.train import Run
     from engine.report import console
 
     config = load_config(args.config, args.overrides)
+    from agents.train import Run  # torch and SB3 load only for a valid config
     run = Run(config, resume=args.resume, quiet=args.quiet)
     if not args.quiet:
         what = "resuming" if args.resume else "training"
