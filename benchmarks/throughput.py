@@ -1,6 +1,7 @@
 """Environment throughput against a bare libsumo loop (and sumo-rl when installed).
 
     python benchmarks/throughput.py [--network chongqing] [--period am_peak] [--json]
+    python benchmarks/throughput.py --grid 6 --json     # a larger network: 36 signals
 
 In one run, on one scenario and seed:
 
@@ -134,6 +135,24 @@ def run_sumo_rl(scenario, seed: int, delta: int) -> dict | None:
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def build_grid(folder: Path, n: int, seed: int) -> tuple[Path, Path]:
+    """An n x n signalised grid (2 lanes, 3 s yellow, 2 s all-red) with random trips, for scale."""
+    from engine.sim import sumo_binary, sumo_tool
+
+    net, trips = folder / f"grid{n}.net.xml", folder / f"grid{n}.rou.xml"
+    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", str(n),
+                    "--grid.length", "250", "--grid.attach-length", "200",
+                    "--default.lanenumber", "2", "--tls.guess", "true",
+                    "--default-junction-type", "traffic_light", "--tls.yellow.time", "3",
+                    "--tls.allred.time", "2", "--no-turnarounds", "-o", str(net)],
+                   check=True, capture_output=True)
+    subprocess.run([sys.executable, sumo_tool("randomTrips.py"), "-n", str(net), "-r", str(trips),
+                    "--fringe-factor", "20", "--period", f"{3.0 / n:.3f}", "--seed", str(seed),
+                    "--end", "3600", "--validate"],
+                   check=True, capture_output=True)
+    return net, trips
+
+
 def measure(network: str, period: str | None, seed: int, duration: float, delta: int,
             routes: tuple[str, ...] = (), repeats: int = 3) -> dict:
     from engine.scenario import Scenario
@@ -178,9 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--duration", type=float, default=1800.0)
     p.add_argument("--delta", type=int, default=5)
+    p.add_argument("--grid", type=int, default=0,
+                   help="instead of --network: an N x N signalised grid with random trips")
     p.add_argument("--repeats", type=int, default=3, help="alternating env/bare runs; fastest kept")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
+    if args.grid:
+        folder = Path(tempfile.mkdtemp(prefix="cqsignal-grid-"))
+        net, trips = build_grid(folder, args.grid, args.seed)
+        args.network, args.routes = str(net), [str(trips)]
     period = args.period or (None if args.routes or args.network.endswith((".sumocfg", ".xml")) else "am_peak")
     result = measure(args.network, period, args.seed, args.duration, args.delta, tuple(args.routes),
                      args.repeats)
