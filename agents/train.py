@@ -190,6 +190,7 @@ class Run:
             self.model.logger.record(f"eval/{base['controller']}_mean_delay_s", base["kpis"]["mean_delay_s"])
         self.model.logger.dump(step)
         self.write_history()
+        self.plot()  # the curve so far, to look at while it trains
         self._eval_s += time.perf_counter() - t0
         if not self.quiet:
             console.print(self.describe_eval(entry))
