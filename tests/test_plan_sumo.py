@@ -150,3 +150,13 @@ def test_distil_a_heuristic_policy_into_a_fixed_plan(grid, grid_ix):
         shares = np.array(t.greens) / sum(t.greens)
         assert np.abs(shares - np.array(usage[sid].shares)).max() < 0.2
     assert np.isfinite(kpis[0].mean_delay_s)
+
+
+def test_a_plan_of_the_networks_own_programs_reproduces_them_exactly(grid, grid_ix, tmp_path):
+    from engine.plan.measure import default_timing
+
+    sc = Scenario.load(grid[0], routes=[grid[1]])
+    pp = PeriodPlan("am_peak", "default", default_timing(grid_ix["A0"])[1],
+                    {s: default_timing(ix)[0] for s, ix in grid_ix.items()})
+    ev = Evaluator(sc, seeds=[1], duration=300, workdir=tmp_path)
+    assert ev.run(pp, grid_ix).kpis[0] == ev.run(None, grid_ix).kpis[0]

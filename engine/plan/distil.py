@@ -140,6 +140,6 @@ def distilled_period_plan(period: str, usage: Mapping[str, Usage], intersections
     if corridor is not None:
         offsets, bands = green_wave_offsets(corridor, {s: intersections[s] for s in corridor.signals},
                                             greens, cycle, weights, seed)
-        notes.update(band_forward_s=bands.forward, band_backward_s=bands.backward)
+        notes.update(band_forward_s=round(bands.forward, 1), band_backward_s=round(bands.backward, 1))
     timings = {sid: SignalTiming(sid, float(offsets.get(sid, 0.0)), greens[sid]) for sid in intersections}
     return PeriodPlan(period=period, method="distilled", cycle=cycle, timings=timings, notes=notes)

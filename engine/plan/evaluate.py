@@ -99,8 +99,9 @@ class Evaluator:
     """Runs period plans (or the network's defaults) on fixed seeds with cached routes."""
 
     def __init__(self, scenario: Scenario, seeds: Sequence[int], duration: float, scale: float = 1.0,
-                 stops_weight: float = 0.0, workdir: Path | None = None) -> None:
-        self.base = scenario.with_options(duration=duration, scale=scale)
+                 stops_weight: float = 0.0, workdir: Path | None = None, emissions: bool = False) -> None:
+        # no emission device by default: a quarter of SUMO's step time, and the search needs no CO2
+        self.base = dataclasses.replace(scenario.with_options(duration=duration, scale=scale), emissions=emissions)
         self.seeds = tuple(seeds)
         self.stops_weight = stops_weight
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="cqsignal-plan-"))

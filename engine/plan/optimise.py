@@ -1,17 +1,25 @@
 """Simulation-based search for a period's plan, starting from the green wave.
 
-The search space is small on purpose, so that tens of trials suffice: the
-common cycle, a bias on the arterial's coordinated phases (how Webster's
-splits lean towards the corridor), a bias on turn-only phases (protected
-lefts, whose short bays block a through lane when they overflow), the
-progression speed the offsets are
-timed for, the weight of the forward band against the backward one, whether
-offsets serve one band through the whole corridor or each link's own
-overlap, and optionally a per-signal offset shift. Every candidate is a green-wave plan
-for those settings, so it obeys every constraint by construction (and is
-validated before it is simulated). The start (the plain green wave) is the
-first trial; the plan returned is the best trial, or the start itself unless
-a trial beat it on the same seeds: the search never returns a worse plan.
+The search space is small on purpose, so that tens of trials suffice:
+
+* the common cycle (on the constraint's step grid, from the shortest cycle
+  that fits every minimum green);
+* where the splits come from: Webster's ratios, or the network's current
+  programs' green shares (an engineer's prior);
+* a bias on the arterial's coordinated phases and one on turn-only phases
+  (protected lefts, whose short bays block a through lane when they overflow);
+* the progression speed the offsets are timed for, the weight of the forward
+  direction against the backward one, and whether offsets serve one band
+  through the whole corridor or each link's own overlap;
+* optionally a per-signal offset shift.
+
+Every candidate is a green-wave plan for those settings, so it obeys every
+constraint by construction (and is validated before it is simulated). The
+first trial is the start (the plain green wave); the next two are the
+network's current cycle and splits with each kind of offsets; the sampler
+takes over from there. The plan returned is the best trial, or the start
+itself unless a trial beat it on the same seeds: the search never returns a
+worse plan.
 """
 
 from __future__ import annotations
@@ -69,6 +77,10 @@ class PlanSearch:
         self.options = options
         ratios = signal_ratios(intersections, flows)
         self.start_cycle = int(common_cycle(intersections, ratios, limits)[0])
+        # the network's own programs: their green shares are a second split the search may use
+        self.current_shares = {s: tuple(p.duration for p in ix.phases) for s, ix in intersections.items()}
+        current = sorted(sum(d for _, d in ix.program) for ix in intersections.values())
+        self.current_cycle = current[len(current) // 2]
         # cycles on the step grid from cycle_min_s that fit every signal's minimum greens
         need = max(clearance_time(ix) + sum(phase_minimums(ix, limits)) for ix in intersections.values())
         lo, step = limits.cycle_min_s, limits.cycle_step_s
@@ -78,10 +90,21 @@ class PlanSearch:
             raise ConfigError(f"constraints: no cycle on the {step} s grid in [{lo}, {limits.cycle_max_s}] "
                               f"fits the minimum greens ({need:g} s needed)")
 
+    def informed_params(self) -> list[dict]:
+        """Extra first trials: the network's current cycle and splits, with each kind of offsets."""
+        c = self.current_cycle
+        step = self.limits.cycle_step_s
+        c = self.limits.cycle_min_s + round((c - self.limits.cycle_min_s) / step) * step
+        if not self.cycle_low <= c <= self.cycle_high:
+            return []
+        return [{**self.start_params(), "cycle": int(c), "splits": "current", "offsets": mode}
+                for mode in ("band", "links")]
+
     def start_params(self) -> dict:
         """The parameters that decode to the plain green-wave plan."""
         params = {"cycle": self.start_cycle, "bias": 1.0, "turn_bias": 1.0, "speed": 1.0,
-                  "forward_weight": self.weights[0] / (self.weights[0] + self.weights[1]), "offsets": "band"}
+                  "forward_weight": self.weights[0] / (self.weights[0] + self.weights[1]), "offsets": "band",
+                  "splits": "webster"}
         if self.options.offset_shift_s > 0:
             params.update({f"shift_{s}": 0 for s in self.corridor.signals[1:]})
         return params
@@ -95,6 +118,7 @@ class PlanSearch:
             "speed": trial.suggest_float("speed", *self.options.speed_factor_range),
             "forward_weight": trial.suggest_float("forward_weight", 0.2, 0.8),
             "offsets": trial.suggest_categorical("offsets", ["band", "links"]),
+            "splits": trial.suggest_categorical("splits", ["webster", "current"]),
         }
         k = int(self.options.offset_shift_s)
         if k > 0:
@@ -112,7 +136,8 @@ class PlanSearch:
                                     cycle=float(params["cycle"]), bias=float(params["bias"]),
                                     turn_bias=float(params["turn_bias"]),
                                     weights=(w, 1.0 - w), seed=self.options.seed,
-                                    offsets_mode=str(params.get("offsets", "band")))
+                                    offsets_mode=str(params.get("offsets", "band")),
+                                    shares=self.current_shares if params.get("splits") == "current" else None)
         shifts = {s: float(params.get(f"shift_{s}", 0)) for s in corridor.signals}
         if any(shifts.values()):
             c = pp.cycle
@@ -159,6 +184,8 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
         sampler = optuna.samplers.CmaEsSampler(seed=opts.seed, x0=search.start_params())
     study = optuna.create_study(direction="minimize", sampler=sampler)
     study.enqueue_trial(search.start_params())
+    for params in search.informed_params()[:max(opts.trials - 1, 0)]:
+        study.enqueue_trial(params)
 
     plans: dict[tuple, PeriodPlan] = {}
     kpis: dict[tuple, dict[int, object]] = {}

@@ -68,20 +68,23 @@ def common_cycle(intersections: Mapping[str, Intersection], ratios: Mapping[str,
 
 
 def split_greens(ix: Intersection, ratios: Sequence[float], cycle: float, limits: Constraints,
-                 boost: Sequence[int] = (), bias: float = 1.0, turn_bias: float = 1.0) -> tuple[float, ...]:
-    """Webster greens of ``ix`` at ``cycle``.
+                 boost: Sequence[int] = (), bias: float = 1.0, turn_bias: float = 1.0,
+                 shares: Sequence[float] | None = None) -> tuple[float, ...]:
+    """Webster greens of ``ix`` at ``cycle`` (or ``shares`` of its effective green, when given).
 
     Phases in ``boost`` weigh ``bias`` times their ratio; turn-only phases (no
     through movement, e.g. protected lefts) weigh ``turn_bias`` times theirs.
     """
     mins = phase_minimums(ix, limits)
     lost = clearance_time(ix)
-    t = webster_timing(ratios, lost, cycle, cycle, min_green=min(mins))
-    if abs(t.cycle - cycle) > 0.5:
-        raise ConfigError(f"signal {ix.id}: cannot fit its phases in a {cycle:g} s cycle "
-                          f"(needs {t.cycle:g} s)")
+    if shares is None:
+        t = webster_timing(ratios, lost, cycle, cycle, min_green=min(mins))
+        if abs(t.cycle - cycle) > 0.5:
+            raise ConfigError(f"signal {ix.id}: cannot fit its phases in a {cycle:g} s cycle "
+                              f"(needs {t.cycle:g} s)")
+        shares = t.greens
     weights = [g * (bias if k in boost else 1.0) * (1.0 if serves_through(ix, k) else turn_bias)
-               for k, g in enumerate(t.greens)]
+               for k, g in enumerate(shares)]
     return shares_to_greens(weights, cycle - lost, mins)
 
 
@@ -101,7 +104,8 @@ def webster_period_plan(period: str, intersections: Mapping[str, Intersection], 
 def green_wave_period_plan(period: str, intersections: Mapping[str, Intersection], flows: Flows,
                            limits: Constraints, corridor: Corridor, cycle: float | None = None,
                            bias: float = 1.0, turn_bias: float = 1.0, weights: tuple[float, float] = (1.0, 1.0),
-                           seed: int = 0, offsets_mode: str = "band") -> PeriodPlan:
+                           seed: int = 0, offsets_mode: str = "band",
+                           shares: Mapping[str, Sequence[float]] | None = None) -> PeriodPlan:
     """Webster splits on the common cycle plus offsets of the widest two-way band.
 
     ``bias`` weighs the arterial's coordinated phases and ``turn_bias`` the
@@ -109,6 +113,8 @@ def green_wave_period_plan(period: str, intersections: Mapping[str, Intersection
     with ``cycle``, the corridor's speed, the direction weights and
     ``offsets_mode`` ("band" through the whole corridor, or "links": each
     link's own overlap, see :func:`engine.plan.green_wave.link_offsets`).
+    ``shares`` replaces Webster's split by given green shares per signal (the
+    search uses the network's current programs as such an alternative).
     """
     ratios = signal_ratios(intersections, flows)
     c, own = common_cycle(intersections, ratios, limits)
@@ -120,12 +126,15 @@ def green_wave_period_plan(period: str, intersections: Mapping[str, Intersection
             i = corridor.signals.index(sid)
             boost = tuple(set(coordinated_phases(ix, corridor.forward_links[i]))
                           | set(coordinated_phases(ix, corridor.backward_links[i])))
-        greens[sid] = split_greens(ix, ratios[sid], c, limits, boost, bias, turn_bias)
+        greens[sid] = split_greens(ix, ratios[sid], c, limits, boost, bias, turn_bias,
+                                   shares.get(sid) if shares else None)
     corridor_ix = {s: intersections[s] for s in corridor.signals}
     offsets, bands = green_wave_offsets(corridor, corridor_ix, greens, c, weights, seed, offsets_mode)
     timings = {sid: SignalTiming(sid, float(offsets.get(sid, 0.0)), greens[sid]) for sid in intersections}
     notes = {"webster_cycles": {s: round(v, 1) for s, v in own.items()},
              "flow_ratio": {s: round(sum(r), 3) for s, r in ratios.items()},
-             "band_forward_s": bands.forward, "band_backward_s": bands.backward,
-             "bias": bias, "turn_bias": turn_bias, "offsets": offsets_mode, "travel_forward_s": [round(t, 1) for t in corridor.forward_times]}
+             "band_forward_s": round(bands.forward, 1), "band_backward_s": round(bands.backward, 1),
+             "splits": "given shares" if shares else "webster", "bias": round(bias, 3),
+             "turn_bias": round(turn_bias, 3), "offsets": offsets_mode,
+             "travel_forward_s": [round(t, 1) for t in corridor.forward_times]}
     return PeriodPlan(period=period, method="green_wave", cycle=c, timings=timings, notes=notes)
