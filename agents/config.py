@@ -66,6 +66,16 @@ class EvalConfig(_Strict):
         return seeds
 
 
+class PretrainConfig(_Strict):
+    """Imitate a heuristic before RL (see agents/pretrain.py)."""
+
+    heuristic: str = "max_pressure"
+    episodes: int = Field(2, gt=0, description="episodes per env process")
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(256, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+
+
 class CheckpointConfig(_Strict):
     every: int = Field(10_000, gt=0, description="timesteps between checkpoints")
     keep: int = Field(2, gt=0)
@@ -85,6 +95,7 @@ class TrainConfig(_Strict):
     torch_threads: int = Field(1, gt=0)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    pretrain: PretrainConfig | None = None
     output: str = ""
     export: str | None = None
 
@@ -98,6 +109,8 @@ class TrainConfig(_Strict):
     def _combination(self) -> "TrainConfig":
         if not self.output:
             self.output = f"runs/{self.name}"
+        if self.algorithm.name == "DQN" and self.pretrain is not None:
+            raise ValueError("pretrain: imitation needs an actor-critic algorithm (PPO, A2C, MaskablePPO)")
         if self.algorithm.name == "DQN" and self.mode == "single":
             raise ValueError("algorithm.name: DQN needs one discrete action (mode: shared), "
                              "the single-agent env has one per signal")

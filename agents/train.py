@@ -54,6 +54,7 @@ class Run:
         self.state: dict[str, Any] = {
             "history": {"train": [], "eval": []}, "baseline": None, "best": None,
             "last_eval_step": 0, "last_checkpoint_step": 0, "wall_s": 0.0, "env_steps": 0,
+            "pretrained": None,
         }
         self.venv: SignalVecEnv | None = None
         self.evaluator = Evaluator(config.eval.jobs or config.n_envs)
@@ -117,6 +118,8 @@ class Run:
         try:
             if self.config.eval.baseline and self.state["baseline"] is None:
                 self.evaluate_baseline()
+            if self.config.pretrain is not None and self.state["pretrained"] is None:
+                self.run_pretraining()
             remaining = self.config.total_timesteps - self.model.num_timesteps
             callback = TrainCallback(self)
             if remaining > 0:
@@ -136,6 +139,24 @@ class Run:
             return best
         finally:
             self.close()
+
+    def run_pretraining(self) -> None:
+        """Imitate the configured heuristic, evaluate that policy (step 0) and checkpoint it."""
+        from agents.pretrain import pretrain
+
+        if not self.quiet:
+            p = self.config.pretrain
+            console.print(f"pretraining: imitating {p.heuristic} for {p.episodes} episode(s) per env process")
+        stats = pretrain(self)
+        self.state["pretrained"] = stats
+        for key in ("accuracy", "value_r2"):
+            self.model.logger.record(f"pretrain/{key}", stats[key])
+        if not self.quiet:
+            console.print(f"pretrained on {stats['samples']:,} samples in {stats['wall_s']:.0f} s: "
+                          f"agrees with {stats['heuristic']} on {100 * stats['accuracy']:.1f} % of free "
+                          f"decisions, value R2 {stats['value_r2']:.2f}")
+        self.evaluate()
+        self.save_checkpoint()
 
     def close(self) -> None:
         if self.venv is not None:

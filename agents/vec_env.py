@@ -212,6 +212,25 @@ class SignalVecEnv(VecEnv):
         return (np.concatenate(obs).astype(np.float32), np.concatenate(rews).astype(np.float32),
                 np.concatenate(dones), infos)
 
+    def step_teacher(self, heuristic: str) -> tuple[np.ndarray, VecEnvStepReturn]:
+        """Let a heuristic decide every signal this step: (its actions per sub-env, step results)."""
+        for conn in self._conns:
+            conn.send(("teacher", heuristic))
+        chosen = []
+        obs, rews, dones, infos = [], [], [], []
+        for w, conn in enumerate(self._conns):
+            actions, rows, rewards, done, masks, extra = self._receive(conn)
+            chosen.append(actions if self.shared else actions.reshape(1, -1))
+            obs.append(self._rows(rows))
+            rews.append(self._rewards(rewards))
+            dones.append(np.full(self.per_worker, bool(done)))
+            self._set_masks(w, masks)
+            infos.extend(self._infos(w, rewards, extra))
+        self.env_steps += self.n_workers
+        actions = np.concatenate(chosen) if self.shared else np.concatenate(chosen, axis=0)
+        return actions, (np.concatenate(obs).astype(np.float32), np.concatenate(rews).astype(np.float32),
+                         np.concatenate(dones), infos)
+
     def _set_masks(self, w: int, masks: np.ndarray) -> None:
         lo = w * self.per_worker
         self._masks[lo: lo + self.per_worker] = masks.reshape(self.per_worker, -1)

@@ -100,6 +100,19 @@ def run_worker(conn: Connection, spec: dict) -> None:
             entry_wait.reset()
         return core.reset(seed, period)
 
+    def step(actions: np.ndarray) -> tuple:
+        if shared:  # padded actions (only unmasked algorithms pick them) keep the green
+            actions = np.where(actions < core.n_actions, actions, core.loop.signals.phase)
+        rows, rewards, done, info = core.step(actions)
+        if entry_wait is not None and not done:
+            rewards = rewards - entry_wait()
+        extra = None
+        if done:
+            extra = {"terminal": rows, "kpis": info.get("kpis"), "error": info.get("error"), **current}
+            rows = start()
+        return rows, rewards, done, pack_masks(core.masks(), width, shared), extra
+
+    teacher = None
     while True:
         try:
             cmd, data = conn.recv()
@@ -108,17 +121,13 @@ def run_worker(conn: Connection, spec: dict) -> None:
         t0 = time.perf_counter()
         try:
             if cmd == "step":
-                if shared:  # padded actions (only unmasked algorithms pick them) keep the green
-                    data = np.where(data < core.n_actions, data, core.loop.signals.phase)
-                rows, rewards, done, info = core.step(data)
-                if entry_wait is not None and not done:
-                    rewards = rewards - entry_wait()
-                extra = None
-                if done:
-                    extra = {"terminal": rows, "kpis": info.get("kpis"), "error": info.get("error"),
-                             **current}
-                    rows = start()
-                reply = (rows, rewards, done, pack_masks(core.masks(), width, shared), extra)
+                reply = step(data)
+            elif cmd == "teacher":  # a heuristic decides; the reply says what it chose
+                if teacher is None or teacher.name != data:
+                    teacher = make_teacher(data, core.base)
+                actions = teacher_actions(teacher.decide(core.loop.state()), core.loop.signals.phase,
+                                          core.options.action_mode)
+                reply = (actions, *step(actions))
             elif cmd == "reset":
                 rows = start()
                 reply = (rows, pack_masks(core.masks(), width, shared))
@@ -136,6 +145,26 @@ def run_worker(conn: Connection, spec: dict) -> None:
         busy += time.perf_counter() - t0
         conn.send(("ok", reply))
     conn.close()
+
+
+def make_teacher(name: str, scenario):
+    """An adaptive heuristic whose decisions pretraining imitates."""
+    from engine.controllers import make_controller
+    from engine.errors import ConfigError
+
+    teacher = make_controller(name, scenario)
+    if not teacher.adaptive:
+        raise ConfigError(f"pretrain.heuristic '{name}' runs fixed programs; choose an adaptive one "
+                          "(max_pressure, greedy, sotl, actuated)")
+    return teacher
+
+
+def teacher_actions(targets: np.ndarray, phase: np.ndarray, action_mode: str) -> np.ndarray:
+    """A heuristic's targets (-1: keep) as env actions: the green to hold, or switch flags."""
+    targets = np.asarray(targets, dtype=np.int64)
+    if action_mode == "phase":
+        return np.where(targets >= 0, targets, phase).astype(np.int64)
+    return ((targets >= 0) & (targets != phase)).astype(np.int64)
 
 
 def _portable(exc: Exception) -> Exception:

@@ -146,3 +146,15 @@ def test_entry_wait_charges_every_pending_vehicle_to_the_first_signal_on_its_rou
         assert charged[0] > 0  # the west entry feeds C1 first
     finally:
         core.close()
+
+
+def test_teacher_actions_and_returns():
+    from agents.pretrain import discounted_returns
+    from agents.workers import teacher_actions
+
+    phase = np.array([0, 2, 1])
+    np.testing.assert_array_equal(teacher_actions(np.array([-1, 3, 1]), phase, "phase"), [0, 3, 1])
+    np.testing.assert_array_equal(teacher_actions(np.array([-1, 3, 1]), phase, "switch"), [0, 1, 0])
+    rewards = np.array([[1.0], [1.0], [1.0], [1.0]])
+    dones = np.array([[False], [True], [False], [False]])
+    np.testing.assert_allclose(discounted_returns(rewards, dones, 0.5)[:, 0], [1.5, 1.0, 1.5, 1.0])

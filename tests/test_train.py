@@ -49,7 +49,8 @@ def write_config(path: Path, raw: dict) -> Path:
 @pytest.fixture(scope="module")
 def tiny_run(grid, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "grid_tiny"
-    train(validate_config(grid_config(grid, out)), quiet=True)
+    raw = grid_config(grid, out, pretrain={"heuristic": "max_pressure", "episodes": 1, "epochs": 2})
+    train(validate_config(raw), quiet=True)
     return out
 
 
@@ -68,8 +69,10 @@ def test_tiny_run_writes_checkpoint_model_and_metadata(tiny_run):
             assert key in meta, key
         assert meta["mode"] == "shared" and len(meta["signals"]) == 4
         assert meta["eval_kpis"]["mean_delay_s"] > 0
+    assert 0.0 <= state["pretrained"]["accuracy"] <= 1.0 and state["pretrained"]["samples"] == 2 * 4 * 12
     history = json.loads((out / "history.json").read_text())
-    assert [e["step"] for e in history["eval"]] == sorted(e["step"] for e in history["eval"])
+    steps = [e["step"] for e in history["eval"]]
+    assert steps[0] == 0 and steps == sorted(steps)  # the imitation policy is evaluated first
     assert history["train"], "training episodes' KPIs are recorded"
     assert (out / "learning_curve.png").stat().st_size > 1000
     assert list((out / "tb").glob("events.out.tfevents.*"))
