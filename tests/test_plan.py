@@ -132,3 +132,14 @@ def test_shipped_config_is_valid():
 
     cfg = load_plan_config(Path(__file__).resolve().parents[1] / "configs" / "plan_chongqing.yaml")
     assert isinstance(cfg, PlanConfig) and cfg.method_of("am_peak") == "optimise"
+
+
+def test_cli_reports_a_bad_config_in_one_line(tmp_path, capsys):
+    from engine.cli import main
+
+    f = tmp_path / "plan.yaml"
+    f.write_text("optimiser:\n  trials: 0\n")
+    assert main(["plan", str(f), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "optimiser.trials" in err and "greater than or equal to 1" in err
+    assert not (tmp_path / "out").exists()
