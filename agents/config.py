@@ -92,6 +92,8 @@ class TrainConfig(_Strict):
     reward_scale: float = Field(1.0, gt=0)
     # weight of the delay of vehicles waiting to enter, added to the env's reward in training
     entry_wait: float = Field(0.0, ge=0)
+    # shared mode: each signal's reward = (1 - w) x its own + w x the mean over the network's signals
+    reward_share: float = Field(0.0, ge=0, le=1)
     torch_threads: int = Field(1, gt=0)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)

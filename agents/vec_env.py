@@ -113,7 +113,8 @@ class SignalVecEnv(VecEnv):
 
     def __init__(self, options: EnvOptions, n_workers: int, shared: bool, seed: int = 0,
                  reward_scale: float = 1.0, episodes: Sequence[int] | None = None,
-                 seed_limit: int = TRAIN_SEED_LIMIT, entry_wait: float = 0.0) -> None:
+                 seed_limit: int = TRAIN_SEED_LIMIT, entry_wait: float = 0.0,
+                 reward_share: float = 0.0) -> None:
         self.options = options
         self.shape = env_shape(options)
         self.shared = shared
@@ -121,6 +122,7 @@ class SignalVecEnv(VecEnv):
         self.n_signals = len(self.shape.signals)
         self.per_worker = self.n_signals if shared else 1
         self.reward_scale = float(reward_scale)
+        self.reward_share = float(reward_share)  # weight of the network mean in each signal's reward
         self._closed = True
         self._waiting = False
         ctx = mp.get_context("spawn")
@@ -173,7 +175,12 @@ class SignalVecEnv(VecEnv):
         return rows if self.shared else rows.reshape(1, -1)
 
     def _rewards(self, rewards: np.ndarray) -> np.ndarray:
-        r = rewards if self.shared else np.array([rewards.sum()])
+        if self.shared:
+            # a signal that holds traffic back pushes queues onto its neighbours' approaches;
+            # sharing part of the network's reward makes it pay for that
+            r = (1.0 - self.reward_share) * rewards + self.reward_share * rewards.mean()
+        else:
+            r = np.array([rewards.sum()])
         return r * self.reward_scale
 
     # -- VecEnv ------------------------------------------------------------------

@@ -21,7 +21,7 @@ def legal(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def test_shared_vec_env_one_sub_env_per_signal_with_auto_reset(grid):
-    venv = SignalVecEnv(grid_options(grid, duration=20), n_workers=2, shared=True, seed=1)
+    venv = SignalVecEnv(grid_options(grid, duration=20), n_workers=2, shared=True, seed=1, reward_share=1.0)
     try:
         n_signals = venv.n_signals
         assert venv.num_envs == 2 * n_signals
@@ -35,6 +35,8 @@ def test_shared_vec_env_one_sub_env_per_signal_with_auto_reset(grid):
         for step in range(4):  # 20 s at 5 s decisions
             obs, rewards, dones, infos = venv.step(legal(venv.action_masks(), rng))
             assert rewards.shape == (venv.num_envs,) and np.all(rewards <= 0)
+            per_network = rewards.reshape(2, n_signals)  # reward_share=1: every signal gets the mean
+            np.testing.assert_allclose(per_network, per_network[:, :1].repeat(n_signals, axis=1), rtol=1e-6)
         assert dones.all()
         assert all(info["TimeLimit.truncated"] and info["terminal_observation"].shape == obs[0].shape
                    for info in infos)
