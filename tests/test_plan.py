@@ -11,7 +11,7 @@ from engine.plan.config import Constraints, PlanConfig, load_plan_config
 from engine.plan.corridor import Corridor, build_corridor
 from engine.plan.green_wave import band_widths, best_offsets, shift, widest
 from engine.plan.model import (PeriodPlan, PlanValidationError, SignalTiming, shares_to_greens, validate_period)
-from engine.plan.webster_plan import green_wave_period_plan, webster_period_plan
+from engine.plan.webster_plan import band_weights, green_wave_period_plan, webster_period_plan
 from engine.signals import read_intersections
 
 LIMITS = Constraints(cycle_min_s=40, cycle_max_s=120, min_green_s=7, pedestrian_min_s=None)
@@ -84,6 +84,9 @@ def test_green_wave_on_the_grid_row(grid, grid_ix):
     pp = green_wave_period_plan("am_peak", grid_ix, flows, LIMITS, cor)
     validate_period(pp, grid_ix, LIMITS)
     assert pp.notes["band_forward_s"] + pp.notes["band_backward_s"] > 0
+    # band weights by through volume: only eastbound flow along the row here
+    assert band_weights(cor, grid_ix, flows, None) == (1.0, 0.0)
+    assert band_weights(cor, grid_ix, flows, (2.0, 1.0)) == (2.0, 1.0)
 
 
 def _plan(ix, greens, offset=0.0, cycle=None):

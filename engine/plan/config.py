@@ -43,7 +43,8 @@ class Corridor(_Strict):
     signals: list[str] | None = None  # default: the network's signal list, in order
     progression_speed_kmh: float | None = Field(None, gt=5, le=120)  # None: each link's speed limit
     speed_factor: float = Field(1.0, gt=0.3, le=1.5)  # times the limit when no speed is given
-    direction_weights: tuple[float, float] = (1.0, 1.0)  # band weight (forward, backward)
+    # band weight (forward, backward); None: the period's arterial through volumes
+    direction_weights: tuple[float, float] | None = None
 
 
 class Evaluation(_Strict):
@@ -64,6 +65,7 @@ class Optimiser(_Strict):
     bias_range: tuple[float, float] = (0.7, 1.5)  # weight of the arterial's coordinated phases
     turn_bias_range: tuple[float, float] = (0.7, 1.6)  # weight of turn-only (protected left) phases
     speed_factor_range: tuple[float, float] = (0.7, 1.2)
+    forward_weight_range: tuple[float, float] = (0.0, 1.0)  # share of the forward direction in the offsets
     offset_shift_s: float = Field(0.0, ge=0)  # +- per-signal offset tweak (0: none)
     search_seeds: int | None = Field(None, ge=1)  # trials use the first n evaluation seeds (None: all)
     finalists: int = Field(3, ge=1)  # best trials re-scored on every evaluation seed (with the start)

@@ -116,7 +116,7 @@ class PlanSearch:
             "bias": trial.suggest_float("bias", *self.options.bias_range),
             "turn_bias": trial.suggest_float("turn_bias", *self.options.turn_bias_range),
             "speed": trial.suggest_float("speed", *self.options.speed_factor_range),
-            "forward_weight": trial.suggest_float("forward_weight", 0.2, 0.8),
+            "forward_weight": trial.suggest_float("forward_weight", *self.options.forward_weight_range),
             "offsets": trial.suggest_categorical("offsets", ["band", "links"]),
             "splits": trial.suggest_categorical("splits", ["webster", "current"]),
         }

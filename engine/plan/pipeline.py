@@ -77,22 +77,23 @@ def _network_signals(network: str, intersections: dict[str, Intersection]) -> li
 def period_plan(ctx: PlanContext, period: str, method: str, log: Log, progress=None) -> tuple[PeriodPlan, dict]:
     """One period's plan by ``method``; returns the plan and a summary row."""
     from engine.plan.optimise import PlanSearch, optimise_period
-    from engine.plan.webster_plan import design_flows, green_wave_period_plan, webster_period_plan
+    from engine.plan.webster_plan import band_weights, design_flows, green_wave_period_plan, webster_period_plan
 
     cfg = ctx.config
     flows = design_flows(ctx.scenario.demand_file, ctx.scenario.net_file, period, cfg.evaluation.scale,
                          cfg.design_flow)
     limits = cfg.constraints
+    weights = band_weights(ctx.corridor, ctx.intersections, flows, cfg.corridor.direction_weights)
     row: dict = {"period": period, "method": method}
     if method == "webster":
         pp = webster_period_plan(period, ctx.intersections, flows, limits)
     elif method == "green_wave":
         pp = green_wave_period_plan(period, ctx.intersections, flows, limits, ctx.corridor,
-                                    weights=cfg.corridor.direction_weights, seed=cfg.optimiser.seed)
+                                    weights=weights, seed=cfg.optimiser.seed)
     else:
         search = PlanSearch(period, ctx.intersections, flows, limits, ctx.corridor, ctx.scenario.net_file,
                             cfg.corridor.progression_speed_kmh, cfg.corridor.speed_factor,
-                            cfg.corridor.direction_weights, cfg.optimiser)
+                            weights, cfg.optimiser)
         evaluator = Evaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
                               cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
                               workdir=Path(tempfile.mkdtemp(prefix=f"cqsignal-plan-{period}-")))
@@ -213,6 +214,7 @@ def distil_plan(config: PlanConfig, model: str, out: Path, log: Log, config_path
     from engine.controllers.loading import load_controller
     from engine.loop import LoopOptions
     from engine.plan.distil import distilled_period_plan, record_usage
+    from engine.plan.webster_plan import band_weights, design_flows
 
     t0 = time.perf_counter()
     ctx = resolve(config)
@@ -229,8 +231,11 @@ def distil_plan(config: PlanConfig, model: str, out: Path, log: Log, config_path
         options = LoopOptions(delta=int(trained.delta), min_green=float(trained.min_green),
                               max_green=float(trained.max_green)) if trained is not None else LoopOptions()
         usage, policy_kpis = record_usage(controller, scenarios, ctx.intersections, options)
+        flows = design_flows(ctx.scenario.demand_file, ctx.scenario.net_file, period, cfg.evaluation.scale,
+                             cfg.design_flow)
+        weights = band_weights(ctx.corridor, ctx.intersections, flows, cfg.corridor.direction_weights)
         pp = distilled_period_plan(period, usage, ctx.intersections, cfg.constraints, ctx.corridor,
-                                   cfg.optimiser.seed, cfg.corridor.direction_weights)
+                                   cfg.optimiser.seed, weights)
         validate_period(pp, ctx.intersections, cfg.constraints)
         plan_eval = evaluator.run(pp, ctx.intersections)
         policy_delay = statistics.fmean(k.mean_delay_s for k in policy_kpis)

@@ -39,6 +39,31 @@ def design_flows(demand_file: Path, net_file: Path, period: str, scale: float = 
     return flows
 
 
+def direction_volumes(corridor: Corridor, intersections: Mapping[str, Intersection],
+                      flows: Flows) -> tuple[float, float]:
+    """Arterial through volume (veh/h) summed over the corridor's signals, forward and backward.
+
+    MAXBAND weighs the two bands by these (the heavier direction gets the band).
+    """
+    out = []
+    for links_of in (corridor.forward_links, corridor.backward_links):
+        total = 0.0
+        for sid, links in zip(corridor.signals, links_of):
+            pairs = {(m.from_edge, m.to_edge) for m in intersections[sid].movements if m.link in links}
+            total += sum(flows.get(p, 0.0) for p in pairs)
+        out.append(total)
+    return out[0], out[1]
+
+
+def band_weights(corridor: Corridor, intersections: Mapping[str, Intersection], flows: Flows,
+                 given: tuple[float, float] | None) -> tuple[float, float]:
+    """The given band weights, or the period's directional volumes normalised to sum 1."""
+    if given is not None:
+        return given
+    f, b = direction_volumes(corridor, intersections, flows)
+    return (f / (f + b), b / (f + b)) if f + b > 0 else (0.5, 0.5)
+
+
 def signal_ratios(intersections: Mapping[str, Intersection], flows: Flows) -> dict[str, list[float]]:
     """Critical flow ratio of each green phase, per signal."""
     return {sid: intersection_flow_ratios(ix, flows) for sid, ix in intersections.items()}
