@@ -90,8 +90,9 @@ class TrainConfig(_Strict):
     n_envs: int = Field(1, gt=0, le=64)
     seed: int = Field(0, ge=0)
     reward_scale: float = Field(1.0, gt=0)
-    # weight of the delay of vehicles waiting to enter, added to the env's reward in training
-    entry_wait: float = Field(0.0, ge=0)
+    # weight of the delay the env's reward does not see (vehicles waiting to enter, queues
+    # upstream of the watched approach lanes), added to it in training (agents/workers.py)
+    unwatched_delay: float = Field(0.0, ge=0)
     # shared mode: each signal's reward = (1 - w) x its own + w x the mean over the network's signals
     reward_share: float = Field(0.0, ge=0, le=1)
     torch_threads: int = Field(1, gt=0)

@@ -92,7 +92,7 @@ class Run:
             episodes = _spread(episodes, self.config.n_envs)
         self.venv = SignalVecEnv(self.options, self.config.n_envs, self.shared, seed=self.config.seed,
                                  reward_scale=self.config.reward_scale, episodes=episodes,
-                                 entry_wait=self.config.entry_wait, reward_share=self.config.reward_share)
+                                 unwatched_delay=self.config.unwatched_delay, reward_share=self.config.reward_share)
         if self.checkpoint is not None:
             self.model, saved = load_checkpoint(self.checkpoint, cls, self.venv)
             self.state.update({k: v for k, v in saved.items() if k in self.state})

@@ -113,7 +113,7 @@ class SignalVecEnv(VecEnv):
 
     def __init__(self, options: EnvOptions, n_workers: int, shared: bool, seed: int = 0,
                  reward_scale: float = 1.0, episodes: Sequence[int] | None = None,
-                 seed_limit: int = TRAIN_SEED_LIMIT, entry_wait: float = 0.0,
+                 seed_limit: int = TRAIN_SEED_LIMIT, unwatched_delay: float = 0.0,
                  reward_share: float = 0.0) -> None:
         self.options = options
         self.shape = env_shape(options)
@@ -134,7 +134,7 @@ class SignalVecEnv(VecEnv):
                 parent, child = ctx.Pipe()
                 spec = {"options": plain, "index": w, "seed": int(seed), "shared": shared,
                         "episode": int(episodes[w]) if w < len(episodes) else 0, "seed_limit": seed_limit,
-                        "entry_wait": float(entry_wait)}
+                        "unwatched_delay": float(unwatched_delay)}
                 proc = ctx.Process(target=run_worker, args=(child, spec), daemon=True,
                                    name=f"cqsignal-env-{w}")
                 proc.start()

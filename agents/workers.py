@@ -35,36 +35,67 @@ def pack_masks(masks: list[np.ndarray], width: int, shared: bool) -> np.ndarray:
     return out
 
 
-class EntryWait:
-    """Vehicles waiting to enter the network, charged to the signal whose approach they enter.
+class UnwatchedDelay:
+    """Delay the env's reward cannot see, charged to the signal the vehicles will reach first.
 
-    The delay KPI counts a trip's ``departDelay`` (and charges dropped vehicles
-    their full wait), but the engine's delay reward sees only vehicles on lanes:
-    once a starved approach is full, more starvation costs it nothing. This term
-    adds those vehicle-seconds (in the delay reward's units), so the training
-    signal matches the KPI. It reads SUMO's pending vehicles: a training-only
-    shaping term, not part of the observation.
+    The engine's delay reward sums over each signal's watched incoming lanes. On
+    the corridor those are the approach segments (``*.app``, the bays by the stop
+    line); the link sections upstream of them and the vehicles still waiting to
+    enter the network are not watched. Once a bay is full, more queue upstream
+    cost a policy nothing, and trained policies learned to hide queues there
+    (queue on the bays fell while the delay KPI rose). This term adds, in the
+    delay reward's units, the delay on unwatched edges that lead into a watched
+    approach (``n x (1 - v / v_max)``, like the reward) and the waiting time of
+    vehicles not yet inserted (the KPI's ``departDelay``). Training only: it is
+    not part of the observation, so deployed policies need nothing extra.
     """
 
     def __init__(self, core, weight: float) -> None:
         from engine.rewards import DELAY_SCALE
 
+        self.core = core
         self.api = core.loop.sim.api
         self.edge_signal = {lane.rsplit("_", 1)[0]: k for k, ix in enumerate(core.layout.intersections)
                             for lane in ix.in_lanes}
         self.n = len(core.layout.intersections)
         self.scale = weight * core.options.delta / DELAY_SCALE
         self._first: dict[str, int] = {}
+        self._feeders: list[tuple[str, int, float]] | None = None  # (edge, signal, max speed)
 
     def reset(self) -> None:
         self._first.clear()
 
+    def _find_feeders(self) -> list[tuple[str, int, float]]:
+        """Unwatched edges whose lanes lead (through other unwatched edges) into a watched approach."""
+        api = self.api
+        reach = dict(self.edge_signal)
+        feeders: dict[str, int] = {}
+        edges = [e for e in api.edge.getIDList() if not e.startswith(":") and e not in self.edge_signal]
+        for _ in range(3):  # a few hops upstream is plenty for split links
+            for e in edges:
+                if e in feeders:
+                    continue
+                for i in range(api.edge.getLaneNumber(e)):
+                    targets = [reach.get(link[0].rsplit("_", 1)[0]) for link in api.lane.getLinks(f"{e}_{i}")]
+                    hit = next((k for k in targets if k is not None), None)
+                    if hit is not None:
+                        feeders[e] = reach[e] = hit
+                        break
+        return [(e, k, api.lane.getMaxSpeed(f"{e}_0")) for e, k in feeders.items()]
+
     def __call__(self) -> np.ndarray:
+        api = self.api
+        if self._feeders is None:
+            self._feeders = self._find_feeders()
         counts = np.zeros(self.n)
-        for vid in self.api.simulation.getPendingVehicles():
+        for edge, k, vmax in self._feeders:
+            n = api.edge.getLastStepVehicleNumber(edge)
+            if n:
+                counts[k] += n * max(0.0, 1.0 - api.edge.getLastStepMeanSpeed(edge) / vmax)
+        for vid in api.simulation.getPendingVehicles():
             k = self._first.get(vid)
             if k is None:  # the first signal on its route (source edges may lead to an approach)
-                route = self.api.vehicle.getRoute(vid)
+                route = api.vehicle.getRoute(vid)
                 k = self._first[vid] = next((self.edge_signal[e] for e in route if e in self.edge_signal), -1)
             if k >= 0:
                 counts[k] += 1
@@ -86,7 +117,7 @@ def run_worker(conn: Connection, spec: dict) -> None:
     conn.send(("ok", None))
     periods, shared = core.periods, spec["shared"]
     width = int(core.n_actions.max())
-    entry_wait = EntryWait(core, spec["entry_wait"]) if spec.get("entry_wait") else None
+    unwatched = UnwatchedDelay(core, spec["unwatched_delay"]) if spec.get("unwatched_delay") else None
     episode = int(spec["episode"])
     busy = 0.0
     current: dict = {}
@@ -96,16 +127,16 @@ def run_worker(conn: Connection, spec: dict) -> None:
         seed, period = episode_draw(spec["seed"], spec["index"], episode, periods, spec["seed_limit"])
         current.update(seed=seed, period=period, episode=episode)
         episode += 1
-        if entry_wait is not None:
-            entry_wait.reset()
+        if unwatched is not None:
+            unwatched.reset()
         return core.reset(seed, period)
 
     def step(actions: np.ndarray) -> tuple:
         if shared:  # padded actions (only unmasked algorithms pick them) keep the green
             actions = np.where(actions < core.n_actions, actions, core.loop.signals.phase)
         rows, rewards, done, info = core.step(actions)
-        if entry_wait is not None and not done:
-            rewards = rewards - entry_wait()
+        if unwatched is not None and not done:
+            rewards = rewards - unwatched()
         extra = None
         if done:
             extra = {"terminal": rows, "kpis": info.get("kpis"), "error": info.get("error"), **current}

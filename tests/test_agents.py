@@ -128,23 +128,30 @@ def test_each_algorithm_learns_and_checkpoints_on_the_shared_env(shared_venv, tm
         torch.testing.assert_close(p, q)
 
 
-def test_entry_wait_charges_every_pending_vehicle_to_the_first_signal_on_its_route():
-    """Corridor vehicles enter on source edges upstream of the approaches: each is still charged."""
-    from agents.workers import EntryWait
+def test_unwatched_delay_charges_queues_upstream_and_vehicles_waiting_to_enter():
+    """Corridor approaches are watched only by the stop line; the rest of each link and the
+    vehicles not yet inserted are charged to the first signal they reach."""
+    from agents.workers import UnwatchedDelay
 
     core = EnvCore(env_options(period="am_peak", duration=600, action_mode="switch"))
     try:
         core.reset(seed=5, period="am_peak")
-        entry = EntryWait(core, weight=1.0)
+        unwatched = UnwatchedDelay(core, weight=1.0)
+        api = core.loop.sim.api
         pending = []
-        for _ in range(80):  # never switching by choice: entries back up within minutes
+        for _ in range(80):  # never switching by choice: queues back up within minutes
             core.step(np.zeros(7, dtype=np.int64))
-            pending = core.loop.sim.api.simulation.getPendingVehicles()
+            pending = api.simulation.getPendingVehicles()
             if len(pending) >= 5:
                 break
         assert len(pending) >= 5
-        charged = entry() * 100.0 / core.options.delta  # back to vehicles (delay scale 100)
-        assert charged.sum() == pytest.approx(len(pending))
+        charged = unwatched() * 100.0 / core.options.delta  # back to vehicle-seconds per second
+        feeders = {e: k for e, k, _ in unwatched._feeders}
+        assert feeders["W-C1"] == 0 and feeders["C1-C2"] == 1 and feeders["E-C7"] == 6
+        assert not set(feeders) & set(unwatched.edge_signal)  # only edges the reward does not watch
+        upstream = sum(api.edge.getLastStepVehicleNumber(e) * max(0.0, 1 - api.edge.getLastStepMeanSpeed(e) / v)
+                       for e, _, v in unwatched._feeders)
+        assert charged.sum() == pytest.approx(len(pending) + upstream)
         assert charged[0] > 0  # the west entry feeds C1 first
     finally:
         core.close()
