@@ -160,3 +160,22 @@ def test_a_plan_of_the_networks_own_programs_reproduces_them_exactly(grid, grid_
                     {s: default_timing(ix)[0] for s, ix in grid_ix.items()})
     ev = Evaluator(sc, seeds=[1], duration=300, workdir=tmp_path)
     assert ev.run(pp, grid_ix).kpis[0] == ev.run(None, grid_ix).kpis[0]
+
+
+def test_report_has_diagram_and_before_after_tables(grid, grid_ix, tmp_path):
+    import re
+
+    from engine.plan.pipeline import report
+
+    cfg = PlanConfig(constraints=LIMITS, report={"seeds": [1], "duration_s": 180})
+    ctx = PlanContext(cfg, Scenario.load(grid[0], routes=[grid[1]]), grid_ix,
+                      build_corridor(grid[0], grid_ix, ["A0", "B0"]), WINDOWS,
+                      schedule_switches(WINDOWS, ["am_peak"]), flow_source=lambda p: _route_flows(*grid))
+    plan = Plan("grid", {"am_peak": _two_period_plan(grid_ix).periods["am_peak"]})
+    path = report(ctx, plan, tmp_path, [], {"network": "grid"}, log=lambda line: None)
+    text = path.read_text()
+    assert "data:image/png;base64," in text
+    rows = re.findall(r"<tr><td class=l>A0</td><td class=l>(\w) \((\w+)\)</td>", text)
+    assert {edge for _, edge in rows} == {m.from_edge for m in grid_ix["A0"].movements}
+    assert re.search(r"<th class=l>A0</th><th class=l>intersection</th>.*?class=los[A-F]>[A-F]<", text)
+    assert "mean delay [s/veh]" in text

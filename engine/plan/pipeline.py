@@ -32,6 +32,17 @@ class PlanContext:
     corridor: Corridor
     windows: dict[str, tuple[int, int]]
     switches: list[tuple[int, str]]
+    flow_source: Callable[[str], dict] | None = None  # period -> movement flows; default: the demand file
+
+    def flows(self, period: str) -> dict[tuple[str, str], float]:
+        """Design movement flows (veh/h) of ``period``."""
+        if self.flow_source is not None:
+            return self.flow_source(period)
+        from engine.plan.webster_plan import design_flows
+
+        cfg = self.config
+        return design_flows(self.scenario.demand_file, self.scenario.net_file, period, cfg.evaluation.scale,
+                            cfg.design_flow)
 
 
 @dataclass
@@ -77,11 +88,10 @@ def _network_signals(network: str, intersections: dict[str, Intersection]) -> li
 def period_plan(ctx: PlanContext, period: str, method: str, log: Log, progress=None) -> tuple[PeriodPlan, dict]:
     """One period's plan by ``method``; returns the plan and a summary row."""
     from engine.plan.optimise import PlanSearch, optimise_period
-    from engine.plan.webster_plan import band_weights, design_flows, green_wave_period_plan, webster_period_plan
+    from engine.plan.webster_plan import band_weights, green_wave_period_plan, webster_period_plan
 
     cfg = ctx.config
-    flows = design_flows(ctx.scenario.demand_file, ctx.scenario.net_file, period, cfg.evaluation.scale,
-                         cfg.design_flow)
+    flows = ctx.flows(period)
     limits = cfg.constraints
     weights = band_weights(ctx.corridor, ctx.intersections, flows, cfg.corridor.direction_weights)
     row: dict = {"period": period, "method": method}
@@ -135,7 +145,6 @@ def report(ctx: PlanContext, plan: Plan, out: Path, switch_log: Sequence[str], h
     """Simulate before/after for the report periods and write report.html."""
     from engine.plan.measure import approach_results, default_timing, measure_run
     from engine.plan.report import PeriodReport, render_report
-    from engine.plan.webster_plan import design_flows
 
     cfg = ctx.config
     rc = cfg.report
@@ -146,8 +155,7 @@ def report(ctx: PlanContext, plan: Plan, out: Path, switch_log: Sequence[str], h
         pr = PeriodReport(plan=pp, seeds=rc.seeds, duration_s=duration)
         if rc.enabled and period in (rc.periods or list(plan.periods)):
             log(f"report: simulating {period} before/after on seeds {rc.seeds}")
-            flows = design_flows(ctx.scenario.demand_file, ctx.scenario.net_file, period, cfg.evaluation.scale,
-                                 cfg.design_flow)
+            flows = ctx.flows(period)
             with tempfile.TemporaryDirectory(prefix="cqsignal-report-") as tmp:
                 tmpd = Path(tmp)
                 ev = Evaluator(ctx.scenario.with_options(period=period), rc.seeds, duration, cfg.evaluation.scale,
@@ -179,7 +187,12 @@ def report(ctx: PlanContext, plan: Plan, out: Path, switch_log: Sequence[str], h
 
 
 def _mean_kpis(kpis) -> dict:
-    return {k: statistics.fmean(getattr(x, k) for x in kpis) for k in kpis[0].to_dict()}
+    """Seed means of every KPI that has a value (CO2 is None without the emission device)."""
+    out = {}
+    for k in kpis[0].to_dict():
+        values = [getattr(x, k) for x in kpis if getattr(x, k) is not None]
+        out[k] = statistics.fmean(values) if values else None
+    return out
 
 
 def make_plan(config: PlanConfig, out: Path, log: Log, progress_factory=None, config_path: str = "") -> PlanRun:
@@ -214,7 +227,7 @@ def distil_plan(config: PlanConfig, model: str, out: Path, log: Log, config_path
     from engine.controllers.loading import load_controller
     from engine.loop import LoopOptions
     from engine.plan.distil import distilled_period_plan, record_usage
-    from engine.plan.webster_plan import band_weights, design_flows
+    from engine.plan.webster_plan import band_weights
 
     t0 = time.perf_counter()
     ctx = resolve(config)
@@ -231,9 +244,7 @@ def distil_plan(config: PlanConfig, model: str, out: Path, log: Log, config_path
         options = LoopOptions(delta=int(trained.delta), min_green=float(trained.min_green),
                               max_green=float(trained.max_green)) if trained is not None else LoopOptions()
         usage, policy_kpis = record_usage(controller, scenarios, ctx.intersections, options)
-        flows = design_flows(ctx.scenario.demand_file, ctx.scenario.net_file, period, cfg.evaluation.scale,
-                             cfg.design_flow)
-        weights = band_weights(ctx.corridor, ctx.intersections, flows, cfg.corridor.direction_weights)
+        weights = band_weights(ctx.corridor, ctx.intersections, ctx.flows(period), cfg.corridor.direction_weights)
         pp = distilled_period_plan(period, usage, ctx.intersections, cfg.constraints, ctx.corridor,
                                    cfg.optimiser.seed, weights)
         validate_period(pp, ctx.intersections, cfg.constraints)
