@@ -167,3 +167,18 @@ def test_teacher_actions_and_returns():
     rewards = np.array([[1.0], [1.0], [1.0], [1.0]])
     dones = np.array([[False], [True], [False], [False]])
     np.testing.assert_allclose(discounted_returns(rewards, dones, 0.5)[:, 0], [1.5, 1.0, 1.5, 1.0])
+
+
+def test_shipped_model_runs_by_name_on_the_corridor():
+    from agents.policy import PolicyController
+    from engine.controllers.loading import load_controller
+    from engine.loop import LoopOptions
+    from engine.runner import run_controller
+    from engine.scenario import Scenario
+
+    scenario = Scenario.load("chongqing", period="am_peak", seed=2, duration=60).with_options(emissions=False)
+    lines: list[str] = []
+    controller = load_controller("corridor_ppo", scenario, say=lines.append)
+    assert isinstance(controller, PolicyController) and "fits chongqing" in lines[0]
+    kpis = run_controller(scenario, controller, LoopOptions())
+    assert kpis.trips > 0 and kpis.teleports == 0
