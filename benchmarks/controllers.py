@@ -43,7 +43,7 @@ def _calls(
     in_phase = rng.uniform(0.0, 60.0, size=n_int)
     waited = rng.uniform(0.0, 150.0, size=(n_int, n_p))
     kappa_k, kappa_r = np.zeros((n_int, n_p)), np.zeros((n_int, n_p))
-    mp = (inc, count, halting, phase, free, in_phase, waited, 15.0, 120.0)
+    mp = (inc, count, halting, phase, free, in_phase, waited, 15.0, 120.0, count - halting, 2.0, 55.0)
     return {
         "max_pressure": (
             lambda: kernels.max_pressure(*mp),

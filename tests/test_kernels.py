@@ -53,15 +53,17 @@ def _check_targets(
     st.integers(0, 2**16),
     st.sampled_from([0.0, 15.0]),
     st.sampled_from([30.0, 120.0, np.inf]),
+    st.sampled_from([0.0, 1.0, 2.0]),
 )
-def test_max_pressure_kernel_equals_reference(data, seed, hold, max_red):
+def test_max_pressure_kernel_equals_reference(data, seed, hold, max_red, min_moving):
     inc, count, halting, _, _, phase, can_switch = data
     rng = np.random.default_rng(seed)
-    in_phase = rng.choice([0.0, 10.0, 15.0, 40.0], size=inc.n_intersections)
+    in_phase = rng.choice([0.0, 10.0, 15.0, 40.0, 55.0], size=inc.n_intersections)
     waited = rng.choice(
         [0.0, 30.0, 60.0, 120.0, 200.0], size=(inc.n_intersections, inc.mov_phases.shape[1])
     )
-    args = (inc, count, halting, phase, can_switch, in_phase, waited, hold, max_red)
+    args = (inc, count, halting, phase, can_switch, in_phase, waited, hold, max_red,
+            count - halting, min_moving, 55.0)
     got = kernels.max_pressure(*args)
     np.testing.assert_array_equal(got, reference.max_pressure_ref(*args))
     _check_targets(inc, got, phase, can_switch)
@@ -145,6 +147,22 @@ def test_max_pressure_serves_the_larger_pressure_and_respects_min_green():
     assert mp(q, np.array([0.0, 0.0, 0.0, 20.0])) == -1
     # ... unless phase 1 has waited max red with a vehicle on its lane: then it goes first
     assert mp(q, np.array([0.0, 0.0, 0.0, 20.0]), waited=np.array([[0.0, 130.0]])) == 1
+
+
+def test_max_pressure_holds_a_green_that_is_still_discharging():
+    inc = _one_crossing()
+    q = np.array([2.0, 9.0, 0.0, 0.0])
+
+    def mp(moving, in_phase=20.0, min_moving=2.0):
+        return kernels.max_pressure(
+            inc, q, q, np.array([0]), np.array([True]), np.array([in_phase]), np.zeros((1, 2)),
+            15.0, 120.0, np.asarray(moving, dtype=float), min_moving, 55.0,
+        )[0]
+
+    assert mp([2.0, 0, 0, 0]) == -1  # two vehicles still moving on the green lane: keep it
+    assert mp([1.0, 0, 0, 0]) == 1  # a gap: the larger pressure gets the green
+    assert mp([2.0, 0, 0, 0], in_phase=55.0) == 1  # extension ends a decision before max green
+    assert mp([2.0, 0, 0, 0], min_moving=0.0) == 1  # rule off: plain max pressure
 
 
 def test_actuated_extends_on_short_gaps_and_skips_empty_phases():

@@ -23,27 +23,35 @@ from engine.webster import WebsterTiming, intersection_flow_ratios, lost_time, w
 
 
 class MaxPressure:
-    """Varaiya's max pressure, with a switching cost and a starvation guard.
+    """Varaiya's max pressure, with a switching cost, a discharge rule and a starvation guard.
 
     Pressure of a movement: saturation flow x (vehicles on its incoming lane -
-    halting vehicles on its outgoing lane). Vehicles on the incoming lane count
-    whether moving or not, so a queue that is discharging keeps its green. A
-    green is held ``hold_s`` before it may change (each change costs a
-    clearance), and a phase with vehicles that has not been green for
-    ``max_red_s`` goes first.
+    halting vehicles on its outgoing lane). A green is held ``hold_s`` before it
+    may change, and after that for as long as its lanes still discharge (at least
+    ``min_moving`` moving vehicles per green lane), up to max green less one
+    decision: every change spends a clearance, and cutting a discharging queue
+    for a phase whose pressure has just crept past it is what made plain max
+    pressure lose the full AM hour to the corridor's fixed programs (README).
+    A phase with vehicles that has not been green for ``max_red_s`` goes first.
     """
 
     name = "max_pressure"
     adaptive = True
 
-    def __init__(self, scenario: Scenario, hold_s: float = 15.0, max_red_s: float = 180.0) -> None:
-        if hold_s < 0 or max_red_s <= 0:
+    def __init__(self, scenario: Scenario, hold_s: float = 15.0, max_red_s: float = 180.0,
+                 min_moving: float = 2.0) -> None:
+        if hold_s < 0 or max_red_s <= 0 or min_moving < 0:
             raise ConfigError(
-                f"max_pressure: need hold_s >= 0 and max_red_s > 0, got {hold_s}, {max_red_s}"
+                f"max_pressure: need hold_s >= 0, max_red_s > 0 and min_moving >= 0, "
+                f"got {hold_s}, {max_red_s}, {min_moving}"
             )
         self.scenario = scenario
-        self.hold_s, self.max_red_s = float(hold_s), float(max_red_s)
+        self.hold_s, self.max_red_s, self.min_moving = float(hold_s), float(max_red_s), float(min_moving)
+        self.extend_until_s = 55.0  # max green less one decision; setup() reads the loop's
         self._served = _LastServed()
+
+    def setup(self, loop: ControlLoop) -> None:
+        self.extend_until_s = loop.options.max_green - loop.options.delta
 
     def decide(self, state: TrafficState) -> np.ndarray:
         inc = kernels.incidence(state.layout)
@@ -58,6 +66,9 @@ class MaxPressure:
             waited,
             self.hold_s,
             self.max_red_s,
+            state.lane_count - state.lane_halting,
+            self.min_moving,
+            self.extend_until_s,
         )
 
 

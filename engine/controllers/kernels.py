@@ -175,19 +175,27 @@ def max_pressure_kernel(
     waited,
     hold_s,
     max_red_s,
+    moving,
+    min_moving,
+    extend_until_s,
 ):
     """Varaiya's max pressure: serve the phase with the largest sum of s * (queue in - queue out).
 
     ``queue_in`` is read at incoming lanes, ``queue_out`` at outgoing lanes (both
     indexed by lane); an incoming lane's queue is split evenly among the
     movements that leave it. A green is held at least ``hold_s`` (the switching
-    cost: every change spends a clearance), and a phase with vehicles waiting
-    that has not been green for ``max_red_s`` (``waited[k, p]``) is served first,
-    the longest-waiting one, so that phases with few lanes cannot starve.
+    cost: every change spends a clearance), then for as long as its lanes
+    discharge: ``moving`` vehicles per green lane (lanes weighted by the share
+    of their movements the phase serves) at least ``min_moving``, until
+    ``extend_until_s``. A phase with vehicles waiting that has not been green
+    for ``max_red_s`` (``waited[k, p]``) is served first, the longest-waiting
+    one, so that phases with few lanes cannot starve.
     """
     n, n_p = n_phases.shape[0], mov_phases.shape[1]
     score = np.zeros((n, n_p))
     demand = np.zeros((n, n_p))
+    flowing = np.zeros(n)
+    green_lanes = np.zeros(n)
     for m in range(mov_int.shape[0]):
         q_in = mov_share[m] * queue_in[mov_in[m]]
         pressure = mov_sat[m] * (q_in - queue_out[mov_out[m]])
@@ -196,9 +204,15 @@ def max_pressure_kernel(
             if mov_phases[m, p]:
                 score[k, p] += pressure
                 demand[k, p] += q_in
+        if mov_phases[m, phase[k]]:
+            flowing[k] += mov_share[m] * moving[mov_in[m]]
+            green_lanes[k] += mov_share[m]
     free = np.zeros(n, dtype=np.bool_)
     for k in range(n):
         free[k] = can_switch[k] and time_in_phase[k] >= hold_s - EPS
+        if (free[k] and time_in_phase[k] < extend_until_s - EPS and green_lanes[k] > 0
+                and flowing[k] >= min_moving * green_lanes[k] - EPS and min_moving > 0):
+            free[k] = False  # still discharging
     targets = _choose(score, n_phases, phase, free)
     for k in range(n):
         if not free[k]:
@@ -380,11 +394,17 @@ def max_pressure(
     waited: np.ndarray,
     hold_s: float = 0.0,
     max_red_s: float = np.inf,
+    moving: np.ndarray | None = None,
+    min_moving: float = 0.0,
+    extend_until_s: float = np.inf,
 ) -> np.ndarray:
     """Targets by max pressure (vehicles per lane upstream and downstream of each movement).
 
-    ``waited[k, p]``: seconds since phase p of signal k was last green.
+    ``waited[k, p]``: seconds since phase p of signal k was last green;
+    ``moving``: moving vehicles per lane (the discharge rule is off without it).
     """
+    if moving is None:
+        moving, min_moving = np.zeros_like(queue_in, dtype=float), 0.0
     return max_pressure_kernel(
         inc.mov_int,
         inc.mov_in,
@@ -401,6 +421,9 @@ def max_pressure(
         waited,
         float(hold_s),
         float(max_red_s),
+        np.asarray(moving, dtype=float),
+        float(min_moving),
+        float(extend_until_s),
     )
 
 

@@ -39,6 +39,9 @@ def max_pressure_ref(
     waited: np.ndarray,
     hold_s: float = 0.0,
     max_red_s: float = np.inf,
+    moving: np.ndarray | None = None,
+    min_moving: float = 0.0,
+    extend_until_s: float = np.inf,
 ) -> np.ndarray:
     targets = []
     for k, movs in enumerate(_movements_of(inc)):
@@ -46,6 +49,13 @@ def max_pressure_ref(
         if not (can_switch[k] and time_in_phase[k] >= hold_s - EPS):
             targets.append(-1)
             continue
+        if moving is not None and min_moving > 0 and time_in_phase[k] < extend_until_s - EPS:
+            green = [m for m in movs if inc.mov_phases[m, cur]]
+            lanes = sum(inc.mov_share[m] for m in green)
+            flowing = sum(inc.mov_share[m] * moving[inc.mov_in[m]] for m in green)
+            if lanes > 0 and flowing >= min_moving * lanes - EPS:
+                targets.append(-1)  # the green is still discharging
+                continue
         scores, demands = [], []
         for p in range(int(inc.n_phases[k])):
             pressure, demand = 0.0, 0.0
