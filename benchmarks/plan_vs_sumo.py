@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.stats import mean_ci, paired_difference  # noqa: E402
 from engine.controllers import FixedTime  # noqa: E402
 from engine.errors import CqSignalError, SimulationError  # noqa: E402
 from engine.loop import LoopOptions  # noqa: E402
@@ -144,25 +144,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(rows: list[dict], args, plans: dict, notes: dict) -> str:
-    by: dict[str, list[dict]] = {}
+    """Mean ± 95 % CI per method, and paired (by seed) changes against (a) and (b)."""
+    by: dict[str, dict[int, dict]] = {}
     for r in rows:
-        by.setdefault(r["method"], []).append(r)
-    mean = {m: statistics.fmean(r["mean_delay_s"] for r in rs) for m, rs in by.items()}
-    lines = [f"period {args.period}, seeds {' '.join(map(str, args.seeds))}, {args.duration:g} s each", "",
-             "| method | cycle [s] | mean delay [s/veh] | sd | stops [/veh] | travel time [s] | throughput [veh/h] "
+        by.setdefault(r["method"], {})[r["seed"]] = r
+
+    def kpi(m: str, key: str) -> dict[int, float]:
+        return {seed: r[key] for seed, r in by[m].items()}
+
+    def change(m: str, base: str) -> str:
+        if base not in by or m == base:
+            return ""
+        diff, pct = paired_difference(kpi(m, "mean_delay_s"), kpi(base, "mean_delay_s"))
+        return f"{pct:+.1f} % ({diff.mean:+.1f} ± {diff.half_width:.1f} s)"
+
+    lines = [f"period {args.period}, {len(args.seeds)} seeds ({' '.join(map(str, args.seeds))}), "
+             f"{args.duration:g} s each; mean ± 95 % CI over seeds; changes paired by seed", "",
+             "| method | cycle [s] | mean delay [s/veh] | stops [/veh] | travel time [s] | throughput [veh/h] "
              "| never inserted | vs (a) default | vs (b) SUMO tools |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for m, rs in by.items():
-        d = [r["mean_delay_s"] for r in rs]
-        sd = statistics.stdev(d) if len(d) > 1 else 0.0
-        va = f"{(mean[m] - mean['default']) / mean['default'] * 100:+.1f} %" if "default" in mean else ""
-        vb = f"{(mean[m] - mean['sumo_tools']) / mean['sumo_tools'] * 100:+.1f} %" if "sumo_tools" in mean else ""
+             "|---|---|---|---|---|---|---|---|---|"]
+    for m in by:
+        cells = []
+        for key, fmt in (("mean_delay_s", ".1f"), ("mean_stops", ".2f"), ("mean_travel_time_s", ".1f"),
+                         ("throughput_veh_h", ".0f"), ("never_inserted", ".0f")):
+            est = mean_ci(list(kpi(m, key).values()))
+            cells.append(f"{est.mean:{fmt}} ± {est.half_width:{fmt}}")
         cyc = f"{plans[m].cycle:g}" if m in plans else ""
-        lines.append(f"| {m} | {cyc} | {mean[m]:.1f} | {sd:.1f} | "
-                     f"{statistics.fmean(r['mean_stops'] for r in rs):.2f} | "
-                     f"{statistics.fmean(r['mean_travel_time_s'] for r in rs):.1f} | "
-                     f"{statistics.fmean(r['throughput_veh_h'] for r in rs):.0f} | "
-                     f"{statistics.fmean(r['never_inserted'] for r in rs):.0f} | {va} | {vb} |")
+        lines.append(f"| {m} | {cyc} | {' | '.join(cells)} | {change(m, 'default')} | {change(m, 'sumo_tools')} |")
     for m, note in notes.items():
         lines.append(f"\n{m}: {note}")
     return "\n".join(lines) + "\n"

@@ -12,10 +12,15 @@ In one run, on one scenario and seed:
    nothing else on its step path;
 3. with the optional ``sumo-rl`` package (``pip install .[bench]``), sumo-rl's
    ``SumoEnvironment`` on the same network, routes and decision interval, in a
-   subprocess (libsumo holds one simulation per process).
+   subprocess (libsumo holds one simulation per process); its signal states
+   and SUMO command are recorded and replayed by a bare loop as well.
 
 ``env_over_bare`` is the env's wall time over the bare loop's for the same
-simulated time: the overhead the environment adds. Ratios of one run are what
+simulated time: the overhead the environment adds. sumo-rl's random policy
+makes other traffic than ours (its phases have no all-red), and SUMO's cost per
+step follows the traffic, so raw steps/s compare the traffic as much as the
+envs: ``env_speed_over_sumo_rl_equal_traffic`` (sumo-rl's overhead over its
+bare replay, divided by ours) is the comparison of the two envs. Ratios of one run are what
 to read on a noisy machine; the absolute rates move with the machine's load.
 """
 
@@ -69,35 +74,53 @@ def run_env(options: dict, seed: int) -> tuple[tuple[float, float], int, list, d
 
 def run_bare(scenario, record: list[tuple[float, str, str]]) -> tuple[float, float]:
     """(wall, CPU) time of a plain libsumo loop over the same run, replaying the env's states."""
-    import libsumo
-
-    from engine.sim import sumo_binary
-
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         args = scenario.sumo_args(work, work / "tripinfo.xml", work / "statistics.xml")
         scenario.prepare_routes(work)  # routes written before the clock starts, as for the env
-        start, cpu = time.perf_counter(), time.process_time()
-        libsumo.start([sumo_binary(), *args])
-        i, n = 0, len(record)
-        end = scenario.end
+        return replay(args, record, scenario.end)
+
+
+def replay(args: list[str], record: list, end: float) -> tuple[float, float]:
+    """(wall, CPU) time of SUMO started with ``args``, setting the recorded states at their seconds."""
+    import libsumo
+
+    from engine.sim import sumo_binary
+
+    start, cpu = time.perf_counter(), time.process_time()
+    libsumo.start([sumo_binary(), *args])
+    i, n = 0, len(record)
+    t = libsumo.simulation.getTime()
+    while t < end:
+        while i < n and record[i][0] <= t:
+            libsumo.trafficlight.setRedYellowGreenState(record[i][1], record[i][2])
+            i += 1
+        libsumo.simulationStep()
         t = libsumo.simulation.getTime()
-        while t < end:
-            while i < n and record[i][0] <= t:
-                libsumo.trafficlight.setRedYellowGreenState(record[i][1], record[i][2])
-                i += 1
-            libsumo.simulationStep()
-            t = libsumo.simulation.getTime()
-        libsumo.close()
-        return time.perf_counter() - start, time.process_time() - cpu
+    libsumo.close()
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 SUMO_RL_SCRIPT = r"""
 import json, sys, time
 import numpy as np
+import traci  # with LIBSUMO_AS_TRACI this is libsumo; import it first (libsumo imports traci)
+import libsumo
+net, routes, seconds, delta, seed, record_file = sys.argv[1:7]
+seconds, delta, seed = int(float(seconds)), int(delta), int(seed)
+# record the command sumo-rl starts SUMO with and every state it sets, for the bare replay
+calls = {"cmd": None, "states": []}
+_start, _set = traci.start, libsumo.trafficlight.setRedYellowGreenState
+def start(cmd, *a, **k):
+    calls["cmd"] = list(cmd)
+    return _start(cmd, *a, **k)
+def set_state(tls, state):
+    calls["states"].append((libsumo.simulation.getTime(), tls, state))
+    _set(tls, state)
+traci.start = start
+libsumo.trafficlight.setRedYellowGreenState = staticmethod(set_state)
 from sumo_rl import SumoEnvironment
-net, routes, seconds, delta, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-start, cpu = time.perf_counter(), time.process_time()
+start_t, cpu = time.perf_counter(), time.process_time()
 env = SumoEnvironment(net_file=net, route_file=routes, num_seconds=seconds, delta_time=delta,
                       yellow_time=3, min_green=10, max_green=60, sumo_seed=seed, max_depart_delay=300,
                       time_to_teleport=300, sumo_warnings=False)
@@ -109,13 +132,24 @@ while not done:
     obs, rewards, dones, info = env.step(actions)
     done = dones["__all__"]
     steps += 1
+end = libsumo.simulation.getTime()
 env.close()
-print(json.dumps({"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu, "steps": steps}))
+wall, cpu = time.perf_counter() - start_t, time.process_time() - cpu
+with open(record_file, "w") as f:
+    json.dump(calls, f)
+print(json.dumps({"wall": wall, "cpu": cpu, "steps": steps, "end": end}))
 """
 
 
 def run_sumo_rl(scenario, seed: int, delta: int) -> dict | None:
-    """sumo-rl on the same net and routes in a subprocess; None when it is not installed."""
+    """sumo-rl on the same net and routes in a subprocess, then a bare replay of its signal states.
+
+    None when sumo-rl is not installed. sumo-rl's random policy makes other
+    traffic than ours (its own phases, no all-red), and SUMO's cost per step
+    depends on the traffic; so, as for our env, a bare libsumo loop replays
+    sumo-rl's states with sumo-rl's own SUMO command, giving its overhead over
+    the same traffic (``bare_wall``).
+    """
     try:
         import sumo_rl  # noqa: F401
     except ImportError:
@@ -124,15 +158,19 @@ def run_sumo_rl(scenario, seed: int, delta: int) -> dict | None:
 
     with tempfile.TemporaryDirectory() as tmp:
         (routes,) = scenario.prepare_routes(Path(tmp)) or (None,)
-        env = {**os.environ, "LIBSUMO_AS_TRACI": "1", "SUMO_HOME": sumo.SUMO_HOME}
+        record_file = Path(tmp) / "sumo_rl_states.json"
+        env = {**os.environ, "LIBSUMO_AS_TRACI": "quiet", "SUMO_HOME": sumo.SUMO_HOME}
         proc = subprocess.run(
             [sys.executable, "-c", SUMO_RL_SCRIPT, str(scenario.net_file), str(routes),
-             f"{scenario.duration:g}", str(delta), str(seed)],
+             f"{scenario.duration:g}", str(delta), str(seed), str(record_file)],
             capture_output=True, text=True, env=env,
         )
         if proc.returncode != 0:
             return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        calls = json.loads(record_file.read_text())
+        result["bare_wall"], result["bare_cpu"] = replay(calls["cmd"][1:], calls["states"], result["end"])
+        return result
 
 
 def build_grid(folder: Path, n: int, seed: int) -> tuple[Path, Path]:
@@ -179,11 +217,15 @@ def measure(network: str, period: str | None, seed: int, duration: float, delta:
     rl_ok = [r for r in rl_runs if r and "error" not in r]
     if rl_ok:
         rl_wall = min(r["wall"] for r in rl_ok)
-        rl_cpu = min(r["cpu"] for r in rl_ok)
+        rl_bare = min(r["bare_wall"] for r in rl_ok)
         rl_steps = rl_ok[0]["steps"]
         result["sumo_rl_steps_per_s"] = round(rl_steps / rl_wall, 1)
+        result["sumo_rl_over_bare"] = round(rl_wall / rl_bare, 3)
+        # raw rates: each env on the traffic its own random policy makes
         result["env_speed_over_sumo_rl"] = round(result["env_steps_per_s"] / result["sumo_rl_steps_per_s"], 2)
-        result["env_speed_over_sumo_rl_cpu"] = round((steps / env_cpu) / (rl_steps / rl_cpu), 2)
+        # at equal traffic: each env's wall time over a bare loop replaying its own states
+        result["env_speed_over_sumo_rl_equal_traffic"] = round(
+            result["sumo_rl_over_bare"] / result["env_over_bare"], 2)
     elif rl_runs and rl_runs[0]:
         result["sumo_rl_error"] = rl_runs[0]["error"]
     return result
