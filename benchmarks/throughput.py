@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 
 
-def run_env(options: dict, seed: int) -> tuple[tuple[float, float], int, list, dict]:
-    """(wall, CPU) time, decisions, the signal states set, and the KPIs of one env episode."""
+def run_env(options: dict, seed: int) -> tuple[tuple[float, float], int, list, dict, float]:
+    """(wall, CPU) time, decisions, the signal states set, the KPIs of one env episode, and
+    the wall time the random agent itself took (drawing legal actions from the masks)."""
     from engine.env import CorridorEnv
 
     env = CorridorEnv(**options)
@@ -55,21 +56,23 @@ def run_env(options: dict, seed: int) -> tuple[tuple[float, float], int, list, d
     rng = np.random.default_rng(seed)
     start, cpu = time.perf_counter(), time.process_time()
     env.reset(seed=seed)
-    steps, done, info = 0, False, {}
+    steps, done, info, agent = 0, False, {}, 0.0
     nvec = env.action_space.nvec
     while not done:
         mask = env.action_masks()
+        t0 = time.perf_counter()
         action, offset = [], 0
         for n in nvec:
             allowed = np.flatnonzero(mask[offset: offset + n])
             action.append(int(rng.choice(allowed)))
             offset += n
+        agent += time.perf_counter() - t0
         _, _, term, trunc, info = env.step(action)
         done = term or trunc
         steps += 1
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     env.close()
-    return (wall, cpu), steps, record, info.get("kpis", {})
+    return (wall, cpu), steps, record, info.get("kpis", {}), agent
 
 
 def run_bare(scenario, record: list[tuple[float, str, str]]) -> tuple[float, float]:
@@ -185,6 +188,7 @@ def build_grid(folder: Path, n: int, seed: int) -> tuple[Path, Path]:
                     "--tls.allred.time", "2", "--no-turnarounds", "-o", str(net)],
                    check=True, capture_output=True)
     subprocess.run([sys.executable, sumo_tool("randomTrips.py"), "-n", str(net), "-r", str(trips),
+                    "-o", str(folder / f"grid{n}.trips.xml"),
                     "--fringe-factor", "20", "--period", f"{3.0 / n:.3f}", "--seed", str(seed),
                     "--end", "3600", "--validate"],
                    check=True, capture_output=True)
@@ -197,10 +201,11 @@ def measure(network: str, period: str | None, seed: int, duration: float, delta:
 
     options = dict(network=network, period=period, duration=duration, delta=delta, routes=routes)
     scenario = Scenario.load(network, period=period, seed=seed, duration=duration, routes=routes)
-    env_times, bare_times, rl_runs = [], [], []
+    env_times, bare_times, rl_runs, agent_times = [], [], [], []
     for _ in range(repeats):  # alternate, keep the fastest of each: load from others only slows
-        env_time, steps, record, kpis = run_env(options, seed)
+        env_time, steps, record, kpis, agent = run_env(options, seed)
         env_times.append(env_time)
+        agent_times.append(agent)
         bare_times.append(run_bare(scenario, record))
         rl_runs.append(run_sumo_rl(scenario, seed, delta))
     (env_wall, env_cpu), (bare_wall, bare_cpu) = min(env_times), min(bare_times)
@@ -212,6 +217,8 @@ def measure(network: str, period: str | None, seed: int, duration: float, delta:
         "bare_steps_per_s": round(steps / bare_wall, 1),
         "env_over_bare": round(env_wall / bare_wall, 3),
         "env_over_bare_cpu": round(env_cpu / bare_cpu, 3),
+        # the random agent's own time (drawing actions from the masks) is part of env_wall_s
+        "agent_wall_s": round(agent_times[env_times.index(min(env_times))], 3),
         "vehicles": kpis.get("trips"),
     }
     rl_ok = [r for r in rl_runs if r and "error" not in r]
