@@ -46,6 +46,11 @@ class SignalController:
         self._next_event = np.inf
 
     # -- queries ---------------------------------------------------------------
+    @property
+    def next_event(self) -> float:
+        """When :meth:`tick` next has something to do (a clearance step, a green, a max-green end)."""
+        return self._next_event
+
     def clearing(self, now: float) -> np.ndarray:
         """True where an intersection is in yellow or all-red."""
         return self.green_start > now

@@ -119,10 +119,14 @@ class Simulation:
     def time(self) -> float:
         return self.api.simulation.getTime()
 
-    def step(self) -> None:
-        """Advance one simulation step."""
+    def step(self, until: float = 0.0) -> None:
+        """Advance one simulation step, or (``until`` > now) every step up to that time.
+
+        Several steps in one call cost SUMO one subscription update instead of one
+        per step: the subscribed lane values are those of the last step.
+        """
         try:
-            self.api.simulationStep()
+            self.api.simulationStep(until)
         except Exception as exc:
             raise SimulationError(f"SUMO failed at t={self._safe_time()}s: {self._sumo_error(exc)}") from None
 

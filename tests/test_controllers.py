@@ -57,6 +57,9 @@ def test_controller_runs_the_corridor_without_a_safety_violation(corridor, name)
     assert violations == []
     assert kpis.arrived > 200  # traffic flowed through the corridor
     assert kpis.teleports == 0
+    # unwatched, the loop steps straight to each signal event: the very same run
+    unwatched = run_controller(corridor, make_controller(name, corridor), OPTIONS)
+    assert unwatched.to_dict() == kpis.to_dict()
 
 
 def test_webster_programs_are_what_sumo_runs(corridor):
