@@ -134,6 +134,11 @@ def test_short_optimise_never_returns_a_worse_plan(grid, grid_ix, tmp_path):
     assert again.objective <= result.start_eval.objective + 1e-9
     if not result.improved:
         assert result.plan.timings == result.start.timings
+    # nor worse than the programs the network runs today, when they are a legal plan
+    current = search.current_plan()
+    if current is not None:
+        today = Evaluator(sc, seeds=[1], duration=300, workdir=tmp_path / "today").run(current, grid_ix)
+        assert result.best_eval.objective <= today.objective + 1e-9
 
 
 def test_distil_a_heuristic_policy_into_a_fixed_plan(grid, grid_ix):

@@ -17,9 +17,11 @@ Every candidate is a green-wave plan for those settings, so it obeys every
 constraint by construction (and is validated before it is simulated). The
 first trial is the start (the plain green wave); the next two are the
 network's current cycle and splits with each kind of offsets; the sampler
-takes over from there. The plan returned is the best trial, or the start
-itself unless a trial beat it on the same seeds: the search never returns a
-worse plan.
+takes over from there. The network's current programs, exactly as they run
+today, also compete in the final round when they meet the constraints. The
+plan returned is the best trial, or the start or the current programs unless a
+trial beat them on the same seeds: the search never returns a plan worse than
+either.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from engine.errors import ConfigError
 from engine.plan.config import Constraints, Optimiser
 from engine.plan.corridor import Corridor
 from engine.plan.evaluate import Evaluation, Evaluator, objective
-from engine.plan.model import PeriodPlan, SignalTiming, clearance_time, phase_minimums, validate_period
+from engine.plan.measure import default_timing
+from engine.plan.model import (PeriodPlan, PlanValidationError, SignalTiming, clearance_time, phase_minimums,
+                               validate_period)
 from engine.plan.webster_plan import Flows, common_cycle, green_wave_period_plan, signal_ratios
 from engine.signals import Intersection
 
@@ -89,6 +93,20 @@ class PlanSearch:
         if self.cycle_low > self.cycle_high:
             raise ConfigError(f"constraints: no cycle on the {step} s grid in [{lo}, {limits.cycle_max_s}] "
                               f"fits the minimum greens ({need:g} s needed)")
+
+    def current_plan(self) -> PeriodPlan | None:
+        """The network's own programs as a plan, if they share one cycle and meet the constraints."""
+        timed = {s: default_timing(ix) for s, ix in self.intersections.items()}
+        cycles = {c for _, c in timed.values()}
+        if len(cycles) != 1:
+            return None
+        pp = PeriodPlan(period=self.period, method="current", cycle=float(cycles.pop()),
+                        timings={s: t for s, (t, _) in timed.items()}, notes={"source": "the network's programs"})
+        try:
+            validate_period(pp, self.intersections, self.limits)
+        except PlanValidationError:
+            return None
+        return pp
 
     def informed_params(self) -> list[dict]:
         """Extra first trials: the network's current cycle and splits, with each kind of offsets."""
@@ -154,13 +172,14 @@ def _key(pp: PeriodPlan) -> tuple:
 
 def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress | None = None,
                     log: Callable[[str], None] | None = None) -> SearchResult:
-    """Search ``search``'s space on ``evaluator``'s seeds; never returns a plan worse than the start.
+    """Search ``search``'s space on ``evaluator``'s seeds; never worse than the start or today's programs.
 
     Trials are scored on the first ``search_seeds`` evaluation seeds. When that
     leaves seeds over, the best ``finalists`` trials and the start are scored
     on every evaluation seed and the best of them on all seeds is returned;
-    otherwise the best trial is. Either way the start competes on the same
-    seeds, so the plan returned is never worse than it.
+    otherwise the best trial is. Either way the start, and the network's
+    current programs when they meet the constraints, compete on the same
+    seeds, so the plan returned is never worse than either.
     """
     import optuna
 
@@ -234,10 +253,16 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
         finalists = [key for _, _, key in ranked if key != start_key]
     start_eval = score(start, seeds)
     best_pp, best_eval = start, start_eval
+    current = search.current_plan()
+    if current is not None and _key(current) not in plans:
+        plans[_key(current)] = current
+        finalists.append(_key(current))
     for key in finalists:
         ev = score(plans[key], seeds)
         if ev.objective < best_eval.objective - 1e-9:
             best_pp, best_eval = plans[key], ev
+    if current is not None and _key(best_pp) == _key(current) and log is not None:
+        log("no trial beat the network's current programs on every seed: they are kept")
     method_notes = {**best_pp.notes, "start_objective": round(start_eval.objective, 3),
                     "objective": round(best_eval.objective, 3), "trials": len(trials),
                     "seeds": list(seeds), "search_seeds": list(search_seeds), "duration_s": duration}
