@@ -78,13 +78,26 @@ def state_masks(state: TrafficState, action_mode: str, width: int) -> np.ndarray
 
 
 class PolicyController:
-    """A learned policy in the controller's seat (``adaptive``: it decides every delta seconds)."""
+    """A learned policy in the controller's seat (``adaptive``: it decides every delta seconds).
+
+    Deployed behind the same starvation guard as max pressure: a phase with
+    vehicles that has been red ``max_red_s`` is served next whatever the policy
+    says (``None``: no guard). The training env has no such guard, and policies
+    that learned to hold a side street or a left-turn bay for minutes (vehicles
+    then wait out SUMO's 300 s teleport limit) are kept from doing it on the street.
+    """
 
     adaptive = True
 
-    def __init__(self, model_path: str | Path, meta: dict, scenario: Scenario) -> None:
+    def __init__(self, model_path: str | Path, meta: dict, scenario: Scenario,
+                 max_red_s: float | None = 180.0) -> None:
+        from engine.controllers.heuristics import LastServed
         from engine.env_core import env_options
 
+        if max_red_s is not None and max_red_s <= 0:
+            raise ConfigError(f"policy: max_red_s must be positive or None, got {max_red_s}")
+        self.max_red_s = max_red_s
+        self._served = LastServed()
         self.meta = meta
         self.scenario = scenario
         self.model_path = Path(model_path)
@@ -138,8 +151,17 @@ class PolicyController:
         actions = np.asarray(actions, dtype=np.int64).reshape(-1)
         phase = np.asarray(state.phase, dtype=np.int64)
         if self.options.action_mode == "switch":
-            return np.where(actions > 0, (phase + 1) % n_phases, -1)
-        return np.where(actions < n_phases, actions, -1)
+            targets = np.where(actions > 0, (phase + 1) % n_phases, -1)
+        else:
+            targets = np.where(actions < n_phases, actions, -1)
+        if self.max_red_s is not None:
+            from engine.controllers import kernels
+
+            inc = kernels.incidence(state.layout)
+            guard = kernels.starved(inc, state.lane_count, phase, state.can_switch,
+                                    self._served.update(state, inc), self.max_red_s)
+            targets = np.where(guard >= 0, guard, targets)
+        return targets
 
 
 def _guess_mode(meta: dict) -> str:

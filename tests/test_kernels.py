@@ -213,3 +213,17 @@ def test_actuated_extends_on_short_gaps_and_skips_empty_phases():
         )[0]
         == -1
     )
+
+
+def test_starvation_guard_serves_the_longest_waiting_phase_with_vehicles():
+    inc = _one_crossing()
+    free = np.array([True])
+
+    def guard(count, waited, can_switch=free):
+        return kernels.starved(inc, np.asarray(count, dtype=float), np.array([0]), can_switch,
+                               np.array([waited]), 180.0)[0]
+
+    assert guard([0.0, 3.0, 0, 0], [0.0, 200.0]) == 1  # red for 200 s with vehicles: serve it
+    assert guard([0.0, 3.0, 0, 0], [0.0, 100.0]) == -1  # not yet
+    assert guard([0.0, 0.0, 0, 0], [0.0, 200.0]) == -1  # nobody waiting
+    assert guard([0.0, 3.0, 0, 0], [0.0, 200.0], can_switch=np.array([False])) == -1  # min green runs

@@ -48,7 +48,7 @@ class MaxPressure:
         self.scenario = scenario
         self.hold_s, self.max_red_s, self.min_moving = float(hold_s), float(max_red_s), float(min_moving)
         self.extend_until_s = 55.0  # max green less one decision; setup() reads the loop's
-        self._served = _LastServed()
+        self._served = LastServed()
 
     def setup(self, loop: ControlLoop) -> None:
         self.extend_until_s = loop.options.max_green - loop.options.delta
@@ -72,8 +72,11 @@ class MaxPressure:
         )
 
 
-class _LastServed:
-    """When each phase of each signal was last green, from the states a controller sees."""
+class LastServed:
+    """When each phase of each signal was last green, from the states a controller sees.
+
+    Max pressure's starvation guard reads it, and so does the guard around learned policies.
+    """
 
     def __init__(self) -> None:
         self.at = np.zeros((0, 0))

@@ -214,7 +214,14 @@ def max_pressure_kernel(
                 and flowing[k] >= min_moving * green_lanes[k] - EPS and min_moving > 0):
             free[k] = False  # still discharging
     targets = _choose(score, n_phases, phase, free)
-    for k in range(n):
+    _serve_starved(targets, demand, n_phases, phase, free, waited, max_red_s)
+    return targets
+
+
+@numba.njit(cache=True)
+def _serve_starved(targets, demand, n_phases, phase, free, waited, max_red_s):
+    """In place: where ``free``, the longest-waiting phase with demand that has waited ``max_red_s``."""
+    for k in range(n_phases.shape[0]):
         if not free[k]:
             continue
         starved = -1
@@ -224,6 +231,21 @@ def max_pressure_kernel(
                     starved = p
         if starved >= 0:
             targets[k] = starved
+
+
+@numba.njit(cache=True)
+def starvation_kernel(mov_int, mov_in, mov_phases, mov_share, n_phases, queue_in, phase, can_switch,
+                      waited, max_red_s):
+    """Per signal: a phase with vehicles that has been red ``max_red_s`` (the longest-waiting), else -1."""
+    n, n_p = n_phases.shape[0], mov_phases.shape[1]
+    demand = np.zeros((n, n_p))
+    for m in range(mov_int.shape[0]):
+        k = mov_int[m]
+        for p in range(n_p):
+            if mov_phases[m, p]:
+                demand[k, p] += mov_share[m] * queue_in[mov_in[m]]
+    targets = np.full(n, -1, dtype=np.int64)
+    _serve_starved(targets, demand, n_phases, phase, can_switch, waited, max_red_s)
     return targets
 
 
@@ -425,6 +447,13 @@ def max_pressure(
         float(min_moving),
         float(extend_until_s),
     )
+
+
+def starved(inc: Incidence, queue_in: np.ndarray, phase: np.ndarray, can_switch: np.ndarray,
+            waited: np.ndarray, max_red_s: float) -> np.ndarray:
+    """Per signal: the phase a starvation guard must serve now (vehicles waiting ``max_red_s``), else -1."""
+    return starvation_kernel(inc.mov_int, inc.mov_in, inc.mov_phases, inc.mov_share, inc.n_phases,
+                             queue_in, phase, np.asarray(can_switch, dtype=np.bool_), waited, float(max_red_s))
 
 
 def greedy(
