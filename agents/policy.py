@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.controllers import kernels
+from engine.controllers.heuristics import LastServed
 from engine.errors import ConfigError
 from engine.loop import ControlLoop, TrafficState
 from engine.scenario import Scenario
@@ -91,7 +93,6 @@ class PolicyController:
 
     def __init__(self, model_path: str | Path, meta: dict, scenario: Scenario,
                  max_red_s: float | None = 180.0) -> None:
-        from engine.controllers.heuristics import LastServed
         from engine.env_core import env_options
 
         if max_red_s is not None and max_red_s <= 0:
@@ -155,8 +156,6 @@ class PolicyController:
         else:
             targets = np.where(actions < n_phases, actions, -1)
         if self.max_red_s is not None:
-            from engine.controllers import kernels
-
             inc = kernels.incidence(state.layout)
             guard = kernels.starved(inc, state.lane_count, phase, state.can_switch,
                                     self._served.update(state, inc), self.max_red_s)

@@ -206,37 +206,30 @@ class SignalVecEnv(VecEnv):
         self._waiting = True
 
     def step_wait(self) -> VecEnvStepReturn:
-        obs, rews, dones, infos = [], [], [], []
-        for w, conn in enumerate(self._conns):
-            rows, rewards, done, masks, extra = self._receive(conn)
-            obs.append(self._rows(rows))
-            rews.append(self._rewards(rewards))
-            dones.append(np.full(self.per_worker, bool(done)))
-            self._set_masks(w, masks)
-            infos.extend(self._infos(w, rewards, extra))
+        replies = [self._receive(conn) for conn in self._conns]
         self._waiting = False
-        self.env_steps += self.n_workers
-        return (np.concatenate(obs).astype(np.float32), np.concatenate(rews).astype(np.float32),
-                np.concatenate(dones), infos)
+        return self._collect(replies)
 
     def step_teacher(self, heuristic: str) -> tuple[np.ndarray, VecEnvStepReturn]:
         """Let a heuristic decide every signal this step: (its actions per sub-env, step results)."""
         for conn in self._conns:
             conn.send(("teacher", heuristic))
-        chosen = []
+        replies = [self._receive(conn) for conn in self._conns]
+        chosen = [actions if self.shared else actions.reshape(1, -1) for actions, *_ in replies]
+        return np.concatenate(chosen), self._collect([reply[1:] for reply in replies])
+
+    def _collect(self, replies: list[tuple]) -> VecEnvStepReturn:
+        """One step's results from every worker's (rows, rewards, done, masks, extra)."""
         obs, rews, dones, infos = [], [], [], []
-        for w, conn in enumerate(self._conns):
-            actions, rows, rewards, done, masks, extra = self._receive(conn)
-            chosen.append(actions if self.shared else actions.reshape(1, -1))
+        for w, (rows, rewards, done, masks, extra) in enumerate(replies):
             obs.append(self._rows(rows))
             rews.append(self._rewards(rewards))
             dones.append(np.full(self.per_worker, bool(done)))
             self._set_masks(w, masks)
             infos.extend(self._infos(w, rewards, extra))
         self.env_steps += self.n_workers
-        actions = np.concatenate(chosen) if self.shared else np.concatenate(chosen, axis=0)
-        return actions, (np.concatenate(obs).astype(np.float32), np.concatenate(rews).astype(np.float32),
-                         np.concatenate(dones), infos)
+        return (np.concatenate(obs).astype(np.float32), np.concatenate(rews).astype(np.float32),
+                np.concatenate(dones), infos)
 
     def _set_masks(self, w: int, masks: np.ndarray) -> None:
         lo = w * self.per_worker

@@ -66,22 +66,15 @@ class UnwatchedDelay:
         self._first.clear()
 
     def _find_feeders(self) -> list[tuple[str, int, float]]:
-        """Unwatched edges whose lanes lead (through other unwatched edges) into a watched approach."""
-        api = self.api
-        reach = dict(self.edge_signal)
-        feeders: dict[str, int] = {}
-        edges = [e for e in api.edge.getIDList() if not e.startswith(":") and e not in self.edge_signal]
-        for _ in range(3):  # a few hops upstream is plenty for split links
-            for e in edges:
-                if e in feeders:
-                    continue
-                for i in range(api.edge.getLaneNumber(e)):
-                    targets = [reach.get(link[0].rsplit("_", 1)[0]) for link in api.lane.getLinks(f"{e}_{i}")]
-                    hit = next((k for k in targets if k is not None), None)
-                    if hit is not None:
-                        feeders[e] = reach[e] = hit
-                        break
-        return [(e, k, api.lane.getMaxSpeed(f"{e}_0")) for e, k in feeders.items()]
+        """Unwatched edges upstream of each watched approach, back to the previous signal or a source."""
+        from engine.plan.measure import approaches  # the one tracing of approach links
+
+        ixs = self.core.layout.intersections
+        index = {ix.id: k for k, ix in enumerate(ixs)}
+        links = approaches(self.core.base.net_file, {ix.id: ix for ix in ixs})
+        return [(edge, index[sid], self.api.lane.getMaxSpeed(f"{edge}_0"))
+                for sid, approach_list in links.items() for a in approach_list
+                for edge in a.edges if edge not in self.edge_signal]
 
     def __call__(self) -> np.ndarray:
         api = self.api
