@@ -9,6 +9,8 @@ Compared, each on every seed with identical route files:
 (b) ``sumo_tools``: SUMO's ``tlsCycleAdaptation.py`` (Webster, one unified cycle,
     3 s yellow, 2 s all-red, cycle 60-180 s) followed by ``tlsCoordinator.py``
     (offsets), both from SUMO's ``tools/``, given the route file of the planning seed;
+``netconvert``: the programs netconvert generates for this network when nobody
+    has timed it (SUMO's defaults: 90 s cycle, permissive lefts), for context;
 ``webster`` and ``green_wave``: this package's methods, for context;
 ``optimise``: the plan from ``--plan`` (a ``cqsignal plan`` output), or one
     searched here with the config's budget (its wall time is reported).
@@ -33,15 +35,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.stats import mean_ci, paired_difference  # noqa: E402
-from engine.controllers import FixedTime  # noqa: E402
-from engine.errors import CqSignalError, SimulationError  # noqa: E402
-from engine.loop import LoopOptions  # noqa: E402
+from engine.errors import ConfigError, CqSignalError, SimulationError  # noqa: E402
 from engine.plan.config import load_plan_config  # noqa: E402
 from engine.plan.evaluate import Evaluator  # noqa: E402
 from engine.plan.model import Plan  # noqa: E402
 from engine.plan.pipeline import period_plan, resolve  # noqa: E402
-from engine.runner import run_controller  # noqa: E402
 from engine.sim import sumo_tool  # noqa: E402
+
+
+METHODS = ("default", "sumo_tools", "netconvert", "webster", "green_wave", "optimise")
 
 
 def sumo_tools_programs(net_file: Path, routes: Path, workdir: Path, cycle_min: int, cycle_max: int,
@@ -64,6 +66,40 @@ def sumo_tools_programs(net_file: Path, routes: Path, workdir: Path, cycle_min: 
     return cycles, coord
 
 
+def netconvert_programs(net_file: Path, intersections, workdir: Path) -> Path:
+    """The programs netconvert itself generates for this network's signals, as an additional file.
+
+    SUMO's default timing for a network nobody has timed: netconvert rebuilds the
+    net with its loaded programs discarded and guesses new ones (90 s cycle,
+    yellow from the approach speed, left turns permissive with the through
+    green plus a short protected phase). Refused if the links are numbered
+    differently from the network's own.
+    """
+    import xml.etree.ElementTree as ET
+
+    from engine.sim import sumo_binary
+
+    guessed = workdir / "netconvert_guess.net.xml"
+    cmd = [sumo_binary("netconvert"), "-s", str(net_file), "--tls.discard-loaded", "true",
+           "--tls.set", ",".join(sorted(intersections)), "-o", str(guessed)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SimulationError(f"netconvert failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+
+    def links(path: Path) -> set:
+        return {(c.get("from"), c.get("to"), c.get("fromLane"), c.get("toLane"), c.get("tl"), c.get("linkIndex"))
+                for c in ET.parse(path).getroot().iter("connection") if c.get("tl")}
+    if links(guessed) != links(net_file):
+        raise SimulationError(f"netconvert numbered the signal links of {net_file.name} differently")
+    add = ET.Element("additional")
+    for logic in ET.parse(guessed).getroot().iter("tlLogic"):
+        logic.set("programID", "netconvert")
+        add.append(logic)
+    out = workdir / "netconvert.add.xml"
+    out.write_text(ET.tostring(add, encoding="unicode"), encoding="utf-8")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "plan_chongqing.yaml"))
@@ -72,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13, 14, 15])
     ap.add_argument("--duration", type=float, default=3600.0)
     ap.add_argument("--tools-seed", type=int, default=1, help="seed of the route file SUMO's tools plan from")
-    ap.add_argument("--methods", nargs="+",
-                    default=["default", "sumo_tools", "webster", "green_wave", "optimise"])
+    ap.add_argument("--methods", nargs="+", choices=METHODS,
+                    default=["default", "sumo_tools", "netconvert", "webster", "green_wave", "optimise"])
+    ap.add_argument("--workers", type=int, default=2, help="simulations at once")
     ap.add_argument("--out", default=str(ROOT / "out" / "plan_vs_sumo"))
     args = ap.parse_args(argv)
     try:
@@ -85,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_plan_config(args.config)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"workers": args.workers})})
     if args.period not in cfg.periods:
         cfg = cfg.model_copy(update={"periods": [*cfg.periods, args.period]})
     ctx = resolve(cfg)
@@ -92,7 +132,6 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="cqsignal-bench-plan-"))
     scenario = ctx.scenario.with_options(period=args.period)
-    evaluator = Evaluator(scenario, args.seeds, args.duration, cfg.evaluation.scale, workdir=work)
     log = print
 
     plans, notes = {}, {}
@@ -108,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
             plans["optimise"] = period_plan(ctx, args.period, "optimise", log)[0]
             notes["optimise"] = f"searched here in {time.perf_counter() - t0:.0f} s"
     tools: tuple[Path, ...] = ()
+    guessed: tuple[Path, ...] = ()
+    if "netconvert" in args.methods:
+        guessed = (netconvert_programs(scenario.net_file, ctx.intersections, work),)
+        notes["netconvert"] = "netconvert's own programs for this network (its tls defaults)"
     if "sumo_tools" in args.methods:
         planning = Evaluator(scenario, [args.tools_seed], args.duration, cfg.evaluation.scale, workdir=work / "tools")
         routes = planning.scenario(args.tools_seed).route_files[0]
@@ -116,23 +159,19 @@ def run(args: argparse.Namespace) -> int:
                                     c.all_red_s)
         notes["sumo_tools"] = f"planned from seed {args.tools_seed} routes"
 
+    programs = {"default": None, "sumo_tools": tools, "netconvert": guessed, **plans}
+    t0 = time.perf_counter()
+    with Evaluator(scenario, args.seeds, args.duration, cfg.evaluation.scale, workdir=work,
+                   workers=args.workers) as evaluator:
+        evals = evaluator.run_many([programs[m] for m in args.methods], ctx.intersections)
+    wall = time.perf_counter() - t0
     rows = []
-    for method in args.methods:
-        for seed in args.seeds:
-            t0 = time.perf_counter()
-            if method == "default":
-                k = run_controller(evaluator.scenario(seed), FixedTime(evaluator.scenario(seed)),
-                                   LoopOptions(adaptive=False))
-            elif method == "sumo_tools":
-                sc = evaluator.scenario(seed)
-                sc = sc.with_options(additional_files=sc.additional_files + tools)
-                k = run_controller(sc, FixedTime(sc), LoopOptions(adaptive=False))
-            else:
-                one = Evaluator(scenario, [seed], args.duration, cfg.evaluation.scale, workdir=work)
-                k = one.run(plans[method], ctx.intersections).kpis[0]
-            rows.append({"method": method, "seed": seed, **k.to_dict(), "wall_s": time.perf_counter() - t0})
+    for method, ev in zip(args.methods, evals):
+        for seed, k in zip(args.seeds, ev.kpis):
+            rows.append({"method": method, "seed": seed, **k.to_dict()})
             print(f"{method:11s} seed {seed}: delay {k.mean_delay_s:7.2f} s/veh, stops {k.mean_stops:.2f}, "
                   f"never inserted {k.never_inserted}", flush=True)
+    notes["simulations"] = f"{len(rows)} runs in {wall:.0f} s with {args.workers} workers"
     with (out / "results.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
@@ -158,11 +197,13 @@ def summary(rows: list[dict], args, plans: dict, notes: dict) -> str:
         diff, pct = paired_difference(kpi(m, "mean_delay_s"), kpi(base, "mean_delay_s"))
         return f"{pct:+.1f} % ({diff.mean:+.1f} ± {diff.half_width:.1f} s)"
 
+    refs = [(r, title) for r, title in (("default", "vs (a) default"), ("sumo_tools", "vs (b) SUMO tools"),
+                                        ("netconvert", "vs netconvert")) if r in by]
     lines = [f"period {args.period}, {len(args.seeds)} seeds ({' '.join(map(str, args.seeds))}), "
              f"{args.duration:g} s each; mean ± 95 % CI over seeds; changes paired by seed", "",
              "| method | cycle [s] | mean delay [s/veh] | stops [/veh] | travel time [s] | throughput [veh/h] "
-             "| never inserted | vs (a) default | vs (b) SUMO tools |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| never inserted | " + " | ".join(t for _, t in refs) + " |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(refs)]
     for m in by:
         cells = []
         for key, fmt in (("mean_delay_s", ".1f"), ("mean_stops", ".2f"), ("mean_travel_time_s", ".1f"),
@@ -170,7 +211,7 @@ def summary(rows: list[dict], args, plans: dict, notes: dict) -> str:
             est = mean_ci(list(kpi(m, key).values()))
             cells.append(f"{est.mean:{fmt}} ± {est.half_width:{fmt}}")
         cyc = f"{plans[m].cycle:g}" if m in plans else ""
-        lines.append(f"| {m} | {cyc} | {' | '.join(cells)} | {change(m, 'default')} | {change(m, 'sumo_tools')} |")
+        lines.append(f"| {m} | {cyc} | {' | '.join(cells)} | " + " | ".join(change(m, r) for r, _ in refs) + " |")
     for m, note in notes.items():
         lines.append(f"\n{m}: {note}")
     return "\n".join(lines) + "\n"

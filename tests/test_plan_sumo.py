@@ -122,9 +122,9 @@ def test_short_optimise_never_returns_a_worse_plan(grid, grid_ix, tmp_path):
     sc = Scenario.load(grid[0], routes=[grid[1]])
     corridor = build_corridor(grid[0], grid_ix, ["A0", "B0"])
     search = PlanSearch("am_peak", grid_ix, _route_flows(*grid), LIMITS, corridor, grid[0], None, 1.0,
-                        (1.0, 1.0), Optimiser(trials=3, seed=0))
-    evaluator = Evaluator(sc, seeds=[1], duration=300, workdir=tmp_path)
-    result = optimise_period(search, evaluator)
+                        (1.0, 1.0), Optimiser(trials=3, refine_trials=4, seed=0))
+    with Evaluator(sc, seeds=[1], duration=300, workdir=tmp_path, workers=2) as evaluator:
+        result = optimise_period(search, evaluator)
     assert len(result.trials) == 3 and result.trials[0][1] == result.start_eval.objective
     assert result.best_eval.objective <= result.start_eval.objective
     validate_period(result.plan, grid_ix, LIMITS)
@@ -139,6 +139,32 @@ def test_short_optimise_never_returns_a_worse_plan(grid, grid_ix, tmp_path):
     if current is not None:
         today = Evaluator(sc, seeds=[1], duration=300, workdir=tmp_path / "today").run(current, grid_ix)
         assert result.best_eval.objective <= today.objective + 1e-9
+
+
+def test_parallel_evaluation_gives_the_kpis_of_sequential_runs(grid, grid_ix, tmp_path):
+    sc = Scenario.load(grid[0], routes=[grid[1]])
+    plans = [_two_period_plan(grid_ix).periods["am_peak"], None]
+    one = Evaluator(sc, seeds=[1, 2], duration=200, workdir=tmp_path / "one")
+    sequential = [one.run(pp, grid_ix) for pp in plans]
+    with Evaluator(sc, seeds=[1, 2], duration=200, workdir=tmp_path / "two", workers=2) as two:
+        parallel = two.run_many(plans, grid_ix)
+    assert [e.kpis for e in parallel] == [e.kpis for e in sequential]
+    assert two.runs == 4 and sequential[0].kpis[0] != sequential[0].kpis[1]
+
+
+def test_local_moves_are_single_legal_changes(grid, grid_ix):
+    corridor = build_corridor(grid[0], grid_ix, ["A0", "B0"])
+    search = PlanSearch("am_peak", grid_ix, _route_flows(*grid), LIMITS, corridor, grid[0], None, 1.0,
+                        (1.0, 1.0), Optimiser(trials=1))
+    pp = PeriodPlan("am_peak", "test", 60.0, {s: SignalTiming(s, 0.0, (10.0, 40.0)) for s in grid_ix})
+    moves = search.neighbours(pp, offset_step=8, green_step=4)
+    # offsets move on the corridor after its first signal (B0) only; a first phase of 10 s cannot give 4 s (< 7)
+    assert sorted(label for label, _ in moves) == sorted([f"{s} green 4 s phase 2->1" for s in grid_ix]
+                                                         + ["B0 offset +8", "B0 offset -8"])
+    for label, moved in moves:
+        validate_period(moved, grid_ix, LIMITS)
+        changed = [s for s in grid_ix if moved.timings[s] != pp.timings[s]]
+        assert changed == [label.split()[0]]
 
 
 def test_distil_a_heuristic_policy_into_a_fixed_plan(grid, grid_ix):

@@ -16,6 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("--method", choices=("webster", "green_wave", "optimise"), default=None,
                    help="override the config's method for every period")
     p.add_argument("--trials", type=int, default=None, help="override the optimiser's trial budget")
+    p.add_argument("--workers", type=int, default=None, help="simulations at once (default: the config's)")
     p.add_argument("--no-report", action="store_true", help="skip the report's before/after simulations")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines")
     p.set_defaults(func=cmd_plan)
@@ -36,6 +37,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
             raise ConfigError(f"--trials must be >= 1, got {args.trials}")
         updates["optimiser"] = cfg.optimiser.model_copy(update={"trials": args.trials})
+    if args.workers is not None:
+        if args.workers < 1:
+            from engine.errors import ConfigError
+
+            raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+        updates["evaluation"] = cfg.evaluation.model_copy(update={"workers": args.workers})
     if args.no_report:
         updates["report"] = cfg.report.model_copy(update={"enabled": False})
     if updates:

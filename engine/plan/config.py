@@ -54,6 +54,7 @@ class Evaluation(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
     scale: float = Field(1.0, gt=0)
     stops_weight: float = Field(0.0, ge=0)  # objective = mean delay + w * mean stops
+    workers: int = Field(1, ge=1, le=256)  # simulations at once (one process each)
 
 
 class Optimiser(_Strict):
@@ -67,6 +68,9 @@ class Optimiser(_Strict):
     speed_factor_range: tuple[float, float] = (0.7, 1.2)
     forward_weight_range: tuple[float, float] = (0.0, 1.0)  # share of the forward direction in the offsets
     offset_shift_s: float = Field(0.0, ge=0)  # +- per-signal offset tweak (0: none)
+    refine_trials: int = Field(0, ge=0, le=10000)  # local moves tried after the sampled trials (0: none)
+    refine_offset_s: float = Field(8.0, ge=0)  # first step of a signal's offset move
+    refine_green_s: float = Field(4.0, ge=0)  # first green moved between two phases of a signal
     search_seeds: int | None = Field(None, ge=1)  # trials use the first n evaluation seeds (None: all)
     finalists: int = Field(3, ge=1)  # best trials re-scored on every evaluation seed (with the start)
     timeout_s: float | None = Field(None, gt=0)

@@ -9,10 +9,12 @@ files are generated once per seed and reused by every candidate plan.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing as mp
 import statistics
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,17 +98,25 @@ def objective(kpis: Sequence[KPIs], stops_weight: float) -> float:
 
 
 class Evaluator:
-    """Runs period plans (or the network's defaults) on fixed seeds with cached routes."""
+    """Runs period plans (or the network's defaults) on fixed seeds with cached routes.
+
+    With ``workers`` > 1 the simulations of a batch (plans x seeds) run in that
+    many worker processes at once (libsumo holds one simulation per process).
+    """
 
     def __init__(self, scenario: Scenario, seeds: Sequence[int], duration: float, scale: float = 1.0,
-                 stops_weight: float = 0.0, workdir: Path | None = None, emissions: bool = False) -> None:
+                 stops_weight: float = 0.0, workdir: Path | None = None, emissions: bool = False,
+                 workers: int = 1) -> None:
         # no emission device by default: a quarter of SUMO's step time, and the search needs no CO2
         self.base = dataclasses.replace(scenario.with_options(duration=duration, scale=scale), emissions=emissions)
         self.seeds = tuple(seeds)
         self.stops_weight = stops_weight
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="cqsignal-plan-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workers = max(1, int(workers))
         self.runs = 0
+        self._pool: ProcessPoolExecutor | None = None
+        self._files = 0
 
     def scenario(self, seed: int) -> Scenario:
         """The base scenario for ``seed`` with its routes generated once."""
@@ -120,25 +130,85 @@ class Evaluator:
             progress: Callable[[float, float], None] | None = None, out: Path | None = None,
             seeds: Sequence[int] | None = None) -> Evaluation:
         """KPIs of ``pp`` (None: the network's own programs) on every seed (or on ``seeds``)."""
-        from engine.controllers import FixedTime
+        return self.run_many([pp], intersections, progress=progress, out=out, seeds=seeds)[0]
 
+    def run_many(self, plans: Sequence[PeriodPlan | tuple[Path, ...] | None],
+                 intersections: Mapping[str, Intersection], progress: Callable[[float, float], None] | None = None,
+                 out: Path | None = None, seeds: Sequence[int] | None = None) -> list[Evaluation]:
+        """One :class:`Evaluation` per plan, every plan on the same seeds, ``workers`` simulations at a time.
+
+        A plan is a :class:`PeriodPlan`, None (the network's own programs), or
+        additional files of programs that SUMO loads after the network's (it
+        runs the last loaded), e.g. another tool's output.
+        """
         seeds = tuple(seeds) if seeds is not None else self.seeds
-        results = []
-        for i, seed in enumerate(seeds):
-            sc = self.scenario(seed)
-            if pp is None:
-                controller = FixedTime(sc)
-            else:
-                add = self.workdir / f"candidate_{pp.period}.add.xml"
+        jobs = []
+        for pp in plans:
+            add, extra, name = None, (), "fixed"
+            if isinstance(pp, PeriodPlan):
+                self._files += 1
+                add = self.workdir / f"candidate_{pp.period}_{self._files}.add.xml"
                 write_text_atomic(add, programs_xml(Plan("candidate", {pp.period: pp}), intersections))
-                controller = PlanPrograms(add, name=pp.method)
-            tick = None
-            if progress is not None:
-                n, total = len(seeds), sc.duration
+                name = pp.method
+            elif pp is not None:
+                extra = tuple(Path(f) for f in pp)
+            for seed in seeds:
+                keep = (out / f"seed{seed}") if out is not None else None
+                sc = self.scenario(seed)
+                if extra:
+                    sc = sc.with_options(additional_files=sc.additional_files + extra)
+                jobs.append((sc, add, name, keep))
+        total = len(jobs) * self.base.duration
+        results: list[KPIs | None] = [None] * len(jobs)
+        if self.workers == 1 or len(jobs) == 1:
+            for i, job in enumerate(jobs):
+                tick = None
+                if progress is not None:
+                    def tick(done: float, _total: float, i: int = i) -> None:
+                        progress(i * self.base.duration + done, total)
+                results[i] = _simulate(job, tick)
+                self.runs += 1
+        else:
+            pool = self._pool_started()
+            futures = {pool.submit(_simulate, job): i for i, job in enumerate(jobs)}
+            finished = 0
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                finished += 1
+                self.runs += 1
+                if progress is not None:
+                    progress(finished * self.base.duration, total)
+        n = len(seeds)
+        return [Evaluation(tuple(results[k * n:(k + 1) * n]), objective(results[k * n:(k + 1) * n],
+                                                                         self.stops_weight))
+                for k in range(len(plans))]
 
-                def tick(done: float, _total: float, i: int = i) -> None:
-                    progress(i * total + done, n * total)
-            results.append(run_controller(sc, controller, LoopOptions(adaptive=False), progress=tick,
-                                          out=(out / f"seed{seed}") if out else None))
-            self.runs += 1
-        return Evaluation(tuple(results), objective(results, self.stops_weight))
+    def _pool_started(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            methods = mp.get_all_start_methods()
+            ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+            if "forkserver" in methods:
+                ctx.set_forkserver_preload(["engine.runner", "engine.plan.evaluate"])
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes (a later batch starts them again)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "Evaluator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _simulate(job: tuple, progress: Callable[[float, float], None] | None = None) -> KPIs:
+    """One simulation of a batch (module level, so worker processes can run it)."""
+    from engine.controllers import FixedTime
+
+    scenario, additional, name, keep = job
+    controller = FixedTime(scenario) if additional is None else PlanPrograms(additional, name=name)
+    return run_controller(scenario, controller, LoopOptions(adaptive=False), progress=progress, out=keep)

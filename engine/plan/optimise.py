@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -166,6 +167,30 @@ class PlanSearch:
         return pp
 
 
+    def neighbours(self, pp: PeriodPlan, offset_step: float, green_step: float) -> list[tuple[str, PeriodPlan]]:
+        """Plans one local move from ``pp``: a signal's offset +- ``offset_step``, or ``green_step``
+        seconds of green moved between two of its phases (cycle kept, minimums respected)."""
+        out: list[tuple[str, PeriodPlan]] = []
+        c = pp.cycle
+        for sid, t in sorted(pp.timings.items()):
+            ix = self.intersections[sid]
+            if offset_step > 0 and sid in self.corridor.signals[1:]:
+                for d in (offset_step, -offset_step):
+                    out.append((f"{sid} offset {d:+g}",
+                                pp.with_timings({**pp.timings, sid: SignalTiming(sid, (t.offset + d) % c, t.greens)})))
+            mins = phase_minimums(ix, self.limits)
+            for a in range(len(t.greens)):
+                for b in range(len(t.greens)):
+                    if a == b or t.greens[a] - green_step < mins[a] - 1e-9 or green_step <= 0:
+                        continue
+                    g = list(t.greens)
+                    g[a] -= green_step
+                    g[b] += green_step
+                    out.append((f"{sid} green {green_step:g} s phase {a + 1}->{b + 1}",
+                                pp.with_timings({**pp.timings, sid: SignalTiming(sid, t.offset, tuple(g))})))
+        return out
+
+
 def _key(pp: PeriodPlan) -> tuple:
     return (pp.cycle, tuple((s, t.offset, t.greens) for s, t in sorted(pp.timings.items())))
 
@@ -174,12 +199,16 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
                     log: Callable[[str], None] | None = None) -> SearchResult:
     """Search ``search``'s space on ``evaluator``'s seeds; never worse than the start or today's programs.
 
-    Trials are scored on the first ``search_seeds`` evaluation seeds. When that
-    leaves seeds over, the best ``finalists`` trials and the start are scored
-    on every evaluation seed and the best of them on all seeds is returned;
-    otherwise the best trial is. Either way the start, and the network's
-    current programs when they meet the constraints, compete on the same
-    seeds, so the plan returned is never worse than either.
+    1. Global: ``trials`` sampled settings (the start and the informed trials
+       first), each scored on the first ``search_seeds`` evaluation seeds,
+       ``evaluator.workers`` simulations at a time.
+    2. Local: ``refine_trials`` single moves (one signal's offset, or green moved
+       between two of its phases) from the best plan so far, the network's
+       current programs included; a move that lowers the objective is kept,
+       and the step sizes halve when a sweep finds none.
+    3. Final: the best trials, the refined plan, the start and the current
+       programs are scored on every evaluation seed; the best is returned, so
+       it is never worse than the start or the current programs on those seeds.
     """
     import optuna
 
@@ -190,18 +219,7 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
     n_search = min(opts.search_seeds or len(seeds), len(seeds))
     search_seeds, rest = seeds[:n_search], seeds[n_search:]
     optuna.logging.set_verbosity(logging.WARNING)
-    if opts.sampler == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=opts.seed, n_startup_trials=max(3, min(8, opts.trials // 3)),
-                                             multivariate=True)
-    elif opts.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=opts.seed)
-    else:
-        try:
-            import cmaes  # noqa: F401
-        except ModuleNotFoundError:
-            raise ConfigError("optimiser.sampler: cmaes needs the 'cmaes' package (pip install cmaes)") from None
-        sampler = optuna.samplers.CmaEsSampler(seed=opts.seed, x0=search.start_params())
-    study = optuna.create_study(direction="minimize", sampler=sampler)
+    study = optuna.create_study(direction="minimize", sampler=_sampler(search))
     study.enqueue_trial(search.start_params())
     for params in search.informed_params()[:max(opts.trials - 1, 0)]:
         study.enqueue_trial(params)
@@ -209,66 +227,139 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
     plans: dict[tuple, PeriodPlan] = {}
     kpis: dict[tuple, dict[int, object]] = {}
     duration = evaluator.base.duration
-    total = (opts.trials * len(search_seeds) + (opts.finalists + 1) * len(rest)) * duration
+    batch = evaluator.workers
+    final_plans = opts.finalists + 3  # finalists, refined, start, current
+    total = ((opts.trials + opts.refine_trials + 1) * len(search_seeds) + final_plans * len(rest)) * duration
     done = [0.0]
 
-    def score(pp: PeriodPlan, on: tuple[int, ...]) -> Evaluation:
-        key = _key(pp)
-        plans.setdefault(key, pp)
-        have = kpis.setdefault(key, {})
-        missing = tuple(s for s in on if s not in have)
-        if missing:
+    def score_many(pps: list[PeriodPlan], on: tuple[int, ...]) -> list[Evaluation]:
+        todo: dict[tuple[int, ...], list[PeriodPlan]] = {}
+        for pp in pps:
+            key = _key(pp)
+            plans.setdefault(key, pp)
+            missing = tuple(s for s in on if s not in kpis.setdefault(key, {}))
+            if missing and all(_key(q) != key for q in todo.get(missing, [])):
+                todo.setdefault(missing, []).append(pp)
+        for missing, group in todo.items():
             base = done[0]
 
             def tick(sim_done: float, _total: float) -> None:
                 if progress is not None:
                     progress(base + sim_done, total)
-            ev = evaluator.run(pp, search.intersections, progress=tick, seeds=missing)
-            have.update(zip(missing, ev.kpis))
-            done[0] = base + len(missing) * duration
-        runs = tuple(have[s] for s in on)
-        return Evaluation(runs, objective(runs, evaluator.stops_weight))
+            for pp, ev in zip(group, evaluator.run_many(group, search.intersections, progress=tick,
+                                                        seeds=missing)):
+                kpis[_key(pp)].update(zip(missing, ev.kpis))
+            done[0] = base + len(group) * len(missing) * duration
+        out = []
+        for pp in pps:
+            runs = tuple(kpis[_key(pp)][s] for s in on)
+            out.append(Evaluation(runs, objective(runs, evaluator.stops_weight)))
+        return out
+
+    def score(pp: PeriodPlan, on: tuple[int, ...]) -> Evaluation:
+        return score_many([pp], on)[0]
 
     start = search.decode(search.start_params())
-    score(start, search_seeds)
     trials: list[tuple[dict, float]] = []
+    while len(trials) < opts.trials and (opts.timeout_s is None or time.perf_counter() - t0 < opts.timeout_s):
+        asked = [study.ask() for _ in range(min(batch, opts.trials - len(trials)))]
+        params = [search.suggest(trial) for trial in asked]
+        values = [ev.objective for ev in score_many([search.decode(p) for p in params], search_seeds)]
+        for trial, p, value in zip(asked, params, values):
+            study.tell(trial, value)
+            trials.append((dict(p), value))
+            if log is not None:
+                log(f"trial {trial.number:3d}: objective {value:7.2f}  " + _fmt(p))
 
-    def trial_objective(trial) -> float:
-        params = search.suggest(trial)
-        pp = start if trial.number == 0 else search.decode(params)
-        value = score(pp, search_seeds).objective
-        trials.append((dict(params), value))
-        if log is not None:
-            log(f"trial {trial.number:3d}: objective {value:7.2f}  " + _fmt(params))
-        return value
-
-    study.optimize(trial_objective, n_trials=opts.trials, timeout=opts.timeout_s)
-    ranked = sorted((score(pp, search_seeds).objective, n, key) for n, (key, pp) in enumerate(plans.items()))
-    start_key = _key(start)
-    if rest:
-        finalists = [key for _, _, key in ranked if key != start_key][:opts.finalists]
-        if log is not None and finalists:
-            log(f"finalists: {len(finalists)} best trials and the start on seeds {list(rest)} as well")
-    else:
-        finalists = [key for _, _, key in ranked if key != start_key]
-    start_eval = score(start, seeds)
-    best_pp, best_eval = start, start_eval
     current = search.current_plan()
-    if current is not None and _key(current) not in plans:
-        plans[_key(current)] = current
+    ranked = sorted((score(pp, search_seeds).objective, n, key) for n, (key, pp) in enumerate(plans.items()))
+    incumbent = plans[ranked[0][2]]
+    if current is not None and score(current, search_seeds).objective < score(incumbent, search_seeds).objective:
+        incumbent = current
+    refined = _refine(search, incumbent, lambda pps: score_many(pps, search_seeds), batch, log)
+
+    start_key = _key(start)
+    finalists = [key for _, _, key in ranked if key != start_key][:opts.finalists if rest else None]
+    finalists.append(_key(refined))
+    if current is not None:
+        plans.setdefault(_key(current), current)
         finalists.append(_key(current))
-    for key in finalists:
-        ev = score(plans[key], seeds)
+    finalists = [start_key] + [k for i, k in enumerate(finalists) if k != start_key and k not in finalists[:i]]
+    if rest and log is not None:
+        log(f"final round: {len(finalists)} plans (best trials, refined, start, current) on seeds {list(seeds)}")
+    evals = score_many([plans[k] for k in finalists], seeds)
+    start_eval = evals[0]
+    best_pp, best_eval = start, start_eval
+    for key, ev in zip(finalists[1:], evals[1:]):
         if ev.objective < best_eval.objective - 1e-9:
             best_pp, best_eval = plans[key], ev
     if current is not None and _key(best_pp) == _key(current) and log is not None:
-        log("no trial beat the network's current programs on every seed: they are kept")
+        log("no searched plan beat the network's current programs on every seed: they are kept")
     method_notes = {**best_pp.notes, "start_objective": round(start_eval.objective, 3),
                     "objective": round(best_eval.objective, 3), "trials": len(trials),
-                    "seeds": list(seeds), "search_seeds": list(search_seeds), "duration_s": duration}
+                    "refine_trials": opts.refine_trials, "seeds": list(seeds), "search_seeds": list(search_seeds),
+                    "duration_s": duration}
     plan = best_pp.with_timings(dict(best_pp.timings), method="optimise", notes=method_notes)
     return SearchResult(plan=plan, start=start, start_eval=start_eval, best_eval=best_eval, trials=trials,
                         wall_s=time.perf_counter() - t0, simulations=evaluator.runs - runs0)
+
+
+def _sampler(search: PlanSearch):
+    import optuna
+
+    opts = search.options
+    if opts.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=opts.seed, n_startup_trials=max(3, min(8, opts.trials // 3)),
+                                          multivariate=True)
+    if opts.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=opts.seed)
+    try:
+        import cmaes  # noqa: F401
+    except ModuleNotFoundError:
+        raise ConfigError("optimiser.sampler: cmaes needs the 'cmaes' package (pip install cmaes)") from None
+    return optuna.samplers.CmaEsSampler(seed=opts.seed, x0=search.start_params())
+
+
+def _refine(search: PlanSearch, plan: PeriodPlan, score_many: Callable[[list[PeriodPlan]], list[Evaluation]],
+            batch: int, log: Callable[[str], None] | None) -> PeriodPlan:
+    """Pattern search: try single moves from ``plan`` ``batch`` at a time; keep the best that improves.
+
+    After an improving move the same move is tried again first (queues
+    respond to a direction); when every move at the current step sizes has
+    failed, the steps halve (to 2 s offsets, 1 s greens) and the sweep restarts.
+    """
+    opts = search.options
+    best_obj = score_many([plan])[0].objective
+    offset_step, green_step = float(opts.refine_offset_s), float(opts.refine_green_s)
+    rng = random.Random(opts.seed)
+    used = 0
+    last_move: str | None = None
+
+    def sweep() -> list[tuple[str, PeriodPlan]]:
+        moves = search.neighbours(plan, offset_step, green_step)
+        rng.shuffle(moves)
+        moves.sort(key=lambda m: m[0] != last_move)  # stable: the repeated move first, the rest shuffled
+        return moves
+
+    moves = sweep()
+    while used < opts.refine_trials:
+        if not moves:
+            if offset_step <= 2 and green_step <= 1:
+                break
+            offset_step, green_step = max(2.0, offset_step // 2), max(1.0, green_step // 2)
+            moves = sweep()
+            continue
+        n = min(batch, opts.refine_trials - used)
+        take, moves = moves[:n], moves[n:]
+        used += len(take)
+        evals = score_many([pp for _, pp in take])
+        k = min(range(len(take)), key=lambda i: evals[i].objective)
+        if evals[k].objective < best_obj - 1e-9:
+            last_move, plan, best_obj = take[k][0], take[k][1], evals[k].objective
+            if log is not None:
+                log(f"refine {used:3d}: objective {best_obj:7.2f}  {last_move}")
+            moves = sweep()
+    return plan
 
 
 def _fmt(params: Mapping) -> str:

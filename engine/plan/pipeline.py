@@ -104,10 +104,11 @@ def period_plan(ctx: PlanContext, period: str, method: str, log: Log, progress=N
         search = PlanSearch(period, ctx.intersections, flows, limits, ctx.corridor, ctx.scenario.net_file,
                             cfg.corridor.progression_speed_kmh, cfg.corridor.speed_factor,
                             weights, cfg.optimiser)
-        evaluator = Evaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
-                              cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
-                              workdir=Path(tempfile.mkdtemp(prefix=f"cqsignal-plan-{period}-")))
-        result = optimise_period(search, evaluator, progress=progress, log=log)
+        with Evaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
+                       cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
+                       workdir=Path(tempfile.mkdtemp(prefix=f"cqsignal-plan-{period}-")),
+                       workers=cfg.evaluation.workers) as evaluator:
+            result = optimise_period(search, evaluator, progress=progress, log=log)
         pp = result.plan
         row.update(start_objective=result.start_eval.objective, objective=result.best_eval.objective,
                    trials=len(result.trials), simulations=result.simulations, search_s=result.wall_s)
