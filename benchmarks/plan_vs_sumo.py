@@ -100,30 +100,41 @@ def netconvert_programs(net_file: Path, intersections, workdir: Path) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def plan_bench_parser(doc: str, plan_help: str, seeds: list[int], out: str) -> argparse.ArgumentParser:
+    """The options the plan benchmarks share: config, plan, period, seeds, duration, workers, out."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "plan_chongqing.yaml"))
-    ap.add_argument("--plan", default=None, help="plan.json from `cqsignal plan` (else searched here)")
+    ap.add_argument("--plan", default=None, help=plan_help)
     ap.add_argument("--period", default="am_peak")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13, 14, 15])
+    ap.add_argument("--seeds", type=int, nargs="+", default=seeds)
     ap.add_argument("--duration", type=float, default=3600.0)
+    ap.add_argument("--workers", type=int, default=2, help="simulations at once")
+    ap.add_argument("--out", default=str(ROOT / "out" / out))
+    return ap
+
+
+def run_guarded(name: str, run_fn, args: argparse.Namespace) -> int:
+    """``run_fn(args)``, with bad input reported as one line naming it and exit status 2."""
+    try:
+        if args.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+        return run_fn(args)
+    except CqSignalError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = plan_bench_parser(__doc__, "plan.json from `cqsignal plan` (else searched here)", [11, 12, 13, 14, 15],
+                           "plan_vs_sumo")
     ap.add_argument("--tools-seed", type=int, default=1, help="seed of the route file SUMO's tools plan from")
     ap.add_argument("--methods", nargs="+", choices=METHODS,
                     default=["default", "sumo_tools", "netconvert", "webster", "green_wave", "optimise"])
-    ap.add_argument("--workers", type=int, default=2, help="simulations at once")
-    ap.add_argument("--out", default=str(ROOT / "out" / "plan_vs_sumo"))
-    args = ap.parse_args(argv)
-    try:
-        return run(args)
-    except CqSignalError as exc:
-        print(f"plan_vs_sumo: error: {exc}", file=sys.stderr)
-        return 2
+    return run_guarded("plan_vs_sumo", run, ap.parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_plan_config(args.config)
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"workers": args.workers})})
     if args.period not in cfg.periods:
         cfg = cfg.model_copy(update={"periods": [*cfg.periods, args.period]})

@@ -1,6 +1,7 @@
 """Simulation-based search for a period's plan, starting from the green wave.
 
-The search space is small on purpose, so that tens of trials suffice:
+Two stages. The sampled one covers a small space on purpose, so that tens of
+trials suffice:
 
 * the common cycle (on the constraint's step grid, from the shortest cycle
   that fits every minimum green);
@@ -13,15 +14,17 @@ The search space is small on purpose, so that tens of trials suffice:
   through the whole corridor or each link's own overlap;
 * optionally a per-signal offset shift.
 
-Every candidate is a green-wave plan for those settings, so it obeys every
-constraint by construction (and is validated before it is simulated). The
-first trial is the start (the plain green wave); the next two are the
+Every sampled candidate is a green-wave plan for those settings, so it obeys
+every constraint by construction (and is validated before it is simulated).
+The first trial is the start (the plain green wave); the next two are the
 network's current cycle and splits with each kind of offsets; the sampler
-takes over from there. The network's current programs, exactly as they run
-today, also compete in the final round when they meet the constraints. The
-plan returned is the best trial, or the start or the current programs unless a
-trial beat them on the same seeds: the search never returns a plan worse than
-either.
+takes over from there. The local stage then polishes the best plan so far
+(today's programs included) one signal at a time, as an engineer tunes a
+timing plan in the field: an offset nudged, or seconds of green moved from one
+phase to another. The network's current programs, exactly as they run today,
+also compete in the final round when they meet the constraints. The plan
+returned is the best of the final round: the search never returns a plan worse
+than the start or today's programs on its evaluation seeds.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from engine.plan.evaluate import Evaluator
 from engine.plan.export import (check_switching, phase_names, programs_xml, schedule_switches,
                                 timing_rows, timing_sheet_csv, write_plan_json, write_text_atomic)
 from engine.plan.model import PeriodPlan, Plan, validate_period, validate_plan
+from engine.plan.optimise import PlanSearch, optimise_period
+from engine.plan.webster_plan import band_weights
 from engine.scenario import Scenario
 from engine.signals import Intersection, read_intersections
 
@@ -85,10 +87,18 @@ def _network_signals(network: str, intersections: dict[str, Intersection]) -> li
     return list(intersections)
 
 
+def plan_search(ctx: PlanContext, period: str) -> PlanSearch:
+    """The ``optimise`` method's search space for ``period`` (its design flows, limits and corridor)."""
+    cfg = ctx.config
+    flows = ctx.flows(period)
+    weights = band_weights(ctx.corridor, ctx.intersections, flows, cfg.corridor.direction_weights)
+    return PlanSearch(period, ctx.intersections, flows, cfg.constraints, ctx.corridor, ctx.scenario.net_file,
+                      cfg.corridor.progression_speed_kmh, cfg.corridor.speed_factor, weights, cfg.optimiser)
+
+
 def period_plan(ctx: PlanContext, period: str, method: str, log: Log, progress=None) -> tuple[PeriodPlan, dict]:
     """One period's plan by ``method``; returns the plan and a summary row."""
-    from engine.plan.optimise import PlanSearch, optimise_period
-    from engine.plan.webster_plan import band_weights, green_wave_period_plan, webster_period_plan
+    from engine.plan.webster_plan import green_wave_period_plan, webster_period_plan
 
     cfg = ctx.config
     flows = ctx.flows(period)
@@ -101,9 +111,7 @@ def period_plan(ctx: PlanContext, period: str, method: str, log: Log, progress=N
         pp = green_wave_period_plan(period, ctx.intersections, flows, limits, ctx.corridor,
                                     weights=weights, seed=cfg.optimiser.seed)
     else:
-        search = PlanSearch(period, ctx.intersections, flows, limits, ctx.corridor, ctx.scenario.net_file,
-                            cfg.corridor.progression_speed_kmh, cfg.corridor.speed_factor,
-                            weights, cfg.optimiser)
+        search = plan_search(ctx, period)
         with Evaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
                        cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
                        workdir=Path(tempfile.mkdtemp(prefix=f"cqsignal-plan-{period}-")),
@@ -228,7 +236,6 @@ def distil_plan(config: PlanConfig, model: str, out: Path, log: Log, config_path
     from engine.controllers.loading import load_controller
     from engine.loop import LoopOptions
     from engine.plan.distil import distilled_period_plan, record_usage
-    from engine.plan.webster_plan import band_weights
 
     t0 = time.perf_counter()
     ctx = resolve(config)
