@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.plan_vs_sumo import plan_bench_parser, run_guarded  # noqa: E402
+from benchmarks.plan_vs_sumo import plan_bench_parser, progress_lines, run_guarded  # noqa: E402
 from engine.errors import ConfigError  # noqa: E402
 from engine.plan.config import load_plan_config  # noqa: E402
 from engine.plan.evaluate import Evaluator  # noqa: E402
@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     with Evaluator(ctx.scenario.with_options(period=args.period), args.seeds, args.duration,
                    cfg.evaluation.scale, workdir=Path(tempfile.mkdtemp(prefix="cqsignal-sensitivity-")),
                    workers=args.workers) as evaluator:
-        evals = evaluator.run_many([start] + [pp for _, pp in moves], ctx.intersections)
+        evals = evaluator.run_many([start] + [pp for _, pp in moves], ctx.intersections,
+                                   progress=progress_lines("plan_sensitivity", args.duration))
     wall = time.perf_counter() - t0
     base = [k.mean_delay_s for k in evals[0].kpis]
     rows = []

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +114,19 @@ def plan_bench_parser(doc: str, plan_help: str, seeds: list[int], out: str) -> a
     return ap
 
 
+def progress_lines(label: str, duration: float) -> Callable[[float, float], None]:
+    """A progress callback for :meth:`Evaluator.run_many` that prints a line per finished simulation."""
+    t0 = time.perf_counter()
+    shown = [0]
+
+    def show(done: float, total: float) -> None:
+        n, of = round(done / duration), round(total / duration)
+        if n > shown[0]:
+            shown[0] = n
+            print(f"{label}: {n}/{of} simulations, {time.perf_counter() - t0:.0f} s", flush=True)
+    return show
+
+
 def run_guarded(name: str, run_fn, args: argparse.Namespace) -> int:
     """``run_fn(args)``, with bad input reported as one line naming it and exit status 2."""
     try:
@@ -174,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with Evaluator(scenario, args.seeds, args.duration, cfg.evaluation.scale, workdir=work,
                    workers=args.workers) as evaluator:
-        evals = evaluator.run_many([programs[m] for m in args.methods], ctx.intersections)
+        evals = evaluator.run_many([programs[m] for m in args.methods], ctx.intersections,
+                                   progress=progress_lines("plan_vs_sumo", args.duration))
     wall = time.perf_counter() - t0
     rows = []
     for method, ev in zip(args.methods, evals):
