@@ -141,6 +141,18 @@ def test_short_optimise_never_returns_a_worse_plan(grid, grid_ix, tmp_path):
         assert result.best_eval.objective <= today.objective + 1e-9
 
 
+def test_a_search_out_of_time_still_returns_a_checked_plan(grid, grid_ix, tmp_path):
+    sc = Scenario.load(grid[0], routes=[grid[1]])
+    corridor = build_corridor(grid[0], grid_ix, ["A0", "B0"])
+    search = PlanSearch("am_peak", grid_ix, _route_flows(*grid), LIMITS, corridor, grid[0], None, 1.0,
+                        (1.0, 1.0), Optimiser(trials=5, timeout_s=1e-6))
+    result = optimise_period(search, Evaluator(sc, seeds=[1], duration=120, workdir=tmp_path))
+    assert result.trials == []
+    current = search.current_plan()
+    assert result.plan.timings in (result.start.timings, current.timings if current else None)
+    validate_period(result.plan, grid_ix, LIMITS)
+
+
 def test_parallel_evaluation_gives_the_kpis_of_sequential_runs(grid, grid_ix, tmp_path):
     sc = Scenario.load(grid[0], routes=[grid[1]])
     plans = [_two_period_plan(grid_ix).periods["am_peak"], None]

@@ -15,12 +15,13 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, SimulationError
 from engine.loop import LoopOptions, TrafficState
 from engine.metrics import KPIs
 from engine.plan.export import programs_xml, write_text_atomic
@@ -173,7 +174,12 @@ class Evaluator:
             futures = {pool.submit(_simulate, job): i for i, job in enumerate(jobs)}
             finished = 0
             for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
+                try:
+                    results[futures[fut]] = fut.result()
+                except BrokenProcessPool:
+                    self.close()
+                    raise SimulationError("a simulation worker process died (out of memory, or SUMO crashed); "
+                                          "run again with workers: 1 to see which run") from None
                 finished += 1
                 self.runs += 1
                 if progress is not None:

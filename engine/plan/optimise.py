@@ -169,10 +169,14 @@ class PlanSearch:
         validate_period(pp, self.intersections, self.limits)
         return pp
 
-
     def neighbours(self, pp: PeriodPlan, offset_step: float, green_step: float) -> list[tuple[str, PeriodPlan]]:
-        """Plans one local move from ``pp``: a signal's offset +- ``offset_step``, or ``green_step``
-        seconds of green moved between two of its phases (cycle kept, minimums respected)."""
+        """Every plan one local move away from ``pp``, labelled with the move.
+
+        A move shifts one signal's offset by +- ``offset_step`` (not the
+        corridor's first signal, the reference) or moves ``green_step`` seconds
+        of green from one of its phases to another; the cycle is kept and no
+        green falls below its minimum.
+        """
         out: list[tuple[str, PeriodPlan]] = []
         c = pp.cycle
         for sid, t in sorted(pp.timings.items()):
@@ -274,6 +278,7 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
             if log is not None:
                 log(f"trial {trial.number:3d}: objective {value:7.2f}  " + _fmt(p))
 
+    score(start, search_seeds)  # scored already as trial 0, unless the timeout came first
     current = search.current_plan()
     ranked = sorted((score(pp, search_seeds).objective, n, key) for n, (key, pp) in enumerate(plans.items()))
     incumbent = plans[ranked[0][2]]
