@@ -179,6 +179,35 @@ def test_local_moves_are_single_legal_changes(grid, grid_ix):
         assert changed == [label.split()[0]]
 
 
+def test_refinement_walks_downhill_and_halves_its_steps(grid, grid_ix):
+    """The local stage on a known objective (no simulation: this tests the search, not SUMO)."""
+    from engine.plan.evaluate import Evaluation
+    from engine.plan.optimise import _refine
+
+    corridor = build_corridor(grid[0], grid_ix, ["A0", "B0"])
+
+    def search(**options) -> PlanSearch:
+        return PlanSearch("am_peak", grid_ix, _route_flows(*grid), LIMITS, corridor, grid[0], None, 1.0,
+                          (1.0, 1.0), Optimiser(trials=1, **options))
+    start = PeriodPlan("am_peak", "test", 60.0, {s: SignalTiming(s, 0.0, (25.0, 25.0)) for s in grid_ix})
+    tried: list[PeriodPlan] = []
+
+    def distance(pp: PeriodPlan) -> float:  # optimum: B0 offset 14 s, every signal's greens (30, 20)
+        t = pp.timings
+        return abs(t["B0"].offset - 14) + sum(abs(x.greens[0] - 30) for x in t.values())
+
+    def score_many(pps):
+        tried.extend(pps)
+        return [Evaluation((), distance(pp)) for pp in pps]
+
+    best = _refine(search(refine_trials=400, refine_offset_s=8, refine_green_s=4), start, score_many, 2, None)
+    assert distance(best) == 0  # offset steps 8, 4, 2 s and green steps of 4 and 1 s reach it
+    assert {t.greens for t in best.timings.values()} == {(30.0, 20.0)}
+    tried.clear()
+    no_offsets = _refine(search(refine_trials=400, refine_offset_s=0, refine_green_s=4), start, score_many, 2, None)
+    assert all(pp.timings["B0"].offset == 0 for pp in tried) and no_offsets.timings["B0"].offset == 0
+
+
 def test_distil_a_heuristic_policy_into_a_fixed_plan(grid, grid_ix):
     sc = Scenario.load(grid[0], routes=[grid[1]], duration=300, seed=1)
     policy = make_controller("max_pressure", sc)

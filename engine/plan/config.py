@@ -69,8 +69,8 @@ class Optimiser(_Strict):
     forward_weight_range: tuple[float, float] = (0.0, 1.0)  # share of the forward direction in the offsets
     offset_shift_s: float = Field(0.0, ge=0)  # +- per-signal offset tweak (0: none)
     refine_trials: int = Field(0, ge=0, le=10000)  # local moves tried after the sampled trials (0: none)
-    refine_offset_s: float = Field(8.0, ge=0)  # first step of a signal's offset move
-    refine_green_s: float = Field(4.0, ge=0)  # first green moved between two phases of a signal
+    refine_offset_s: float = Field(8.0, ge=0)  # first step of a signal's offset move (0: no offset moves)
+    refine_green_s: float = Field(4.0, ge=0)  # first green moved between two phases (0: no green moves)
     search_seeds: int | None = Field(None, ge=1)  # trials use the first n evaluation seeds (None: all)
     finalists: int = Field(3, ge=1)  # best trials re-scored on every evaluation seed (with the start)
     timeout_s: float | None = Field(None, gt=0)

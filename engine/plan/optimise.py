@@ -354,7 +354,9 @@ def _refine(search: PlanSearch, plan: PeriodPlan, score_many: Callable[[list[Per
         if not moves:
             if offset_step <= 2 and green_step <= 1:
                 break
-            offset_step, green_step = max(2.0, offset_step // 2), max(1.0, green_step // 2)
+            # a step of 0 (that kind of move switched off) stays 0
+            offset_step = max(2.0, offset_step // 2) if offset_step else 0.0
+            green_step = max(1.0, green_step // 2) if green_step else 0.0
             moves = sweep()
             continue
         n = min(batch, opts.refine_trials - used)
