@@ -29,11 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.plan_vs_sumo import plan_bench_parser, progress_lines, run_guarded  # noqa: E402
+from benchmarks.plan_vs_sumo import load_period, plan_bench_parser, progress_lines, run_guarded  # noqa: E402
 from engine.errors import ConfigError  # noqa: E402
 from engine.plan.config import load_plan_config  # noqa: E402
 from engine.plan.evaluate import Evaluator  # noqa: E402
-from engine.plan.model import Plan  # noqa: E402
 from engine.plan.pipeline import plan_search, resolve  # noqa: E402
 
 
@@ -52,10 +51,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = resolve(cfg)
     search = plan_search(ctx, args.period)
     if args.plan:
-        periods = Plan.load(args.plan).periods
-        if args.period not in periods:
-            raise ConfigError(f"{args.plan}: no plan for period {args.period!r}")
-        start, source = periods[args.period], args.plan
+        start, source = load_period(args.plan, args.period), args.plan
     else:
         start, source = search.current_plan(), "the network's current programs"
         if start is None:

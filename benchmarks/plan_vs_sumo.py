@@ -39,7 +39,7 @@ from benchmarks.stats import mean_ci, paired_difference  # noqa: E402
 from engine.errors import ConfigError, CqSignalError, SimulationError  # noqa: E402
 from engine.plan.config import load_plan_config  # noqa: E402
 from engine.plan.evaluate import Evaluator  # noqa: E402
-from engine.plan.model import Plan  # noqa: E402
+from engine.plan.model import PeriodPlan, Plan  # noqa: E402
 from engine.plan.pipeline import period_plan, resolve  # noqa: E402
 from engine.sim import sumo_tool  # noqa: E402
 
@@ -127,6 +127,14 @@ def progress_lines(label: str, duration: float) -> Callable[[float, float], None
     return show
 
 
+def load_period(path: str, period: str) -> PeriodPlan:
+    """``period``'s plan from a ``cqsignal plan`` plan.json; a one-line error if it has none."""
+    periods = Plan.load(path).periods
+    if period not in periods:
+        raise ConfigError(f"{path}: no plan for period {period!r} (it has {', '.join(periods) or 'none'})")
+    return periods[period]
+
+
 def run_guarded(name: str, run_fn, args: argparse.Namespace) -> int:
     """``run_fn(args)``, with bad input reported as one line naming it and exit status 2."""
     try:
@@ -165,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
             plans[method] = period_plan(ctx, args.period, method, log)[0]
     if "optimise" in args.methods:
         if args.plan:
-            plans["optimise"] = Plan.load(args.plan).periods[args.period]
+            plans["optimise"] = load_period(args.plan, args.period)
             notes["optimise"] = f"from {args.plan}"
         else:
             t0 = time.perf_counter()

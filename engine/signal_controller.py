@@ -64,7 +64,7 @@ class SignalController:
 
     def phase_mask(self, now: float) -> np.ndarray:
         """Allowed green phases per intersection, shape (n, max_phases); pads False."""
-        n, m = len(self.intersections), int(self.n_phases.max())
+        m = int(self.n_phases.max())
         mask = np.arange(m)[None, :] < self.n_phases[:, None]
         held = ~self.can_switch(now)
         mask[held] = False

@@ -17,7 +17,7 @@ from engine.controllers import kernels, register
 from engine.controllers.demand_flows import scenario_flows
 from engine.controllers.programs import timing_program, write_tls_programs
 from engine.errors import ConfigError
-from engine.loop import ControlLoop, TrafficState
+from engine.loop import ControlLoop, LoopOptions, TrafficState
 from engine.scenario import Scenario
 from engine.webster import WebsterTiming, intersection_flow_ratios, lost_time, webster_timing
 
@@ -47,7 +47,8 @@ class MaxPressure:
             )
         self.scenario = scenario
         self.hold_s, self.max_red_s, self.min_moving = float(hold_s), float(max_red_s), float(min_moving)
-        self.extend_until_s = 55.0  # max green less one decision; setup() reads the loop's
+        defaults = LoopOptions()  # until setup() reads the loop's own
+        self.extend_until_s = defaults.max_green - defaults.delta  # max green less one decision
         self._served = LastServed()
 
     def setup(self, loop: ControlLoop) -> None:

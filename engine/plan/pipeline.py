@@ -101,27 +101,27 @@ def period_plan(ctx: PlanContext, period: str, method: str, log: Log, progress=N
     from engine.plan.webster_plan import green_wave_period_plan, webster_period_plan
 
     cfg = ctx.config
-    flows = ctx.flows(period)
     limits = cfg.constraints
-    weights = band_weights(ctx.corridor, ctx.intersections, flows, cfg.corridor.direction_weights)
     row: dict = {"period": period, "method": method}
-    if method == "webster":
-        pp = webster_period_plan(period, ctx.intersections, flows, limits)
-    elif method == "green_wave":
-        pp = green_wave_period_plan(period, ctx.intersections, flows, limits, ctx.corridor,
-                                    weights=weights, seed=cfg.optimiser.seed)
-    else:
+    if method == "optimise":
         search = plan_search(ctx, period)
-        with Evaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
-                       cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
-                       workdir=Path(tempfile.mkdtemp(prefix=f"cqsignal-plan-{period}-")),
-                       workers=cfg.evaluation.workers) as evaluator:
+        with tempfile.TemporaryDirectory(prefix=f"cqsignal-plan-{period}-") as work, \
+                Evaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
+                          cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
+                          workdir=Path(work), workers=cfg.evaluation.workers) as evaluator:
             result = optimise_period(search, evaluator, progress=progress, log=log)
         pp = result.plan
         row.update(start_objective=result.start_eval.objective, objective=result.best_eval.objective,
                    trials=len(result.trials), simulations=result.simulations, search_s=result.wall_s)
         log(f"{period}: start {result.start_eval.objective:.2f} -> best {result.best_eval.objective:.2f} "
             f"({len(result.trials)} trials, {result.simulations} simulations, {result.wall_s:.0f} s)")
+    elif method == "webster":
+        pp = webster_period_plan(period, ctx.intersections, ctx.flows(period), limits)
+    else:
+        flows = ctx.flows(period)
+        weights = band_weights(ctx.corridor, ctx.intersections, flows, cfg.corridor.direction_weights)
+        pp = green_wave_period_plan(period, ctx.intersections, flows, limits, ctx.corridor,
+                                    weights=weights, seed=cfg.optimiser.seed)
     validate_period(pp, ctx.intersections, limits)
     row.update(cycle=pp.cycle, band_forward_s=pp.notes.get("band_forward_s"),
                band_backward_s=pp.notes.get("band_backward_s"))
