@@ -18,7 +18,6 @@ search's moves, and a better fixed-time plan needs a different structure
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 import tempfile
@@ -29,11 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.plan_vs_sumo import load_period, plan_bench_parser, progress_lines, run_guarded  # noqa: E402
-from engine.errors import ConfigError  # noqa: E402
-from engine.plan.config import load_plan_config  # noqa: E402
+from benchmarks.plan_vs_sumo import (paired_changes, plan_bench_parser, progress_lines, run_guarded,  # noqa: E402
+                                     start_plan, write_rows)
 from engine.plan.evaluate import Evaluator  # noqa: E402
-from engine.plan.pipeline import plan_search, resolve  # noqa: E402
+from engine.plan.pipeline import plan_search  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,18 +43,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_plan_config(args.config)
-    if args.period not in cfg.periods:
-        cfg = cfg.model_copy(update={"periods": [*cfg.periods, args.period]})
-    ctx = resolve(cfg)
+    ctx, start, source = start_plan(args)
+    cfg = ctx.config
     search = plan_search(ctx, args.period)
-    if args.plan:
-        start, source = load_period(args.plan, args.period), args.plan
-    else:
-        start, source = search.current_plan(), "the network's current programs"
-        if start is None:
-            raise ConfigError("the network's programs do not form a plan under the config's constraints; "
-                              "give --plan")
     moves = search.neighbours(start, args.offset_step, args.green_step)
     print(f"{args.period}: {len(moves)} single moves from {source}, seeds {args.seeds}, "
           f"{args.duration:g} s, {args.workers} workers", flush=True)
@@ -69,18 +58,9 @@ def run(args: argparse.Namespace) -> int:
         evals = evaluator.run_many([start] + [pp for _, pp in moves], ctx.intersections,
                                    progress=progress_lines("plan_sensitivity", args.duration))
     wall = time.perf_counter() - t0
+    rows = paired_changes("move", [label for label, _ in moves], evals[1:], evals[0], args.seeds)
+    write_rows(out / "sensitivity.csv", rows)
     base = [k.mean_delay_s for k in evals[0].kpis]
-    rows = []
-    for (label, _), ev in zip(moves, evals[1:]):
-        diffs = [k.mean_delay_s - b for k, b in zip(ev.kpis, base)]
-        rows.append({"move": label, "mean_delay_s": round(ev.mean_delay, 2),
-                     "change_s": round(statistics.fmean(diffs), 2),
-                     **{f"change_seed{s}": round(d, 2) for s, d in zip(args.seeds, diffs)}})
-    rows.sort(key=lambda r: r["change_s"])
-    with (out / "sensitivity.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
     better = [r for r in rows if r["change_s"] < 0]
     print(f"start: {statistics.fmean(base):.2f} s/veh (per seed {' '.join(f'{b:.1f}' for b in base)})")
     for r in rows:

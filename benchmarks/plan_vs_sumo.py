@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ from engine.errors import ConfigError, CqSignalError, SimulationError  # noqa: E
 from engine.plan.config import load_plan_config  # noqa: E402
 from engine.plan.evaluate import Evaluator  # noqa: E402
 from engine.plan.model import PeriodPlan, Plan  # noqa: E402
-from engine.plan.pipeline import period_plan, resolve  # noqa: E402
+from engine.plan.pipeline import PlanContext, period_plan, plan_search, resolve  # noqa: E402
 from engine.sim import sumo_tool  # noqa: E402
 
 
@@ -135,6 +136,43 @@ def load_period(path: str, period: str) -> PeriodPlan:
     return periods[period]
 
 
+def start_plan(args: argparse.Namespace) -> tuple[PlanContext, PeriodPlan, str]:
+    """The config's context (with ``args.period``) and the plan to start from: ``--plan``'s period or today's programs."""
+    cfg = load_plan_config(args.config)
+    if args.period not in cfg.periods:
+        cfg = cfg.model_copy(update={"periods": [*cfg.periods, args.period]})
+    ctx = resolve(cfg)
+    if args.plan:
+        return ctx, load_period(args.plan, args.period), args.plan
+    plan = plan_search(ctx, args.period).current_plan()
+    if plan is None:
+        raise ConfigError("the network's programs do not form a plan under the config's constraints; give --plan")
+    return ctx, plan, "the network's current programs"
+
+
+def paired_changes(key: str, labels: Sequence[str], evals: Sequence, base, seeds: Sequence[int]) -> list[dict]:
+    """One row per label: its mean delay and its change from ``base`` (an evaluation), paired by seed; best first."""
+    base_delay = statistics.fmean(b.mean_delay_s for b in base.kpis)
+    rows = []
+    for label, ev in zip(labels, evals):
+        diffs = [k.mean_delay_s - b.mean_delay_s for k, b in zip(ev.kpis, base.kpis)]
+        stops = [k.mean_stops - b.mean_stops for k, b in zip(ev.kpis, base.kpis)]
+        rows.append({key: label, "mean_delay_s": round(ev.mean_delay, 2),
+                     "change_s": round(statistics.fmean(diffs), 2),
+                     "change_pct": round(100 * statistics.fmean(diffs) / base_delay, 1),
+                     "stops_change": round(statistics.fmean(stops), 3),
+                     **{f"change_seed{s}": round(d, 2) for s, d in zip(seeds, diffs)}})
+    return sorted(rows, key=lambda r: r["change_s"])
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """``rows`` as a CSV file with their keys as the header."""
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def run_guarded(name: str, run_fn, args: argparse.Namespace) -> int:
     """``run_fn(args)``, with bad input reported as one line naming it and exit status 2."""
     try:
@@ -206,10 +244,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{method:11s} seed {seed}: delay {k.mean_delay_s:7.2f} s/veh, stops {k.mean_stops:.2f}, "
                   f"never inserted {k.never_inserted}", flush=True)
     notes["simulations"] = f"{len(rows)} runs in {wall:.0f} s with {args.workers} workers"
-    with (out / "results.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_rows(out / "results.csv", rows)
     text = summary(rows, args, plans, notes)
     (out / "summary.md").write_text(text)
     print(text)

@@ -115,10 +115,19 @@ class Intersection:
 def _clearance_cached(ix: Intersection, i: int, j: int) -> tuple[tuple[str, float], ...]:
     if i == j:
         return ()
-    a, b = ix.phases[i].state, ix.phases[j].state
     template = ix.file_clearance(i)
     if j == ix.next_phase(i) and template:
         return template
+    return derive_clearance(ix.phases[i].state, ix.phases[j].state, template)
+
+
+def derive_clearance(a: str, b: str, template: tuple[tuple[str, float], ...] = ()) -> tuple[tuple[str, float], ...]:
+    """Clearance from green state ``a`` to green state ``b`` in the shape and durations of ``template``.
+
+    Links green in both stay green; links that end show yellow in the template's
+    yellow steps and red (or the template's stop-and-go ``s``) in its all-red
+    steps; the others keep their red. No template: one yellow of the default length.
+    """
     ending = [a[L] in GREEN and b[L] not in GREEN for L in range(len(a))]
     if not any(ending):
         return ()

@@ -5,10 +5,15 @@ from __future__ import annotations
 import csv
 import xml.etree.ElementTree as ET
 
-from benchmarks import plan_sensitivity
+import pytest
+
+from benchmarks import plan_sensitivity, plan_structures
 from benchmarks.plan_vs_sumo import netconvert_programs
 from engine.scenario import Scenario
-from engine.signals import read_intersections
+from engine.plan.config import load_plan_config
+from engine.plan.model import PlanValidationError, check_program, program_of
+from engine.plan.pipeline import plan_search, resolve
+from engine.signals import GREEN, read_intersections
 from engine.sim import Simulation
 
 
@@ -52,3 +57,65 @@ def test_sensitivity_refuses_a_missing_period_in_one_line(tmp_path, capsys):
     assert plan_sensitivity.main(["--plan", str(plan), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no plan for period 'am_peak'" in err
+
+
+@pytest.fixture(scope="module")
+def current_am():
+    ctx = resolve(load_plan_config(plan_structures.ROOT / "configs" / "plan_chongqing.yaml"))
+    plan = plan_search(ctx, "am_peak").current_plan()
+    edges = plan_structures.arterial_edges(ctx.corridor, ctx.intersections)
+    roles = {s: plan_structures.phase_roles(ctx.intersections[s], edges[s]) for s in plan.timings}
+    return ctx, plan, roles
+
+
+def test_structure_variants_are_safe_keep_the_cycle_and_the_arterial_green_start(current_am):
+    ctx, plan, roles = current_am
+    assert all(r is not None for r in roles.values())  # every corridor signal is four-phase
+    same = plan_structures.ordered(lambda r: (r.arterial_through, r.arterial_left, r.cross_through, r.cross_left))
+    programs, offsets = plan_structures.variant_programs(plan, ctx.intersections, roles, same)
+    for sid, timing in plan.timings.items():  # the builder reproduces the plan itself: changes are paired
+        assert programs[sid] == program_of(ctx.intersections[sid], timing) and offsets[sid] == timing.offset
+    makers = [*plan_structures.VARIANTS.values(), plan_structures.permissive_cross_lefts]
+    for make in makers:
+        programs, offsets = plan_structures.variant_programs(plan, ctx.intersections, roles, make)
+        for sid, program in programs.items():
+            ix = ctx.intersections[sid]
+            plan_structures.check_safe(ix, program, "test", ctx.config.constraints)
+            assert sum(d for _, d in program) == plan.cycle
+            through = plan_structures.extending_green(program, ix.phases[roles[sid].arterial_through].state)
+            base = program_of(ix, plan.timings[sid])
+            start = plan_structures.start_of(program, through) + offsets[sid]
+            assert (start - plan_structures.start_of(base, base[0][0]) - plan.timings[sid].offset) % plan.cycle == 0
+
+
+def test_overlaps_and_permissive_lefts_change_exactly_what_they_say(current_am):
+    ctx, plan, roles = current_am
+    ix, timing, r = ctx.intersections["C4"], plan.timings["C4"], roles["C4"]
+    steps = plan_structures.right_turn_overlaps(ix, r, timing.greens)
+    rights = {m.link for m in ix.movements if m.direction in "rR"}
+    added = {L for (state, _, k) in steps for L, c in enumerate(state)
+             if c in GREEN and ix.phases[k].state[L] not in GREEN}
+    assert added and added <= rights  # only right turns gain green, and some do
+    permissive = plan_structures.build_program(ix, plan_structures.permissive_cross_lefts(ix, r, timing.greens))
+    greens = [(s, d) for s, d in permissive if any(c in GREEN for c in s) and "y" not in s]
+    assert len(greens) == 3 and any("g" in s for s, _ in greens)
+    assert greens[0][1] == timing.greens[r.arterial_through] + timing.greens[r.cross_left] + 5
+    # the permissive lefts are foes of the opposing through: the plan validator refuses them unless yields are allowed
+    with pytest.raises(PlanValidationError, match="conflicting green"):
+        check_program("C4", ix, permissive, ctx.config.constraints)
+    plan_structures.check_safe(ix, permissive, "permissive", ctx.config.constraints)
+    with pytest.raises(PlanValidationError, match="C4.*conflicting green"):  # a real conflict ('G' against 'G') is still refused
+        plan_structures.check_safe(ix, tuple((s.replace("g", "G"), d) for s, d in permissive), "bad",
+                                    ctx.config.constraints)
+
+
+def test_structures_benchmark_simulates_every_variant_paired(tmp_path, capsys):
+    rc = plan_structures.main(["--duration", "60", "--seeds", "1", "--workers", "2", "--out", str(tmp_path)])
+    assert rc == 0
+    rows = list(csv.DictReader((tmp_path / "structures.csv").open()))
+    names = {r["variant"] for r in rows}
+    assert {"leading_lefts", "right_turn_overlaps", "permissive_cross_lefts", "permissive_cross_lefts@C4"} <= names
+    assert len(rows) == 4 + 7 + 1
+    changes = [float(r["change_s"]) for r in rows]
+    assert changes == sorted(changes)
+    assert "simulations in" in capsys.readouterr().out

@@ -195,12 +195,21 @@ def _validate_signal(where: str, ix: Intersection, timing: SignalTiming, cycle: 
     if abs(total - cycle) > 1e-6:
         raise PlanValidationError(f"{where}: phase times sum to {total:g} s, not the cycle {cycle:g} s "
                                   f"(greens {sum(timing.greens):g} s + clearances {total - sum(timing.greens):g} s)")
+    check_program(where, ix, program, limits)
+
+
+def check_program(where: str, ix: Intersection, program: Program, limits: Constraints) -> None:
+    """Clearances after every green, then the safety replay; PlanValidationError naming ``where``."""
     _check_clearances(where, ix, program, limits)
     _check_states(where, ix, program)
 
 
 def _check_clearances(where: str, ix: Intersection, program: Program, limits: Constraints) -> None:
-    """After each green: yellow of at least ``yellow_s``, then all-red of at least ``all_red_s``."""
+    """After each green: yellow of at least ``yellow_s``, then all-red of at least ``all_red_s``.
+
+    The clearance lasts until a link that was not green turns green (a link
+    green on both sides of it, an overlap, may stay green throughout).
+    """
     n = len(program)
     for i, (state, _) in enumerate(program):
         if not is_green_state(state):
@@ -211,7 +220,7 @@ def _check_clearances(where: str, ix: Intersection, program: Program, limits: Co
             continue
         yellow = red = 0.0
         j = (i + 1) % n
-        while j != i and not is_green_state(program[j][0]):
+        while j != i and not any(c in GREEN and state[L] not in GREEN for L, c in enumerate(program[j][0])):
             s, d = program[j]
             if any(s[L] in YELLOW for L in ending):
                 if red > 0:
