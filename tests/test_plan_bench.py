@@ -96,6 +96,11 @@ def test_overlaps_and_permissive_lefts_change_exactly_what_they_say(current_am):
     added = {L for (state, _, k) in steps for L, c in enumerate(state)
              if c in GREEN and ix.phases[k].state[L] not in GREEN}
     assert added and added <= rights  # only right turns gain green, and some do
+    overlapped = plan_structures.build_program(ix, steps)
+    plan_structures.check_safe(ix, overlapped, "overlaps", ctx.config.constraints)  # an overlap may stay green
+    no_all_red = overlapped[:2] + overlapped[3:]  # a green, its yellow, and straight on to the next green
+    with pytest.raises(PlanValidationError, match="all-red after"):
+        plan_structures.check_safe(ix, no_all_red, "overlaps", ctx.config.constraints)
     permissive = plan_structures.build_program(ix, plan_structures.permissive_cross_lefts(ix, r, timing.greens))
     greens = [(s, d) for s, d in permissive if any(c in GREEN for c in s) and "y" not in s]
     assert len(greens) == 3 and any("g" in s for s, _ in greens)
