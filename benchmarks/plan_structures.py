@@ -50,7 +50,7 @@ from engine.plan.config import Constraints  # noqa: E402
 from engine.plan.corridor import Corridor  # noqa: E402
 from engine.plan.evaluate import Evaluator  # noqa: E402
 from engine.plan.model import PeriodPlan, check_program, program_of  # noqa: E402
-from engine.signals import GREEN, Intersection, derive_clearance  # noqa: E402
+from engine.signals import GREEN, Intersection, derive_clearance, with_right_turn_overlaps  # noqa: E402
 
 LEFT = "lLt"  # SUMO's direction letters of left turns and U-turns
 RIGHT = "rR"
@@ -121,17 +121,8 @@ def ordered(order: Callable[[Roles], Sequence[int]]) -> Callable:
 
 
 def right_turn_overlaps(ix: Intersection, roles: Roles, greens: Sequence[float]) -> list[Step]:
-    """Each right turn green too in every phase where none of its foes is green."""
-    rights = [m.link for m in ix.movements if m.direction in RIGHT]
-    steps = []
-    for k, ph in enumerate(ix.phases):
-        state = list(ph.state)
-        green = set(ph.green_links)
-        for L in rights:
-            if state[L] not in GREEN and not any((min(L, g), max(L, g)) in ix.conflicts for g in green):
-                state[L] = "G"
-        steps.append(("".join(state), greens[k], k))
-    return steps
+    """Each right turn green too in every phase where none of its foes is green (as ``cqsignal plan`` can)."""
+    return [(ph.state, greens[k], k) for k, ph in enumerate(with_right_turn_overlaps(ix).phases)]
 
 
 def permissive_cross_lefts(ix: Intersection, roles: Roles, greens: Sequence[float]) -> list[Step]:

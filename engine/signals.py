@@ -9,7 +9,7 @@ shape and durations, derived link by link.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from engine.errors import NetworkError
 
 GREEN = "Gg"
 YELLOW = "yY"
+RIGHT_TURN = "rR"  # SUMO's direction letters of right turns
 DEFAULT_YELLOW_S = 3.0
 
 
@@ -80,15 +81,13 @@ class Intersection:
         return tuple(dict.fromkeys(m.from_lane for m in self.movements if m.link in links))
 
     def file_clearance(self, k: int) -> tuple[tuple[str, float], ...]:
-        """The phases written between green ``k`` and the next green in the file."""
-        p = self.phases[k].program_index
-        steps: list[tuple[str, float]] = []
+        """The phases written between green ``k`` and the next green phase in the file."""
         n = len(self.program)
-        for i in range(1, n):
-            state, dur = self.program[(p + i) % n]
-            if is_green_state(state):
-                break
-            steps.append((state, dur))
+        i, end = (self.phases[k].program_index + 1) % n, self.phases[self.next_phase(k)].program_index
+        steps: list[tuple[str, float]] = []
+        while i != end:
+            steps.append(self.program[i])
+            i = (i + 1) % n
         return tuple(steps)
 
     def clearance(self, i: int, j: int) -> tuple[tuple[str, float], ...]:
@@ -146,6 +145,33 @@ def derive_clearance(a: str, b: str, template: tuple[tuple[str, float], ...] = (
                 chars.append(a[L] if a[L] in "rsoO" else "r")
         steps.append(("".join(chars), dur))
     return tuple(steps)
+
+
+@lru_cache(maxsize=256)
+def with_right_turn_overlaps(ix: Intersection) -> Intersection:
+    """``ix`` with each right turn also green in every phase where none of its foes is (an overlap).
+
+    A common NEMA/Synchro practice: e.g. the cross street's right turn runs with
+    the arterial's protected lefts. Only links that are no foe of a phase's greens
+    are added, so the conflicts stay as they are; clearances keep the network's
+    shape, and an overlap green on both sides of a clearance stays green through it.
+    """
+    rights = [m.link for m in ix.movements if m.direction in RIGHT_TURN]
+    states = []
+    for ph in ix.phases:
+        state = list(ph.state)
+        for L in rights:
+            if state[L] not in GREEN and not any((min(L, g), max(L, g)) in ix.conflicts for g in ph.green_links):
+                state[L] = "G"
+        states.append("".join(state))
+    program: list[tuple[str, float]] = []
+    phases = []
+    for k, ph in enumerate(ix.phases):
+        phases.append(Phase(len(program), states[k], ph.duration,
+                            tuple(L for L, c in enumerate(states[k]) if c in GREEN)))
+        program.append((states[k], ph.duration))
+        program.extend(derive_clearance(states[k], states[ix.next_phase(k)], ix.file_clearance(k)))
+    return replace(ix, program=tuple(program), phases=tuple(phases))
 
 
 def _clearance(ix: Intersection, i: int, j: int) -> tuple[tuple[str, float], ...]:

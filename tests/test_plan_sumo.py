@@ -251,3 +251,37 @@ def test_report_has_diagram_and_before_after_tables(grid, grid_ix, tmp_path):
     assert {edge for _, edge in rows} == {m.from_edge for m in grid_ix["A0"].movements}
     assert re.search(r"<th class=l>A0</th><th class=l>intersection</th>.*?class=los[A-F]>[A-F]<", text)
     assert "mean delay [s/veh]" in text
+
+
+def test_right_turn_overlaps_validate_export_and_run_safely_in_sumo(tmp_path):
+    import dataclasses
+
+    from engine.plan.export import timing_rows
+    from engine.plan.measure import default_timing
+    from engine.runner import run_controller
+    from engine.safety import SafetyMonitor
+
+    sc = Scenario.load("chongqing", period="am_peak", seed=1, duration=300)
+    ixs = read_intersections(sc.net_file)
+    base = PeriodPlan("am_peak", "default", default_timing(ixs["C1"])[1],
+                      {s: default_timing(ix)[0] for s, ix in ixs.items()})
+    over = base.with_timings({s: dataclasses.replace(t, right_turn_overlaps=True) for s, t in base.timings.items()})
+    limits = Constraints(cycle_min_s=60, cycle_max_s=180, min_green_s=10, pedestrian_min_s=None)
+    validate_period(over, ixs, limits)
+    plan = Plan("chongqing", {"am_peak": over})
+    assert Plan.from_dict(plan.to_dict()).periods["am_peak"].timings["C1"].right_turn_overlaps
+    # the timing sheet: same greens and clearances, plus the right turns each phase also runs
+    rows, before = timing_rows(plan, ixs), timing_rows(Plan("chongqing", {"am_peak": base}), ixs)
+    keys = ("intersection", "phase", "green_s", "yellow_s", "all_red_s", "start_in_cycle_s")
+    assert [[r[k] for k in keys] for r in rows] == [[r[k] for k in keys] for r in before]
+    assert not any(r["overlaps"] for r in before)
+    added = [r for r in rows if r["overlaps"]]
+    assert added and all(r["phase"] in (2, 4) for r in added)  # with the left-turn phases, never with a through
+    # exported phases are named by their phase, clearances included, even where an overlap stays green
+    add = write_text_atomic(tmp_path / "plan.add.xml", programs_xml(plan, ixs))
+    for logic in ET.parse(add).getroot().iter("tlLogic"):
+        names = [p.get("name") for p in logic.iter("phase")]
+        assert sum(":" not in n for n in names) == 4 and len(names) == 12
+    monitor = SafetyMonitor(list(ixs.values()))
+    kpis = run_controller(sc, PlanPrograms(add), LoopOptions(adaptive=False), monitor=monitor)
+    assert monitor.violations == [] and kpis.arrived > 0

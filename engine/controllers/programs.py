@@ -21,15 +21,20 @@ Program = tuple[tuple[str, float], ...]  # (state, duration) in order
 
 def timing_program(intersection: Intersection, greens: Sequence[float]) -> Program:
     """The cycle that gives green phase k ``greens[k]`` seconds, with the network's clearances."""
+    return tuple((state, duration) for state, duration, _ in timing_steps(intersection, greens))
+
+
+def timing_steps(intersection: Intersection, greens: Sequence[float]) -> tuple[tuple[str, float, int], ...]:
+    """:func:`timing_program`'s steps, each with its green phase k: the green first, then its clearance."""
     ix = intersection
     if len(greens) != ix.n_phases:
         raise ConfigError(f"{ix.id}: {len(greens)} greens given for {ix.n_phases} green phases")
-    steps: list[tuple[str, float]] = []
+    steps: list[tuple[str, float, int]] = []
     for k, green in enumerate(greens):
         if green <= 0:
             raise ConfigError(f"{ix.id}: green of phase {k} must be positive, got {green:g}")
-        steps.append((ix.phases[k].state, float(green)))
-        steps.extend(ix.clearance(k, ix.next_phase(k)))
+        steps.append((ix.phases[k].state, float(green), k))
+        steps.extend((state, duration, k) for state, duration in ix.clearance(k, ix.next_phase(k)))
     return tuple(steps)
 
 

@@ -21,9 +21,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from engine.controllers.programs import timing_steps
 from engine.errors import ConfigError
-from engine.plan.model import Plan, PeriodPlan, PlanValidationError, program_of
-from engine.signals import YELLOW, Intersection, is_green_state
+from engine.plan.model import Plan, PeriodPlan, PlanValidationError, signal_phases
+from engine.signals import YELLOW, Intersection
 
 DAY_S = 86400
 WAUT_ID = "time_of_day"
@@ -80,14 +81,12 @@ def _tl_logic(ix: Intersection, pp: PeriodPlan, names: Sequence[str] | None = No
     timing = pp.timings[ix.id]
     lines = [f"    <tlLogic id={quoteattr(ix.id)} type=\"static\" programID={quoteattr(pp.period)} "
              f"offset=\"{timing.offset:g}\">\n"]
-    k = -1
-    for state, dur in program_of(ix, timing):
-        if is_green_state(state):
-            k += 1
-            name = names[k] if names and k < len(names) else f"phase {k + 1}"
-        else:
-            name = f"{names[k] if names and k < len(names) else f'phase {k + 1}'}:" + (
-                "yellow" if any(c in YELLOW for c in state) else "all-red")
+    previous = -1
+    for state, dur, k in timing_steps(signal_phases(ix, timing), timing.greens):
+        name = names[k] if names and k < len(names) else f"phase {k + 1}"
+        if k == previous:
+            name += ":" + ("yellow" if any(c in YELLOW for c in state) else "all-red")
+        previous = k
         lines.append(f"        <phase duration=\"{dur:g}\" state=\"{state}\" name={quoteattr(name)}/>\n")
     lines.append("    </tlLogic>\n")
     return lines
@@ -199,28 +198,35 @@ def _clock(t: int) -> str:
 # ----------------------------------------------------------------------------- timing sheet
 
 SHEET_COLUMNS = ("intersection", "period", "cycle_s", "offset_s", "phase", "phase_name", "green_s",
-                 "yellow_s", "all_red_s", "start_in_cycle_s")
+                 "yellow_s", "all_red_s", "start_in_cycle_s", "overlaps")
 
 
 def timing_rows(plan: Plan, intersections: Mapping[str, Intersection],
                 names: Mapping[str, Sequence[str]] | None = None) -> list[dict]:
-    """One row per signal, period and green phase, as an engineer types it into a controller."""
+    """One row per signal, period and green phase, as an engineer types it into a controller.
+
+    ``overlaps`` names the right turns (approach>exit) the phase also shows green
+    beyond the network's own phase, when the plan runs right-turn overlaps.
+    """
     rows = []
     for pp in plan.periods.values():
         for sid, timing in pp.timings.items():
             ix = intersections[sid]
-            program = program_of(ix, timing)
-            t, k = 0.0, -1
-            for state, dur in program:
-                if is_green_state(state):
-                    k += 1
+            phases = signal_phases(ix, timing)
+            t, previous = 0.0, -1
+            for state, dur, k in timing_steps(phases, timing.greens):
+                if k != previous:
+                    added = set(phases.phases[k].green_links) - set(ix.phases[k].green_links)
+                    overlaps = sorted({f"{m.from_edge}>{m.to_edge}" for m in ix.movements if m.link in added})
                     rows.append({"intersection": sid, "period": pp.period, "cycle_s": pp.cycle,
                                  "offset_s": timing.offset, "phase": k + 1,
                                  "phase_name": (names or {}).get(sid, [f"phase {k + 1}"] * (k + 1))[k],
-                                 "green_s": dur, "yellow_s": 0.0, "all_red_s": 0.0, "start_in_cycle_s": t})
-                elif rows:
+                                 "green_s": dur, "yellow_s": 0.0, "all_red_s": 0.0, "start_in_cycle_s": t,
+                                 "overlaps": " ".join(overlaps)})
+                else:
                     key = "yellow_s" if any(c in YELLOW for c in state) else "all_red_s"
                     rows[-1][key] += dur
+                previous = k
                 t += dur
     return rows
 

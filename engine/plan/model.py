@@ -21,7 +21,7 @@ from engine.controllers.programs import Program, timing_program
 from engine.errors import ConfigError, CqSignalError
 from engine.plan.config import Constraints
 from engine.safety import SafetyMonitor
-from engine.signals import GREEN, YELLOW, Intersection, is_green_state
+from engine.signals import GREEN, YELLOW, Intersection, is_green_state, with_right_turn_overlaps
 
 THROUGH = "s"
 
@@ -37,6 +37,7 @@ class SignalTiming:
     signal: str
     offset: float  # s: phase 0 starts at simulation times offset + k * cycle
     greens: tuple[float, ...]  # s, one per green phase in the network's cycle order
+    right_turn_overlaps: bool = False  # right turns also green wherever none of their foes is
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +74,8 @@ class Plan:
             periods = {}
             for name, pp in data["periods"].items():
                 timings = {s: SignalTiming(signal=t["signal"], offset=float(t["offset"]),
-                                           greens=tuple(float(g) for g in t["greens"]))
+                                           greens=tuple(float(g) for g in t["greens"]),
+                                           right_turn_overlaps=bool(t.get("right_turn_overlaps", False)))
                            for s, t in pp["timings"].items()}
                 periods[name] = PeriodPlan(period=pp["period"], method=pp["method"], cycle=float(pp["cycle"]),
                                            timings=timings, notes=dict(pp.get("notes", {})))
@@ -93,9 +95,14 @@ class Plan:
 
 # ----------------------------------------------------------------------------- programs
 
+def signal_phases(ix: Intersection, timing: SignalTiming) -> Intersection:
+    """The phases ``timing`` runs: the network's own, or those with right-turn overlaps."""
+    return with_right_turn_overlaps(ix) if timing.right_turn_overlaps else ix
+
+
 def program_of(ix: Intersection, timing: SignalTiming) -> Program:
     """The (state, duration) cycle SUMO runs for ``timing``."""
-    return timing_program(ix, timing.greens)
+    return timing_program(signal_phases(ix, timing), timing.greens)
 
 
 def clearance_time(ix: Intersection) -> float:
