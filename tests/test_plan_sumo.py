@@ -285,3 +285,24 @@ def test_right_turn_overlaps_validate_export_and_run_safely_in_sumo(tmp_path):
     monitor = SafetyMonitor(list(ixs.values()))
     kpis = run_controller(sc, PlanPrograms(add), LoopOptions(adaptive=False), monitor=monitor)
     assert monitor.violations == [] and kpis.arrived > 0
+
+
+def test_the_final_round_can_try_right_turn_overlaps(tmp_path):
+    from engine.plan.config import load_plan_config
+    from engine.plan.pipeline import plan_search, resolve
+
+    cfg = load_plan_config("configs/plan_chongqing.yaml")
+    ctx = resolve(cfg)
+    search = plan_search(ctx, "am_peak")
+    search.options = Optimiser(trials=1, refine_trials=0, finalists=1, try_right_turn_overlaps=True)
+    lines = []
+    sc = ctx.scenario.with_options(period="am_peak")
+    with Evaluator(sc, seeds=[1], duration=120, workdir=tmp_path, workers=2) as evaluator:
+        result = optimise_period(search, evaluator, log=lines.append)
+    assert any("each with right-turn overlaps too" in line for line in lines)
+    # the start and today's programs, each also with overlaps: four plans, one seed
+    assert result.simulations == 4
+    assert result.best_eval.objective <= result.start_eval.objective
+    validate_period(result.plan, ctx.intersections, cfg.constraints)
+    flags = {t.right_turn_overlaps for t in result.plan.timings.values()}
+    assert len(flags) == 1 and result.plan.notes.get("right_turn_overlaps", False) == flags.pop()

@@ -34,7 +34,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.errors import ConfigError
@@ -45,7 +45,7 @@ from engine.plan.measure import default_timing
 from engine.plan.model import (PeriodPlan, PlanValidationError, SignalTiming, clearance_time, phase_minimums,
                                validate_period)
 from engine.plan.webster_plan import Flows, common_cycle, green_wave_period_plan, signal_ratios
-from engine.signals import Intersection
+from engine.signals import Intersection, with_right_turn_overlaps
 
 Progress = Callable[[float, float], None]
 
@@ -199,7 +199,13 @@ class PlanSearch:
 
 
 def _key(pp: PeriodPlan) -> tuple:
-    return (pp.cycle, tuple((s, t.offset, t.greens) for s, t in sorted(pp.timings.items())))
+    return (pp.cycle, tuple((s, t.offset, t.greens, t.right_turn_overlaps) for s, t in sorted(pp.timings.items())))
+
+
+def with_overlaps(pp: PeriodPlan) -> PeriodPlan:
+    """``pp`` with right-turn overlaps at every signal (same cycle, greens and offsets)."""
+    return pp.with_timings({s: replace(t, right_turn_overlaps=True) for s, t in pp.timings.items()},
+                           notes={**pp.notes, "right_turn_overlaps": True})
 
 
 def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress | None = None,
@@ -214,8 +220,9 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
        current programs included; a move that lowers the objective is kept,
        and the step sizes halve when a sweep finds none.
     3. Final: the best trials, the refined plan, the start and the current
-       programs are scored on every evaluation seed; the best is returned, so
-       it is never worse than the start or the current programs on those seeds.
+       programs are scored on every evaluation seed (with ``try_right_turn_overlaps``,
+       each also with right-turn overlaps); the best is returned, so it is never
+       worse than the start or the current programs on those seeds.
     """
     import optuna
 
@@ -236,7 +243,8 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
     duration = evaluator.base.duration
     batch = evaluator.workers
     final_plans = opts.finalists + 3  # finalists, refined, start, current
-    total = ((opts.trials + opts.refine_trials + 1) * len(search_seeds) + final_plans * len(rest)) * duration
+    twins = final_plans * len(seeds) if opts.try_right_turn_overlaps else 0
+    total = ((opts.trials + opts.refine_trials + 1) * len(search_seeds) + final_plans * len(rest) + twins) * duration
     done = [0.0]
 
     def score_many(pps: list[PeriodPlan], on: tuple[int, ...]) -> list[Evaluation]:
@@ -293,8 +301,17 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
         plans.setdefault(_key(current), current)
         finalists.append(_key(current))
     finalists = [start_key] + [k for i, k in enumerate(finalists) if k != start_key and k not in finalists[:i]]
-    if rest and log is not None:
-        log(f"final round: {len(finalists)} plans (best trials, refined, start, current) on seeds {list(seeds)}")
+    overlaps = opts.try_right_turn_overlaps and any(with_right_turn_overlaps(ix).phases != ix.phases
+                                                    for ix in search.intersections.values())
+    if overlaps:  # twins of the start, the best trials, the refined plan and today's programs
+        best = [key for _, _, key in ranked if key != start_key][:opts.finalists]
+        keys = [start_key, *best, _key(refined)] + ([_key(current)] if current is not None else [])
+        for twin in [with_overlaps(plans[k]) for k in dict.fromkeys(keys)]:
+            plans.setdefault(_key(twin), twin)
+            finalists.append(_key(twin))
+    if (rest or overlaps) and log is not None:
+        kinds = "best trials, refined, start, current" + (", each with right-turn overlaps too" if overlaps else "")
+        log(f"final round: {len(finalists)} plans ({kinds}) on seeds {list(seeds)}")
     evals = score_many([plans[k] for k in finalists], seeds)
     start_eval = evals[0]
     best_pp, best_eval = start, start_eval
