@@ -63,6 +63,7 @@ class Intersection:
     conflicts: frozenset[tuple[int, int]]  # link pairs (a < b) that may never be green together
     in_lanes: tuple[str, ...] = field(default=())
     out_lanes: tuple[str, ...] = field(default=())
+    foes: frozenset[tuple[int, int]] = field(default=frozenset())  # every foe pair of the junction (a < b)
 
     @property
     def n_links(self) -> int:
@@ -152,16 +153,19 @@ def with_right_turn_overlaps(ix: Intersection) -> Intersection:
     """``ix`` with each right turn also green in every phase where none of its foes is (an overlap).
 
     A common NEMA/Synchro practice: e.g. the cross street's right turn runs with
-    the arterial's protected lefts. Only links that are no foe of a phase's greens
-    are added, so the conflicts stay as they are; clearances keep the network's
-    shape, and an overlap green on both sides of a clearance stays green through it.
+    the arterial's protected lefts. A right turn is added only where it is no foe
+    (in the junction's right-of-way matrix) of any of the phase's greens, so it
+    never crosses or merges with a green and the conflicts stay as they are.
+    Clearances keep the network's shape; an overlap green on both sides of a
+    clearance stays green through it.
     """
     rights = [m.link for m in ix.movements if m.direction in RIGHT_TURN]
+    blocked = ix.foes | ix.conflicts
     states = []
     for ph in ix.phases:
         state = list(ph.state)
         for L in rights:
-            if state[L] not in GREEN and not any((min(L, g), max(L, g)) in ix.conflicts for g in ph.green_links):
+            if state[L] not in GREEN and not any((min(L, g), max(L, g)) in blocked for g in ph.green_links):
                 state[L] = "G"
         states.append("".join(state))
     program: list[tuple[str, float]] = []
@@ -223,7 +227,7 @@ def _intersection(net_file: Path, tls) -> Intersection:
                      out_lane.getEdge().getID(), direction)
         )
     movements.sort(key=lambda m: (m.link, m.from_lane, m.to_lane))
-    conflicts = _conflicts(nodes, phases)
+    foes = _foes(nodes)
     return Intersection(
         id=tid,
         program_id=pid,
@@ -231,18 +235,15 @@ def _intersection(net_file: Path, tls) -> Intersection:
         offset=float(prog.getOffset() or 0),
         phases=phases,
         movements=tuple(movements),
-        conflicts=conflicts,
+        conflicts=_conflicts(foes, phases),
         in_lanes=tuple(dict.fromkeys(m.from_lane for m in movements)),
         out_lanes=tuple(dict.fromkeys(m.to_lane for m in movements)),
+        foes=foes,
     )
 
 
-def _conflicts(nodes: dict, phases: tuple[Phase, ...]) -> frozenset[tuple[int, int]]:
-    """Foe links (from the junction's right-of-way matrix) that no green phase runs together."""
-    together = set()
-    for ph in phases:
-        g = ph.green_links
-        together.update((a, b) for a in g for b in g if a < b)
+def _foes(nodes: dict) -> frozenset[tuple[int, int]]:
+    """Link pairs whose paths cross or merge (the junction's right-of-way matrix)."""
     out = set()
     links = sorted(nodes)
     for x, a in enumerate(links):
@@ -250,6 +251,14 @@ def _conflicts(nodes: dict, phases: tuple[Phase, ...]) -> frozenset[tuple[int, i
         for b in links[x + 1:]:
             nb, ib = nodes[b]
             if na is nb and ia >= 0 and ib >= 0 and (na.areFoes(ia, ib) or na.areFoes(ib, ia)):
-                if (a, b) not in together:
-                    out.add((a, b))
+                out.add((a, b))
     return frozenset(out)
+
+
+def _conflicts(foes: frozenset[tuple[int, int]], phases: tuple[Phase, ...]) -> frozenset[tuple[int, int]]:
+    """Foe links that no green phase runs together."""
+    together = set()
+    for ph in phases:
+        g = ph.green_links
+        together.update((a, b) for a in g for b in g if a < b)
+    return frozenset(pair for pair in foes if pair not in together)

@@ -96,6 +96,11 @@ def test_overlaps_and_permissive_lefts_change_exactly_what_they_say(current_am):
     added = {L for (state, _, k) in steps for L, c in enumerate(state)
              if c in GREEN and ix.phases[k].state[L] not in GREEN}
     assert added and added <= rights  # only right turns gain green, and some do
+    assert ix.foes >= ix.conflicts and ix.foes
+    for state, _, k in steps:  # an overlap never crosses or merges with a green of its phase
+        green = [L for L, c in enumerate(state) if c in GREEN]
+        extra = [L for L in green if ix.phases[k].state[L] not in GREEN]
+        assert not any((min(a, b), max(a, b)) in ix.foes for a in extra for b in green)
     overlapped = plan_structures.build_program(ix, steps)
     plan_structures.check_safe(ix, overlapped, "overlaps", ctx.config.constraints)  # an overlap may stay green
     no_all_red = overlapped[:2] + overlapped[3:]  # a green, its yellow, and straight on to the next green
