@@ -277,6 +277,8 @@ def test_right_turn_overlaps_validate_export_and_run_safely_in_sumo(tmp_path):
     assert not any(r["overlaps"] for r in before)
     added = [r for r in rows if r["overlaps"]]
     assert added and all(r["phase"] in (2, 4) for r in added)  # with the left-turn phases, never with a through
+    from engine.plan.report import _timing_table
+    assert added[0]["overlaps"].split()[0].replace(">", "&gt;") in _timing_table(over, ixs, {})
     # exported phases are named by their phase, clearances included, even where an overlap stays green
     add = write_text_atomic(tmp_path / "plan.add.xml", programs_xml(plan, ixs))
     for logic in ET.parse(add).getroot().iter("tlLogic"):

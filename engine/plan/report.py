@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.plan.corridor import Corridor
+from engine.plan.export import timing_rows
 from engine.plan.green_wave import band_widths, corridor_greens, shift
 from engine.plan.measure import ApproachResult, intersection_delay
 from engine.plan.model import PeriodPlan, Plan, program_of
@@ -86,8 +87,13 @@ def _e(x: object) -> str:
 
 def _timing_table(pp: PeriodPlan, intersections: Mapping[str, Intersection],
                   names: Mapping[str, Sequence[str]]) -> str:
+    overlaps: dict[str, list[str]] = {}
+    for r in timing_rows(Plan("", {pp.period: pp}), intersections, names):
+        if r["overlaps"]:
+            overlaps.setdefault(r["intersection"], []).append(f"{r['phase_name']}: {r['overlaps']}")
     rows = ["<table><tr><th class=l>signal</th><th>cycle [s]</th><th>offset [s]</th>"
-            "<th class=l>greens [s] (phase: green)</th><th>clearance [s]</th></tr>"]
+            "<th class=l>greens [s] (phase: green)</th><th>clearance [s]</th>"
+            "<th class=l>right-turn overlaps (phase: approach&gt;exit)</th></tr>"]
     for sid, t in pp.timings.items():
         ix = intersections[sid]
         program = program_of(ix, t)
@@ -95,7 +101,8 @@ def _timing_table(pp: PeriodPlan, intersections: Mapping[str, Intersection],
         greens = ", ".join(f"{_e((names.get(sid) or [''] * ix.n_phases)[k] or k + 1)}: {g:g}"
                            for k, g in enumerate(t.greens))
         rows.append(f"<tr><td class=l>{_e(sid)}</td><td>{pp.cycle:g}</td><td>{t.offset:g}</td>"
-                    f"<td class=l>{greens}</td><td>{clear:g}</td></tr>")
+                    f"<td class=l>{greens}</td><td>{clear:g}</td>"
+                    f"<td class=l>{_e('; '.join(overlaps.get(sid, [])) or 'none')}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
 
