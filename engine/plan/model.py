@@ -1,7 +1,9 @@
 """Plans: a fixed-time program per signal and period, and the checks every plan passes.
 
 A :class:`SignalTiming` is what an engineer types into a controller: an offset
-and one green per green phase of the network's own phase sequence. The program
+and one green per green phase of the network's own phase sequence, optionally
+with right-turn overlaps (each right turn also green wherever none of its foes
+is, see :func:`engine.signals.with_right_turn_overlaps`). The program
 SUMO runs is built from it by :func:`engine.controllers.programs.timing_program`
 (each green followed by the network's clearance to the next), so timing never
 touches the safety intervals. :func:`validate_period` refuses a plan whose
