@@ -44,13 +44,13 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.plan_vs_sumo import (paired_changes, plan_bench_parser, progress_lines, run_guarded,  # noqa: E402
                                      start_plan, write_rows)
-from engine.controllers.programs import Program, write_tls_programs  # noqa: E402
+from engine.controllers.programs import Program, timing_program, write_tls_programs  # noqa: E402
 from engine.errors import ConfigError  # noqa: E402
 from engine.plan.config import Constraints  # noqa: E402
 from engine.plan.corridor import Corridor  # noqa: E402
 from engine.plan.evaluate import Evaluator  # noqa: E402
 from engine.plan.model import PeriodPlan, check_program, program_of  # noqa: E402
-from engine.signals import GREEN, Intersection, derive_clearance, with_right_turn_overlaps  # noqa: E402
+from engine.signals import GREEN, Intersection, with_phases, with_right_turn_overlaps  # noqa: E402
 
 LEFT = "lLt"  # SUMO's direction letters of left turns and U-turns
 RIGHT = "rR"
@@ -96,11 +96,7 @@ Step = tuple[str, float, int]  # green state, green seconds, the network phase w
 
 def build_program(ix: Intersection, steps: Sequence[Step]) -> Program:
     """Greens in the given order, each followed by the clearance (network's shape) to the next green."""
-    program: list[tuple[str, float]] = []
-    for i, (state, green, k) in enumerate(steps):
-        program.append((state, float(green)))
-        program.extend(derive_clearance(state, steps[(i + 1) % len(steps)][0], ix.file_clearance(k)))
-    return tuple(program)
+    return timing_program(with_phases(ix, [(state, k) for state, _, k in steps]), [g for _, g, _ in steps])
 
 
 def start_of(program: Program, state: str) -> float:

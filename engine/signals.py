@@ -10,6 +10,7 @@ shape and durations, derived link by link.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -162,20 +163,30 @@ def with_right_turn_overlaps(ix: Intersection) -> Intersection:
     rights = [m.link for m in ix.movements if m.direction in RIGHT_TURN]
     blocked = ix.foes | ix.conflicts
     states = []
-    for ph in ix.phases:
+    for k, ph in enumerate(ix.phases):
         state = list(ph.state)
         for L in rights:
             if state[L] not in GREEN and not any((min(L, g), max(L, g)) in blocked for g in ph.green_links):
                 state[L] = "G"
-        states.append("".join(state))
+        states.append(("".join(state), k))
+    return with_phases(ix, states)
+
+
+def with_phases(ix: Intersection, phases: Sequence[tuple[str, int]]) -> Intersection:
+    """``ix`` running other green states, in this order: (state, network phase whose clearance shape it takes).
+
+    Each green's clearance to the next is derived link by link
+    (:func:`derive_clearance`) in the shape and durations of that network
+    phase's own; the conflicts are the network's.
+    """
     program: list[tuple[str, float]] = []
-    phases = []
-    for k, ph in enumerate(ix.phases):
-        phases.append(Phase(len(program), states[k], ph.duration,
-                            tuple(L for L, c in enumerate(states[k]) if c in GREEN)))
-        program.append((states[k], ph.duration))
-        program.extend(derive_clearance(states[k], states[ix.next_phase(k)], ix.file_clearance(k)))
-    return replace(ix, program=tuple(program), phases=tuple(phases))
+    new = []
+    for i, (state, k) in enumerate(phases):
+        duration = ix.phases[k].duration
+        new.append(Phase(len(program), state, duration, tuple(L for L, c in enumerate(state) if c in GREEN)))
+        program.append((state, duration))
+        program.extend(derive_clearance(state, phases[(i + 1) % len(phases)][0], ix.file_clearance(k)))
+    return replace(ix, program=tuple(program), phases=tuple(new))
 
 
 def _clearance(ix: Intersection, i: int, j: int) -> tuple[tuple[str, float], ...]:

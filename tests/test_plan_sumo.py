@@ -177,6 +177,9 @@ def test_local_moves_are_single_legal_changes(grid, grid_ix):
         validate_period(moved, grid_ix, LIMITS)
         changed = [s for s in grid_ix if moved.timings[s] != pp.timings[s]]
         assert changed == [label.split()[0]]
+    # a move keeps everything else of the timing it changes, right-turn overlaps included
+    over = pp.with_timings({s: SignalTiming(s, 0.0, (10.0, 40.0), right_turn_overlaps=True) for s in grid_ix})
+    assert all(t.right_turn_overlaps for _, moved in search.neighbours(over, 8, 4) for t in moved.timings.values())
 
 
 def test_refinement_walks_downhill_and_halves_its_steps(grid, grid_ix):

@@ -184,7 +184,7 @@ class PlanSearch:
             if offset_step > 0 and sid in self.corridor.signals[1:]:
                 for d in (offset_step, -offset_step):
                     out.append((f"{sid} offset {d:+g}",
-                                pp.with_timings({**pp.timings, sid: SignalTiming(sid, (t.offset + d) % c, t.greens)})))
+                                pp.with_timings({**pp.timings, sid: replace(t, offset=(t.offset + d) % c)})))
             mins = phase_minimums(ix, self.limits)
             for a in range(len(t.greens)):
                 for b in range(len(t.greens)):
@@ -194,7 +194,7 @@ class PlanSearch:
                     g[a] -= green_step
                     g[b] += green_step
                     out.append((f"{sid} green {green_step:g} s phase {a + 1}->{b + 1}",
-                                pp.with_timings({**pp.timings, sid: SignalTiming(sid, t.offset, tuple(g))})))
+                                pp.with_timings({**pp.timings, sid: replace(t, greens=tuple(g))})))
         return out
 
 
@@ -295,7 +295,8 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
     refined = _refine(search, incumbent, lambda pps: score_many(pps, search_seeds), batch, log)
 
     start_key = _key(start)
-    finalists = [key for _, _, key in ranked if key != start_key][:opts.finalists if rest else None]
+    trial_keys = [key for _, _, key in ranked if key != start_key]
+    finalists = trial_keys[:opts.finalists] if rest else list(trial_keys)
     finalists.append(_key(refined))
     if current is not None:
         plans.setdefault(_key(current), current)
@@ -304,8 +305,8 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
     overlaps = opts.try_right_turn_overlaps and any(with_right_turn_overlaps(ix).phases != ix.phases
                                                     for ix in search.intersections.values())
     if overlaps:  # twins of the start, the best trials, the refined plan and today's programs
-        best = [key for _, _, key in ranked if key != start_key][:opts.finalists]
-        keys = [start_key, *best, _key(refined)] + ([_key(current)] if current is not None else [])
+        keys = [start_key, *trial_keys[:opts.finalists], _key(refined)]
+        keys += [_key(current)] if current is not None else []
         for twin in [with_overlaps(plans[k]) for k in dict.fromkeys(keys)]:
             plans.setdefault(_key(twin), twin)
             finalists.append(_key(twin))

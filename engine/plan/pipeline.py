@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,10 @@ class PlanContext:
         cfg = self.config
         return design_flows(self.scenario.demand_file, self.scenario.net_file, period, cfg.evaluation.scale,
                             cfg.design_flow)
+
+    def band_weights(self, flows: Mapping[tuple[str, str], float]) -> tuple[float, float]:
+        """Forward and backward green-band weights: the config's, or the through volumes of ``flows``."""
+        return band_weights(self.corridor, self.intersections, flows, self.config.corridor.direction_weights)
 
 
 @dataclass
@@ -91,9 +95,9 @@ def plan_search(ctx: PlanContext, period: str) -> PlanSearch:
     """The ``optimise`` method's search space for ``period`` (its design flows, limits and corridor)."""
     cfg = ctx.config
     flows = ctx.flows(period)
-    weights = band_weights(ctx.corridor, ctx.intersections, flows, cfg.corridor.direction_weights)
     return PlanSearch(period, ctx.intersections, flows, cfg.constraints, ctx.corridor, ctx.scenario.net_file,
-                      cfg.corridor.progression_speed_kmh, cfg.corridor.speed_factor, weights, cfg.optimiser)
+                      cfg.corridor.progression_speed_kmh, cfg.corridor.speed_factor, ctx.band_weights(flows),
+                      cfg.optimiser)
 
 
 def period_plan(ctx: PlanContext, period: str, method: str, log: Log, progress=None) -> tuple[PeriodPlan, dict]:
@@ -119,9 +123,8 @@ def period_plan(ctx: PlanContext, period: str, method: str, log: Log, progress=N
         pp = webster_period_plan(period, ctx.intersections, ctx.flows(period), limits)
     else:
         flows = ctx.flows(period)
-        weights = band_weights(ctx.corridor, ctx.intersections, flows, cfg.corridor.direction_weights)
         pp = green_wave_period_plan(period, ctx.intersections, flows, limits, ctx.corridor,
-                                    weights=weights, seed=cfg.optimiser.seed)
+                                    weights=ctx.band_weights(flows), seed=cfg.optimiser.seed)
     validate_period(pp, ctx.intersections, limits)
     row.update(cycle=pp.cycle, band_forward_s=pp.notes.get("band_forward_s"),
                band_backward_s=pp.notes.get("band_backward_s"))
@@ -252,9 +255,8 @@ def distil_plan(config: PlanConfig, model: str, out: Path, log: Log, config_path
         options = LoopOptions(delta=int(trained.delta), min_green=float(trained.min_green),
                               max_green=float(trained.max_green)) if trained is not None else LoopOptions()
         usage, policy_kpis = record_usage(controller, scenarios, ctx.intersections, options)
-        weights = band_weights(ctx.corridor, ctx.intersections, ctx.flows(period), cfg.corridor.direction_weights)
         pp = distilled_period_plan(period, usage, ctx.intersections, cfg.constraints, ctx.corridor,
-                                   cfg.optimiser.seed, weights)
+                                   cfg.optimiser.seed, ctx.band_weights(ctx.flows(period)))
         validate_period(pp, ctx.intersections, cfg.constraints)
         plan_eval = evaluator.run(pp, ctx.intersections)
         policy_delay = statistics.fmean(k.mean_delay_s for k in policy_kpis)
