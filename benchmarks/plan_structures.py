@@ -49,11 +49,10 @@ from engine.errors import ConfigError  # noqa: E402
 from engine.plan.config import Constraints  # noqa: E402
 from engine.plan.corridor import Corridor  # noqa: E402
 from engine.plan.evaluate import Evaluator  # noqa: E402
-from engine.plan.model import PeriodPlan, check_program, program_of  # noqa: E402
-from engine.signals import GREEN, Intersection, with_phases, with_right_turn_overlaps  # noqa: E402
+from engine.plan.model import PeriodPlan, check_program, program_of, signal_phases  # noqa: E402
+from engine.signals import GREEN, RIGHT_TURN, Intersection, with_phases, with_right_turn_overlaps  # noqa: E402
 
 LEFT = "lLt"  # SUMO's direction letters of left turns and U-turns
-RIGHT = "rR"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +70,7 @@ def phase_roles(ix: Intersection, arterial_edges: set[str]) -> Roles | None:
     found: dict[tuple[bool, bool], list[int]] = {}
     by_link = {m.link: m for m in ix.movements}
     for k, ph in enumerate(ix.phases):
-        moves = [by_link[L] for L in ph.green_links if L in by_link and by_link[L].direction not in RIGHT]
+        moves = [by_link[L] for L in ph.green_links if L in by_link and by_link[L].direction not in RIGHT_TURN]
         if not moves:
             return None
         arterial = any(m.from_edge in arterial_edges for m in moves)
@@ -163,12 +162,13 @@ def variant_programs(plan: PeriodPlan, intersections: Mapping[str, Intersection]
                      make: Callable, signals: set[str] | None = None) -> tuple[dict[str, Program], dict[str, float]]:
     """Programs and offsets of ``plan`` with ``make`` applied at ``signals`` (default: every four-phase one).
 
-    The offset moves with the arterial through green, so it starts where it did in ``plan``.
+    The offset moves with the arterial through green, so it starts where it did in
+    ``plan``; a variant starts from the phases the plan runs (its overlaps included).
     """
     programs, offsets = {}, {}
     for sid, timing in plan.timings.items():
-        ix, r = intersections[sid], roles.get(sid)
-        base = program_of(ix, timing)
+        ix, r = signal_phases(intersections[sid], timing), roles.get(sid)
+        base = program_of(intersections[sid], timing)
         if r is None or (signals is not None and sid not in signals):
             programs[sid], offsets[sid] = base, timing.offset
             continue

@@ -136,12 +136,18 @@ def load_period(path: str, period: str) -> PeriodPlan:
     return periods[period]
 
 
-def start_plan(args: argparse.Namespace) -> tuple[PlanContext, PeriodPlan, str]:
-    """The config's context (with ``args.period``) and the plan to start from: ``--plan``'s period or today's programs."""
+def bench_context(args: argparse.Namespace) -> PlanContext:
+    """The config's context, with ``args.period`` among its periods and ``args.workers`` simulations at once."""
     cfg = load_plan_config(args.config)
+    cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"workers": args.workers})})
     if args.period not in cfg.periods:
         cfg = cfg.model_copy(update={"periods": [*cfg.periods, args.period]})
-    ctx = resolve(cfg)
+    return resolve(cfg)
+
+
+def start_plan(args: argparse.Namespace) -> tuple[PlanContext, PeriodPlan, str]:
+    """The bench context and the plan to start from: ``--plan``'s period or today's programs."""
+    ctx = bench_context(args)
     if args.plan:
         return ctx, load_period(args.plan, args.period), args.plan
     plan = plan_search(ctx, args.period).current_plan()
@@ -194,11 +200,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_plan_config(args.config)
-    cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"workers": args.workers})})
-    if args.period not in cfg.periods:
-        cfg = cfg.model_copy(update={"periods": [*cfg.periods, args.period]})
-    ctx = resolve(cfg)
+    ctx = bench_context(args)
+    cfg = ctx.config
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="cqsignal-bench-plan-"))

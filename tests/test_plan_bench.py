@@ -13,7 +13,7 @@ from engine.scenario import Scenario
 from engine.plan.config import load_plan_config
 from engine.plan.model import PlanValidationError, check_program, program_of
 from engine.plan.pipeline import plan_search, resolve
-from engine.signals import GREEN, read_intersections
+from engine.signals import GREEN, read_intersections, with_right_turn_overlaps
 from engine.sim import Simulation
 
 
@@ -86,6 +86,21 @@ def test_structure_variants_are_safe_keep_the_cycle_and_the_arterial_green_start
             base = program_of(ix, plan.timings[sid])
             start = plan_structures.start_of(program, through) + offsets[sid]
             assert (start - plan_structures.start_of(base, base[0][0]) - plan.timings[sid].offset) % plan.cycle == 0
+
+
+def test_structure_variants_of_a_plan_with_overlaps_keep_them(current_am):
+    import dataclasses
+
+    ctx, plan, roles = current_am
+    over = plan.with_timings({s: dataclasses.replace(t, right_turn_overlaps=True) for s, t in plan.timings.items()})
+    leading = plan_structures.VARIANTS["leading_lefts"]
+    programs, _ = plan_structures.variant_programs(over, ctx.intersections, roles, leading)
+    for sid, program in programs.items():
+        ix = ctx.intersections[sid]
+        plan_structures.check_safe(ix, program, "test", ctx.config.constraints)
+        overlap_greens = {s for s, _ in program_of(ix, over.timings[sid])}
+        assert {s for s, _ in program if s in overlap_greens} >= {ph.state for ph in
+                                                                  with_right_turn_overlaps(ix).phases}
 
 
 def test_overlaps_and_permissive_lefts_change_exactly_what_they_say(current_am):
