@@ -61,7 +61,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from engine.report import console, intersections_table
     from engine.scenario import Scenario
-    from engine.signals import read_intersections
+    from engine.network import read_intersections
 
     scenario = Scenario.of_network(args.network)
     intersections = read_intersections(scenario.net_file)

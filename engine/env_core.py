@@ -136,7 +136,7 @@ class EnvCore:
                 raise
             return self._end_after_error(exc)
         state = self.loop.state()
-        co2 = self.loop.sim.lane_co2 if self.reward.needs_co2 else None
+        co2 = self.loop.lane_co2() if self.reward.needs_co2 else None
         rewards = self.reward(state, self.loop.time - t0, co2)
         obs = self.observer(state)
         info: dict = {"time": self.loop.time}

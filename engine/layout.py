@@ -1,9 +1,17 @@
-"""The network's signals as flat arrays, for observations and Numba kernels.
+"""The network's controlled signals as flat arrays, for observations and Numba kernels.
 
-Every watched lane gets one index; every movement (incoming lane to outgoing
-lane through a signal) is a row with its intersection, its two lane indices and
-the green phases that serve it. Padded to the largest phase count, so that one
-kernel call can decide for every intersection at once.
+Every watched lane (a controlled signal's incoming or outgoing vehicle lane)
+gets one index; every movement (incoming lane to outgoing lane through a
+signal) is a row with its intersection, its two lane indices and the green
+phases that serve it. Padded to the largest phase count, so that one kernel call
+can decide for every intersection at once.
+
+Each watched lane is seen over its observation area
+(:meth:`engine.network.Network.approach_area`): the lane itself and the lanes
+before it (after it, for an outgoing lane) up to the detector range. SUMO is
+asked for the ``area_lanes``; :meth:`Layout.aggregate` turns their values into
+one value per watched lane. Signals that cannot be controlled (no green, or a
+single green) are not in the layout: they run their own programs.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import NetworkError
-from engine.signals import Intersection, read_intersections
+from engine.network import DEFAULT_DETECTOR_RANGE_M, load_network
+from engine.signals import Intersection
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,6 +38,11 @@ class Layout:
     mov_out: np.ndarray  # (n_mov,) lane index
     mov_phases: np.ndarray  # (n_mov, max_phases) bool: movement green in phase
     n_phases: np.ndarray  # (n_int,) int64
+    area_lanes: tuple[str, ...]  # every lane SUMO is asked about
+    area_row: np.ndarray  # (n_entries,) watched lane index
+    area_col: np.ndarray  # (n_entries,) index into area_lanes
+    area_weight: np.ndarray  # (n_entries,) share of that lane counted
+    detector_range_m: float
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -42,22 +56,38 @@ class Layout:
         """Sum a per-lane quantity over each intersection's incoming lanes."""
         return np.add.reduceat(lane_values[self.in_lane_index], self.in_lane_start)
 
+    def aggregate(self, area_values: np.ndarray) -> np.ndarray:
+        """Per watched lane, the weighted sum of ``area_values`` (one per area lane) over its area."""
+        return np.bincount(self.area_row, weights=self.area_weight * area_values[self.area_col],
+                           minlength=len(self.lanes))
+
     def in_lanes_of(self, k: int) -> np.ndarray:
         end = self.in_lane_start[k + 1] if k + 1 < len(self.in_lane_start) else len(self.in_lane_index)
         return self.in_lane_index[self.in_lane_start[k]:end]
 
 
 @lru_cache(maxsize=16)
-def build_layout(net_file: Path, only: tuple[str, ...] | None = None) -> Layout:
-    """Layout of every signal of ``net_file`` (or of the ``only`` ids)."""
-    intersections = read_intersections(net_file)
+def build_layout(net_file: Path, only: tuple[str, ...] | None = None, additional: tuple[Path, ...] = (),
+                 detector_range_m: float = DEFAULT_DETECTOR_RANGE_M) -> Layout:
+    """Layout of every controllable signal of ``net_file`` (or of the ``only`` ids).
+
+    ``additional``: files the scenario loads (their programs replace the net's).
+    Raises :class:`~engine.errors.NetworkError` for an unknown or uncontrollable
+    id in ``only`` or a network without any controllable signal.
+    """
+    network = load_network(net_file, additional)
+    intersections = network.intersections()
     if only is not None:
-        unknown = [t for t in only if t not in intersections]
+        unknown = [t for t in only if t not in network.signals]
         if unknown:
             raise NetworkError(f"{net_file}: no traffic light '{unknown[0]}'")
+        fixed = [t for t in only if t in network.uncontrolled]
+        if fixed:
+            raise NetworkError(f"{net_file}: cannot control {network.uncontrolled[fixed[0]]}")
         intersections = {t: intersections[t] for t in only}
     if not intersections:
-        raise NetworkError(f"{net_file}: the network has no traffic lights to control")
+        why = f" ({'; '.join(network.uncontrolled.values())})" if network.uncontrolled else ""
+        raise NetworkError(f"{net_file}: the network has no traffic lights a controller can run{why}")
     ixs = tuple(intersections.values())
     lanes: dict[str, int] = {}
     for ix in ixs:
@@ -70,11 +100,20 @@ def build_layout(net_file: Path, only: tuple[str, ...] | None = None) -> Layout:
     max_phases = max(ix.n_phases for ix in ixs)
     rows = []
     for k, ix in enumerate(ixs):
-        pairs = dict.fromkeys((m.from_lane, m.to_lane) for m in ix.movements)
+        vehicle = [m for m in ix.movements if not m.crossing]
+        pairs = dict.fromkeys((m.from_lane, m.to_lane) for m in vehicle)
         for from_lane, to_lane in pairs:
-            links = {m.link for m in ix.movements if (m.from_lane, m.to_lane) == (from_lane, to_lane)}
+            links = {m.link for m in vehicle if (m.from_lane, m.to_lane) == (from_lane, to_lane)}
             served = [any(L in ph.green_links for L in links) for ph in ix.phases]
             rows.append((k, lanes[from_lane], lanes[to_lane], served + [False] * (max_phases - len(served))))
+    incoming = {la for ix in ixs for la in ix.in_lanes}
+    area: dict[str, int] = {}
+    a_row, a_col, a_w = [], [], []
+    for lane, i in lanes.items():
+        for other, w in network.approach_area(lane, detector_range_m, upstream=lane in incoming):
+            a_row.append(i)
+            a_col.append(area.setdefault(other, len(area)))
+            a_w.append(w)
     return Layout(
         intersections=ixs,
         lanes=tuple(lanes),
@@ -85,4 +124,9 @@ def build_layout(net_file: Path, only: tuple[str, ...] | None = None) -> Layout:
         mov_out=np.array([r[2] for r in rows], dtype=np.int64),
         mov_phases=np.array([r[3] for r in rows], dtype=bool).reshape(len(rows), max_phases),
         n_phases=np.array([ix.n_phases for ix in ixs], dtype=np.int64),
+        area_lanes=tuple(area),
+        area_row=np.array(a_row, dtype=np.int64),
+        area_col=np.array(a_col, dtype=np.int64),
+        area_weight=np.array(a_w, dtype=float),
+        detector_range_m=float(detector_range_m),
     )

@@ -18,6 +18,7 @@ import numpy as np
 from engine.errors import ConfigError
 from engine.layout import Layout, build_layout
 from engine.metrics import KPIs, QueueSampler, compute_kpis
+from engine.network import DEFAULT_DETECTOR_RANGE_M
 from engine.safety import SafetyMonitor
 from engine.scenario import Scenario
 from engine.signal_controller import SignalController
@@ -34,8 +35,11 @@ class LoopOptions:
     max_green: float = 60.0
     gui: bool = False
     watch_co2: bool = False  # subscribe lane CO2 (only a CO2 reward needs it)
+    detector_range_m: float = DEFAULT_DETECTOR_RANGE_M  # how far upstream each approach is seen
 
     def validate(self, layout: Layout) -> None:
+        if not (0 <= self.detector_range_m < float("inf")):
+            raise ConfigError(f"detector range {self.detector_range_m} m: must be a finite number >= 0")
         if self.delta < 1 or int(self.delta) != self.delta:
             raise ConfigError(f"decision interval delta={self.delta}: must be a whole number of seconds >= 1")
         if self.adaptive:
@@ -53,10 +57,10 @@ class TrafficState:
 
     time: float
     layout: Layout
-    lane_count: np.ndarray  # vehicles on each watched lane
+    lane_count: np.ndarray  # vehicles in each watched lane's observation area
     lane_halting: np.ndarray  # of which halting (speed < 0.1 m/s)
     lane_speed: np.ndarray  # mean speed, m/s
-    lane_length: np.ndarray  # m
+    lane_length: np.ndarray  # m of road in the observation area
     lane_max_speed: np.ndarray  # m/s
     phase: np.ndarray  # current green (or the one being cleared to), per signal
     time_in_phase: np.ndarray  # s since that green began (0 while clearing)
@@ -71,7 +75,8 @@ class ControlLoop:
                  monitor: SafetyMonitor | None = None) -> None:
         self.scenario = scenario
         self.options = options
-        self.layout = build_layout(scenario.net_file, signals)
+        self.layout = build_layout(scenario.net_file, signals, tuple(scenario.additional_files),
+                                   options.detector_range_m)
         options.validate(self.layout)
         self.sim = Simulation(gui=options.gui)
         self._own_workdir = workdir is None
@@ -82,6 +87,8 @@ class ControlLoop:
         self.queue = QueueSampler(len(self.layout.intersections))
         self.lane_length = np.zeros(0)
         self.lane_max_speed = np.zeros(0)
+        n = len(self.layout.lanes)
+        self.lane_count, self.lane_halting, self.lane_speed = np.zeros(n), np.zeros(n), np.zeros(n)
         self.kpis: KPIs | None = None
         self.monitor = monitor  # sees the states SUMO will show, before every step
 
@@ -103,13 +110,16 @@ class ControlLoop:
         self.kpis = None
         self.queue = QueueSampler(len(self.layout.intersections))
         args = self.scenario.sumo_args(self.workdir, self.tripinfo, self.statistics)
-        self.sim.watch_lanes(self.layout.lanes, co2=self.options.watch_co2)
+        self.sim.watch_lanes(self.layout.area_lanes, co2=self.options.watch_co2)
         self.sim.start(args, error_log=self.workdir / "sumo-errors.log")
         if not self.lane_length.size:
-            self.lane_length, self.lane_max_speed = self.sim.lane_static()
+            length, vmax = self.sim.lane_static()
+            self.lane_length = self.layout.aggregate(length)
+            own = {lane: i for i, lane in enumerate(self.layout.area_lanes)}
+            self.lane_max_speed = vmax[[own[lane] for lane in self.layout.lanes]]
         if self.options.adaptive:
             self.signals.reset(self.time)
-        self.sim.read_lanes()
+        self._read_lanes()
 
     @property
     def time(self) -> float:
@@ -129,8 +139,9 @@ class ControlLoop:
             self.signals.advance(now, switch)
         steps = int(min(seconds or self.options.delta, self.scenario.end - now))
         adaptive = self.options.adaptive
-        monitor, ids = self.monitor, self.layout.ids
-        if monitor is not None:  # the monitor sees every second
+        monitor = self.monitor
+        if monitor is not None:  # the monitor sees every second, every signal
+            ids = tuple(monitor.intersections)
             for _ in range(steps):
                 monitor.observe(self.time, {i: self.sim.signal_state(i) for i in ids})
                 self.sim.step()
@@ -143,15 +154,29 @@ class ControlLoop:
                 self.sim.step(max(until, self.time + 1.0))
                 if adaptive:
                     self.signals.tick(self.time)
+        self._read_lanes()
+        self.queue.add(self.layout.per_intersection_sum(self.lane_halting))
+
+    def _read_lanes(self) -> None:
+        """SUMO's lane values, summed over each watched lane's observation area."""
         self.sim.read_lanes()
-        self.queue.add(self.layout.per_intersection_sum(self.sim.lane_halting))
+        agg = self.layout.aggregate
+        self.lane_count[:] = agg(self.sim.lane_count)
+        self.lane_halting[:] = agg(self.sim.lane_halting)
+        moving = agg(self.sim.lane_count * self.sim.lane_speed)
+        self.lane_speed[:] = np.where(self.lane_count > 0, moving / np.maximum(self.lane_count, 1e-9),
+                                      self.lane_max_speed)
+
+    def lane_co2(self) -> np.ndarray:
+        """CO2 (mg/s) in each watched lane's observation area (needs ``watch_co2``)."""
+        return self.layout.aggregate(self.sim.lane_co2)
 
     def state(self) -> TrafficState:
         """What controllers see now (views of the loop's arrays, no copies)."""
         now = self.time
         return TrafficState(
-            time=now, layout=self.layout, lane_count=self.sim.lane_count,
-            lane_halting=self.sim.lane_halting, lane_speed=self.sim.lane_speed,
+            time=now, layout=self.layout, lane_count=self.lane_count,
+            lane_halting=self.lane_halting, lane_speed=self.lane_speed,
             lane_length=self.lane_length, lane_max_speed=self.lane_max_speed,
             phase=self.signals.phase, time_in_phase=self.signals.time_in_phase(now),
             can_switch=self.signals.can_switch(now),

@@ -1,20 +1,35 @@
 """An independent check of the signal states SUMO actually shows, second by second.
 
-It knows nothing of how the states were produced, so it checks any controller:
-no two conflicting links green (or one green while its foe is still yellow),
-no green ending without the network's yellow, no green starting before a
-conflicting link has had the network's all-red, and every green phase held for
-at least min green and at most max green.
+It knows nothing of how the states were produced, so it checks any controller
+(and the network's own programs) against the signal model of
+:mod:`engine.signals`:
+
+* no two conflicting links active (green, or green while the foe is still
+  yellow), pedestrian crossings included;
+* every vehicle link that loses green shows yellow, for at least the shortest
+  yellow the program gives that link (crossings turn red without yellow); in
+  the program's own changes, as SUMO shows a fractional duration (whole steps);
+* no link goes from yellow straight back to green, unless the program itself
+  makes exactly that change (a protected left continuing permissive);
+* no green starts before the intergreen from each conflicting link that ended
+  has passed (yellow plus all-red, or the pedestrian clearance);
+* every green phase held for at least min green and at most max green.
+
+A change of states that the signal's own program makes step to step is never
+a structural violation (no false positives on real programs); durations are
+always checked.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.signals import GREEN, YELLOW, Intersection
 
 ACTIVE = GREEN + YELLOW
+TOLERANCE_S = 1e-6
 
 
 @dataclass
@@ -29,28 +44,42 @@ class Violation:
 
 
 class SafetyMonitor:
-    """Feed it every second's states with :meth:`observe`; read :attr:`violations`."""
+    """Feed it every second's states with :meth:`observe`; read :attr:`violations`.
+
+    ``step_s`` is SUMO's step length: a state seen at ``t`` is on show until
+    ``t + step_s``.
+    """
 
     def __init__(
         self,
         intersections: Sequence[Intersection],
         min_green: float | None = None,
         max_green: float | None = None,
+        step_s: float = 1.0,
     ) -> None:
         self.intersections = {ix.id: ix for ix in intersections}
         self.min_green = min_green
         self.max_green = max_green
+        self.step_s = step_s
         self.violations: list[Violation] = []
         self._prev: dict[str, str] = {}
         self._yellow_since: dict[str, dict[int, float]] = {i: {} for i in self.intersections}
-        self._cleared_at: dict[str, dict[int, float]] = {i: {} for i in self.intersections}
+        self._green_end: dict[str, dict[int, float]] = {i: {} for i in self.intersections}
         self._green_phase: dict[str, tuple[str, float] | None] = {i: None for i in self.intersections}
         self._phase_states = {i: {p.state for p in ix.phases} for i, ix in self.intersections.items()}
+        self._conflicting: dict[str, dict[int, tuple[int, ...]]] = {}
+        for tid, ix in self.intersections.items():
+            table: dict[int, list[int]] = {}
+            for a, b in ix.conflicts:
+                table.setdefault(a, []).append(b)
+                table.setdefault(b, []).append(a)
+            self._conflicting[tid] = {k: tuple(v) for k, v in table.items()}
 
     def observe(self, now: float, states: dict[str, str]) -> None:
         for tid, state in states.items():
-            self._check(now, self.intersections[tid], state)
-            self._prev[tid] = state
+            if tid in self.intersections:
+                self._check(now, self.intersections[tid], state)
+                self._prev[tid] = state
 
     def _flag(self, now: float, tid: str, rule: str, detail: str) -> None:
         self.violations.append(Violation(now, tid, rule, detail))
@@ -63,40 +92,56 @@ class SafetyMonitor:
                 self._flag(now, tid, "conflicting green", f"links {a} and {b}: {state}")
         if prev is None:  # first sight: a yellow already showing started now at the earliest
             self._yellow_since[tid] = {L: now for L, c in enumerate(state) if c in YELLOW}
-        else:
+        elif prev != state:
+            own = (prev, state) in ix.program_transitions
             yellow_since = self._yellow_since[tid]
-            cleared = self._cleared_at[tid]
+            green_end = self._green_end[tid]
             for L, (p, c) in enumerate(zip(prev, state)):
-                if p in GREEN and c not in ACTIVE:
-                    self._flag(now, tid, "green ended without yellow", f"link {L}: {prev} -> {state}")
+                if p == c:
+                    continue
+                if p in GREEN and c not in GREEN:
+                    green_end[L] = now
+                    if c not in ACTIVE and L not in ix.crossing_links and not own:
+                        self._flag(now, tid, "green ended without yellow", f"link {L}: {prev} -> {state}")
                 if c in YELLOW and p not in YELLOW:
                     yellow_since[L] = now
                 if p in YELLOW and c not in YELLOW:
                     held = now - yellow_since.get(L, now)
-                    if c in GREEN:
-                        self._flag(now, tid, "yellow back to green", f"link {L}")
-                    elif held + 1e-9 < ix.min_yellow:
-                        self._flag(now, tid, "yellow too short", f"link {L}: {held:g}s < {ix.min_yellow:g}s")
-                    cleared[L] = now
+                    if c in GREEN and not own:
+                        self._flag(now, tid, "yellow back to green", f"link {L}: {prev} -> {state}")
+                    need = self._needed(ix.yellow_time(L, shortest=True), own)
+                    if c not in GREEN and held + TOLERANCE_S < need:
+                        self._flag(now, tid, "yellow too short", f"link {L}: {held:g}s < {need:g}s")
                 if c in GREEN and p not in GREEN:
-                    for a, b in ix.conflicts:
-                        foe = b if a == L else a if b == L else None
-                        if foe is None or foe not in cleared:
-                            continue
-                        red = now - cleared[foe]
-                        if red + 1e-9 < ix.min_all_red:
-                            self._flag(now, tid, "all-red too short",
-                                       f"link {L} green {red:g}s after foe {foe} cleared")
+                    for foe in self._conflicting[tid].get(L, ()):
+                        if foe not in green_end or state[foe] in ACTIVE:
+                            continue  # never ended, or still active (flagged as a conflict above)
+                        gap = now - green_end[foe]
+                        need = self._needed(ix.intergreen(foe, L), own)
+                        if gap + TOLERANCE_S < need:
+                            self._flag(now, tid, "intergreen too short",
+                                       f"link {L} green {gap:g}s after foe {foe} ended, needs {need:g}s")
         self._check_green_time(now, tid, state)
+
+    def _needed(self, seconds: float, own: bool) -> float:
+        """A duration the states must show; in the program's own changes, as SUMO shows it.
+
+        SUMO switches a program's steps at simulation steps and carries the
+        remainder, so a 2.5 s yellow of a network's own program shows 2 s at
+        1 s steps (the next step is longer). Controllers must run it in full.
+        """
+        if not own:
+            return seconds
+        return math.floor(seconds / self.step_s + 1e-9) * self.step_s
 
     def _check_green_time(self, now: float, tid: str, state: str) -> None:
         current = self._green_phase[tid]
         if current is not None and current[0] == state:
-            if self.max_green is not None and now - current[1] > self.max_green + 1e-9:
+            if self.max_green is not None and now - current[1] > self.max_green + TOLERANCE_S:
                 self._flag(now, tid, "max green exceeded", f"{now - current[1]:g}s > {self.max_green:g}s")
             return
         if current is not None and self.min_green is not None:
             held = now - current[1]
-            if held + 1e-9 < self.min_green:
+            if held + TOLERANCE_S < self.min_green:
                 self._flag(now, tid, "min green not held", f"{held:g}s < {self.min_green:g}s")
         self._green_phase[tid] = (state, now) if state in self._phase_states[tid] else None

@@ -7,12 +7,21 @@ Three kinds of input are one concept here:
   demand comes from a period-of-day definition or from route files;
 * a user's ``.sumocfg``;
 * a user's ``.net.xml`` plus route files.
+
+Every form has a time window ``[begin, begin + duration)``: ``--begin``/``--end``/
+``--duration``, ``begin:``/``duration:``/``end:`` in ``network.yaml``, or the
+``.sumocfg``'s ``begin`` and ``end``. Vehicles are dropped or teleported only as
+SUMO's own options say (``max_depart_delay``, ``time_to_teleport``): SUMO's defaults
+(never drop, teleport after 300 s) unless a ``.sumocfg`` or the caller sets them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
+import math
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +33,68 @@ from engine.errors import ConfigError, NetworkError
 DEFAULT_NETWORK = "chongqing"
 DEFAULT_PERIOD = "am_peak"
 DEFAULT_DURATION_S = 3600.0
-# Vehicles that cannot enter within this many seconds are dropped (and charged
-# this wait as delay), so that a bad policy cannot grow an unbounded backlog.
-DEFAULT_MAX_DEPART_DELAY_S = 300.0
+MAX_DURATION_S = 7 * 86400.0  # a week of simulated time: longer is a typo, not a study
+MAX_BEGIN_S = 366 * 86400.0
+MAX_SCALE = 100.0
+MAX_SEED = 2**31 - 1  # SUMO's --seed is a 32-bit signed integer
+# SUMO's own defaults: a vehicle waits to enter for ever (-1), a stuck vehicle is
+# teleported after 300 s. A negative max_depart_delay or a non-positive
+# time_to_teleport means "never" (stored as -1, as SUMO does).
+SUMO_MAX_DEPART_DELAY_S = -1.0
+SUMO_TIME_TO_TELEPORT_S = 300.0
+# The RL environments bound the entry backlog (see engine/env_core.py), so that a
+# bad policy cannot grow an unbounded queue of vehicles waiting to enter.
+ENV_MAX_DEPART_DELAY_S = 300.0
+DEFAULT_MAX_DEPART_DELAY_S = ENV_MAX_DEPART_DELAY_S  # kept for older imports
+
+
+def finite(value: float, name: str) -> float:
+    """``value`` as a float; ConfigError naming ``name`` if it is NaN, infinite or not a number."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise ConfigError(f"{name} must be a finite number, got {value}")
+    return out
+
+
+def parse_seconds(text: str | float, name: str) -> float:
+    """Seconds from ``25200``, ``'25200.5'``, ``'07:00'``, ``'07:00:00'`` or SUMO's ``'D:HH:MM:SS'``."""
+    from sumolib.miscutils import parseTime
+
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return finite(text, name)
+    s = str(text).strip()
+    if s.count(":") == 1:
+        s += ":00"
+    try:
+        value = parseTime(s)
+    except (ValueError, TypeError, IndexError):
+        value = None
+    if value is None:
+        raise ConfigError(f"{name} must be a time (seconds or HH:MM[:SS]), got {str(text)!r}")
+    return finite(value, name)
+
+
+def sumo_never(value: float | None, *, teleport: bool) -> float | None:
+    """The KPI record's form of a SUMO option: None where it means "never"."""
+    if value is None:
+        return None
+    if (teleport and value <= 0) or (not teleport and value < 0):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class RouteWindow:
+    """What the route files hold against a scenario's window (user route files only)."""
+
+    vehicles: int  # <vehicle>/<trip> elements and <flow>s
+    before_begin: int  # of which depart before the window (SUMO skips them)
+    in_window: int  # of which may depart in [begin, end)
+    first: float | None  # earliest and latest departure found (s)
+    last: float | None
 
 
 @dataclass(frozen=True)
@@ -43,7 +111,8 @@ class Scenario:
     scale: float = 1.0
     begin: float = 0.0
     duration: float = DEFAULT_DURATION_S
-    max_depart_delay: float = DEFAULT_MAX_DEPART_DELAY_S
+    max_depart_delay: float = SUMO_MAX_DEPART_DELAY_S  # -1: never drop a vehicle waiting to enter
+    time_to_teleport: float = SUMO_TIME_TO_TELEPORT_S  # -1: never teleport
     emissions: bool = True  # SUMO's emission device (CO2); costs about a quarter of a step
     extra_args: tuple[str, ...] = field(default=())
 
@@ -57,8 +126,18 @@ class Scenario:
         scale: float = 1.0,
         duration: float | None = None,
         routes: tuple[str | Path, ...] | list[str | Path] = (),
+        begin: float | None = None,
+        end: float | None = None,
+        max_depart_delay: float | None = None,
+        time_to_teleport: float | None = None,
     ) -> "Scenario":
-        """Resolve ``network`` (a name or a path) into a scenario."""
+        """Resolve ``network`` (a name or a path) into a scenario.
+
+        ``begin``, ``end``/``duration``, ``max_depart_delay`` and ``time_to_teleport``
+        left None keep the scenario's own (its ``.sumocfg`` or ``network.yaml``, else
+        0 s, 3600 s and SUMO's defaults). ``begin`` alone moves the window and keeps
+        its length.
+        """
         base = _resolve(network)
         if routes:
             missing = [str(r) for r in routes if not Path(r).is_file()]
@@ -79,7 +158,16 @@ class Scenario:
             )
         elif not base.route_files:
             raise ConfigError(f"network '{base.name}' has no demand: give route files with --routes")
-        return base.with_options(period=period, seed=seed, scale=scale, duration=duration)
+        if end is not None:
+            if duration is not None:
+                raise ConfigError("give an end or a duration, not both")
+            start = base.begin if begin is None else finite(begin, "begin")
+            end = finite(end, "end")
+            if end <= start:
+                raise ConfigError(f"end {end:g} s must be after begin {start:g} s")
+            duration = end - start
+        return base.with_options(period=period, seed=seed, scale=scale, duration=duration, begin=begin,
+                                 max_depart_delay=max_depart_delay, time_to_teleport=time_to_teleport)
 
     @classmethod
     def of_network(cls, network: str | Path = DEFAULT_NETWORK) -> "Scenario":
@@ -90,13 +178,31 @@ class Scenario:
         """A copy with some options changed (None leaves one as it is), validated."""
         changes = {k: v for k, v in changes.items() if v is not None}
         out = dataclasses.replace(self, **changes)
-        if out.duration <= 0:
-            raise ConfigError(f"duration must be positive, got {out.duration:g}")
-        if out.scale <= 0:
-            raise ConfigError(f"scale must be positive, got {out.scale:g}")
+        duration = finite(out.duration, "duration")
+        if duration <= 0:
+            raise ConfigError(f"duration must be positive, got {duration:g}")
+        if duration > MAX_DURATION_S:
+            raise ConfigError(f"duration {duration:g} s is longer than the limit of "
+                              f"{MAX_DURATION_S:g} s (7 days)")
+        begin = finite(out.begin, "begin")
+        if not 0 <= begin <= MAX_BEGIN_S:
+            raise ConfigError(f"begin must be between 0 and {MAX_BEGIN_S:g} s, got {begin:g}")
+        scale = finite(out.scale, "scale")
+        if scale <= 0:
+            raise ConfigError(f"scale must be positive, got {scale:g}")
+        if scale > MAX_SCALE:
+            raise ConfigError(f"scale {scale:g} is above the limit of {MAX_SCALE:g}")
+        if isinstance(out.seed, bool) or int(out.seed) != out.seed:
+            raise ConfigError(f"seed must be a whole number, got {out.seed!r}")
         if out.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {out.seed}")
-        return out
+        if out.seed > MAX_SEED:
+            raise ConfigError(f"seed {out.seed} is outside SUMO's range 0..{MAX_SEED}")
+        mdd = finite(out.max_depart_delay, "max_depart_delay")
+        ttt = finite(out.time_to_teleport, "time_to_teleport")
+        return dataclasses.replace(
+            out, duration=duration, begin=begin, scale=scale, seed=int(out.seed),
+            max_depart_delay=-1.0 if mdd < 0 else mdd, time_to_teleport=-1.0 if ttt <= 0 else ttt)
 
     # -- what SUMO runs --------------------------------------------------------
     @property
@@ -110,21 +216,29 @@ class Scenario:
         from engine.demand import load_demand, write_routes
 
         demand = load_demand(self.demand_file)
-        out = workdir / f"{self.period}_s{self.seed}_x{self.scale:g}_{self.duration:g}.rou.xml"
+        start = f"_b{self.begin:g}" if self.begin else ""
+        out = workdir / f"{self.period}_s{self.seed}_x{self.scale:g}_{self.duration:g}{start}.rou.xml"
         if not out.is_file():
-            write_routes(demand, self.net_file, self.period, self.seed, self.scale, self.duration, out)
+            write_routes(demand, self.net_file, self.period, self.seed, self.scale, self.duration, out,
+                         begin=self.begin)
         return (out,)
 
     def sumo_args(self, workdir: Path, tripinfo: Path | None = None,
                   statistics: Path | None = None) -> list[str]:
-        """Command-line options (no binary) for this scenario."""
+        """Command-line options (no binary) for this scenario.
+
+        With ``statistics``, SUMO's summary output (its count of vehicles dropped
+        after ``max-depart-delay``) is written beside it, see :func:`summary_path`.
+        """
+        if self.demand_file is None:
+            self.check_routes()
         routes = self.prepare_routes(workdir)
         args = [
             "--net-file", str(self.net_file),
             "--begin", f"{self.begin:g}", "--end", f"{self.end:g}",
             "--seed", str(self.seed),
             "--max-depart-delay", f"{self.max_depart_delay:g}",
-            "--time-to-teleport", "300",
+            "--time-to-teleport", f"{self.time_to_teleport:g}",
             "--no-step-log", "true", "--no-warnings", "true",
             "--duration-log.disable", "true",
             "--device.emissions.probability", "1" if self.emissions else "0",
@@ -139,8 +253,33 @@ class Scenario:
             args += ["--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
                      "--tripinfo-output.write-undeparted", "true"]
         if statistics is not None:
-            args += ["--statistic-output", str(statistics)]
+            args += ["--statistic-output", str(statistics),
+                     # only the first and the last step: the last holds the count of dropped vehicles
+                     "--summary-output", str(summary_path(statistics)),
+                     "--summary-output.period", f"{max(self.duration, 1.0):g}"]
         return args + list(self.extra_args)
+
+    # -- route files against the window ----------------------------------------
+    def route_window(self) -> RouteWindow:
+        """Departures of the user's route files against ``[begin, end)`` (cached per file state)."""
+        return _route_window(self.route_files, self.begin, self.end)
+
+    def check_routes(self, warn: bool = True) -> RouteWindow:
+        """ConfigError for an empty route file or a window no vehicle departs in; a one-line
+        warning (once per process) when vehicles depart before ``begin``."""
+        for path in self.route_files:
+            if _route_window((path,), self.begin, self.end).vehicles == 0:
+                raise ConfigError(f"{path}: route file has no vehicles, trips or flows")
+        rw = self.route_window()
+        if rw.in_window == 0:
+            span = (f"the route files' departures span {rw.first:g}-{rw.last:g} s"
+                    if rw.first is not None else "no departure time could be read")
+            raise ConfigError(f"no vehicle departs in the window {self.begin:g}-{self.end:g} s "
+                              f"({span}); set the window with --begin/--end")
+        if rw.before_begin:
+            _warn_once(f"{rw.before_begin} of {rw.vehicles} vehicles/flows in the route files depart "
+                       f"before begin {self.begin:g} s and are not simulated", warn)
+        return rw
 
     def fingerprint(self) -> str:
         """Hash of the network's signals and lanes: models trained here match only here."""
@@ -157,8 +296,95 @@ class Scenario:
 
     def describe(self) -> str:
         demand = f"period {self.period}" if self.period else f"{len(self.route_files)} route file(s)"
-        return (f"{self.name}: {demand}, seed {self.seed}, scale {self.scale:g}, "
-                f"{self.duration:g} s")
+        window = f"{self.begin:g}-{self.end:g} s" if self.begin else f"{self.duration:g} s"
+        return f"{self.name}: {demand}, seed {self.seed}, scale {self.scale:g}, {window}"
+
+
+def summary_path(statistics: Path) -> Path:
+    """Where :meth:`Scenario.sumo_args` puts SUMO's summary output for a statistics file."""
+    return Path(statistics).with_name(Path(statistics).stem + ".summary.xml")
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str, show: bool = True) -> None:
+    """One line on stderr, once per process and message."""
+    if message in _WARNED:
+        return
+    _WARNED.add(message)
+    if show:
+        print(f"cqsignal: warning: {message}", file=sys.stderr)
+
+
+_ROUTE_CACHE: dict[tuple, RouteWindow] = {}
+_DEMAND_TAGS = ("vehicle", "trip", "flow", "person", "personFlow", "container", "containerFlow")
+_FLOW_TAGS = ("flow", "personFlow", "containerFlow")
+_DEFAULT_FLOW_END = 86400.0  # SUMO's: a flow without an end runs for 24 h
+
+
+def _route_window(route_files: tuple[Path, ...], begin: float, end: float) -> RouteWindow:
+    key = (tuple((str(p), *_stat(p)) for p in route_files), begin, end)
+    if key not in _ROUTE_CACHE:
+        n = before = inside = 0
+        first = last = None
+        for path in route_files:
+            for lo, hi in _departures(Path(path)):
+                n += 1
+                if lo is None:  # 'triggered' and the like: may depart any time
+                    inside += 1
+                    continue
+                first = lo if first is None else min(first, lo)
+                last = hi if last is None else max(last, hi)
+                if lo < begin:
+                    before += 1
+                if lo < end and hi >= begin:
+                    inside += 1
+        _ROUTE_CACHE[key] = RouteWindow(n, before, inside, first, last)
+    return _ROUTE_CACHE[key]
+
+
+def _stat(path: Path) -> tuple:
+    try:
+        st = Path(path).stat()
+        return (st.st_mtime_ns, st.st_size)
+    except OSError:
+        return (None, None)
+
+
+def _departures(path: Path):
+    """(earliest, latest) departure of each vehicle, trip or flow in a route file."""
+    from sumolib.miscutils import parseTime
+
+    def time_of(text: str | None, default: float | None) -> float | None:
+        if text is None:
+            return default
+        try:
+            value = parseTime(text)
+        except (ValueError, TypeError, IndexError):
+            return None
+        return value if value is not None and math.isfinite(value) else None
+
+    try:
+        with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as f:
+            depth = 0
+            for event, el in ET.iterparse(f, events=("start", "end")):
+                if event == "start":
+                    depth += 1
+                    continue
+                depth -= 1
+                if depth == 1 and el.tag in _DEMAND_TAGS:
+                    if el.tag in _FLOW_TAGS:
+                        lo = time_of(el.get("begin"), 0.0)
+                        hi = time_of(el.get("end"), _DEFAULT_FLOW_END)
+                        yield lo, (hi if hi is not None else lo)
+                    else:
+                        t = time_of(el.get("depart"), None)
+                        yield t, t
+                if depth <= 1:
+                    el.clear()
+    except (ET.ParseError, OSError, EOFError) as exc:
+        raise ConfigError(f"{path}: not a readable route file ({exc})") from None
 
 
 def _resolve(network: str | Path) -> Scenario:
@@ -184,6 +410,18 @@ def _resolve(network: str | Path) -> Scenario:
     raise ConfigError(f"{path}: expected a network name, a folder with network.yaml, a .sumocfg or a .net.xml")
 
 
+def _window(begin: float | None, end: float | None, duration: float | None, where: str) -> tuple[float, float]:
+    """(begin, duration) from a file's begin and end or duration; ConfigError naming ``where``."""
+    b = 0.0 if begin is None else begin
+    if end is not None and duration is not None:
+        raise ConfigError(f"{where}: give end or duration, not both")
+    if end is not None:
+        if end <= b:
+            raise ConfigError(f"{where}: end {end:g} s is not after begin {b:g} s")
+        return b, end - b
+    return b, DEFAULT_DURATION_S if duration is None else duration
+
+
 def _from_folder(folder: Path, name: str) -> Scenario:
     meta_file = folder / "network.yaml"
     try:
@@ -202,12 +440,21 @@ def _from_folder(folder: Path, name: str) -> Scenario:
                 raise NetworkError(f"{meta_file}: {key} file not found: {f.name}")
         return out
 
+    def seconds(key: str) -> float | None:
+        value = meta.get(key)
+        if value is None:
+            return None
+        try:
+            return parse_seconds(value, key)
+        except ConfigError as exc:
+            raise ConfigError(f"{meta_file}: {exc}") from None
+
     (net,) = files("net")
     demand = files("demand")
-    duration = float(meta.get("duration", DEFAULT_DURATION_S))
+    begin, duration = _window(seconds("begin"), seconds("end"), seconds("duration"), str(meta_file))
     return Scenario(
         name=name, net_file=net, route_files=files("routes"), additional_files=files("additional"),
-        demand_file=demand[0] if demand else None, duration=duration,
+        demand_file=demand[0] if demand else None, begin=begin, duration=duration,
     )
 
 
@@ -219,7 +466,9 @@ def _from_sumocfg(cfg: Path) -> Scenario:
 
     def value(tag: str) -> str | None:
         el = root.find(f".//{tag}")
-        return el.get("value") if el is not None else None
+        if el is None:
+            return None
+        return el.get("value", el.get("v"))
 
     def paths(tag: str) -> tuple[Path, ...]:
         raw = value(tag)
@@ -229,13 +478,26 @@ def _from_sumocfg(cfg: Path) -> Scenario:
                 raise NetworkError(f"{cfg}: {tag} not found: {p}")
         return out
 
+    def seconds(tag: str) -> float | None:
+        raw = value(tag)
+        if raw is None or not raw.strip():
+            return None
+        try:
+            return parse_seconds(raw, tag)
+        except ConfigError as exc:
+            raise ConfigError(f"{cfg}: {exc}") from None
+
     nets = paths("net-file")
     if not nets:
         raise NetworkError(f"{cfg}: no net-file")
-    begin = float(value("begin") or 0)
-    end = value("end")
-    duration = float(end) - begin if end else DEFAULT_DURATION_S
+    end = seconds("end")
+    begin, duration = _window(seconds("begin"), end if end is None or end >= 0 else None, None, str(cfg))
+    options = {}
+    for tag, key in (("max-depart-delay", "max_depart_delay"), ("time-to-teleport", "time_to_teleport")):
+        v = seconds(tag)
+        if v is not None:
+            options[key] = v
     return Scenario(
         name=cfg.name.removesuffix(".sumocfg"), net_file=nets[0], route_files=paths("route-files"),
-        additional_files=paths("additional-files"), begin=begin, duration=duration,
+        additional_files=paths("additional-files"), begin=begin, duration=duration, **options,
     )

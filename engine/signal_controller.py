@@ -5,6 +5,12 @@ k". :class:`SignalController` grants it only when it is safe: the current green
 has run its minimum; the clearance the network prescribes (yellow, then all-red)
 runs in full before the new green; and a green that reaches its maximum is ended
 (to the next phase of the cycle) whatever the controller wants.
+
+Each clearance step runs for its full duration from the moment SUMO shows it
+(fractional durations end at the first simulation step after they are over,
+never before), and a new green is shown for at least one simulation step
+before another change may begin, so no link ever goes from yellow straight
+back to green, even with ``min_green = 0``.
 """
 
 from __future__ import annotations
@@ -41,8 +47,9 @@ class SignalController:
         n = len(self.intersections)
         self.n_phases = np.array([ix.n_phases for ix in self.intersections], dtype=np.int64)
         self.phase = np.zeros(n, dtype=np.int64)  # current green, or the one being cleared to
-        self.green_start = np.zeros(n)  # when the current green began (future while clearing)
-        self._pending: list[deque[tuple[float, str]]] = [deque() for _ in range(n)]
+        self.green_start = np.zeros(n)  # when the current green was shown (inf while clearing)
+        self._pending: list[deque[tuple[str, float]]] = [deque() for _ in range(n)]  # steps still to show
+        self._step_end = np.full(n, np.inf)  # when the clearance step on show ends
         self._next_event = np.inf
 
     # -- queries ---------------------------------------------------------------
@@ -56,11 +63,13 @@ class SignalController:
         return self.green_start > now
 
     def time_in_phase(self, now: float) -> np.ndarray:
+        """Seconds since the current green was shown (0 while clearing)."""
         return np.maximum(now - self.green_start, 0.0)
 
     def can_switch(self, now: float) -> np.ndarray:
-        """True where the current green has run its minimum (and is not clearing)."""
-        return now - self.green_start >= self.min_green
+        """True where the current green is on show, has run its minimum and at least one step."""
+        held = now - self.green_start
+        return (held >= self.min_green) & (held > 0)
 
     def phase_mask(self, now: float) -> np.ndarray:
         """Allowed green phases per intersection, shape (n, max_phases); pads False."""
@@ -79,6 +88,7 @@ class SignalController:
             self.phase[k] = p
             self.green_start[k] = now
             self._pending[k].clear()
+            self._step_end[k] = np.inf
             self.set_state(ix.id, ix.phases[p].state)
         self._refresh_next_event()
 
@@ -107,9 +117,14 @@ class SignalController:
             return
         for k, ix in enumerate(self.intersections):
             queue = self._pending[k]
-            while queue and queue[0][0] <= now:
-                _, state = queue.popleft()
+            while queue and self._step_end[k] <= now + 1e-9:
+                state, duration = queue.popleft()
                 self.set_state(ix.id, state)
+                if queue:
+                    self._step_end[k] = now + duration
+                else:  # the new green is on show from now
+                    self._step_end[k] = np.inf
+                    self.green_start[k] = now
             if not queue and now - self.green_start[k] >= self.max_green:
                 nxt = ix.next_phase(int(self.phase[k]))
                 if nxt != self.phase[k]:
@@ -122,22 +137,22 @@ class SignalController:
     def _begin_transition(self, k: int, target: int, now: float) -> None:
         ix = self.intersections[k]
         steps = ix.clearance(int(self.phase[k]), target)
-        t = now
-        queue = self._pending[k]
-        for i, (state, dur) in enumerate(steps):
-            if i == 0:
-                self.set_state(ix.id, state)
-            else:
-                queue.append((t, state))
-            t += dur
-        if steps:
-            queue.append((t, ix.phases[target].state))
-        else:
-            self.set_state(ix.id, ix.phases[target].state)
         self.phase[k] = target
-        self.green_start[k] = t
+        if not steps:
+            self.set_state(ix.id, ix.phases[target].state)
+            self.green_start[k] = now
+            return
+        first, duration = steps[0]
+        self.set_state(ix.id, first)
+        queue = self._pending[k]
+        queue.clear()
+        queue.extend(steps[1:])
+        queue.append((ix.phases[target].state, 0.0))
+        self._step_end[k] = now + duration
+        self.green_start[k] = np.inf
 
     def _refresh_next_event(self) -> None:
-        due = [q[0][0] for q in self._pending if q]
-        max_out = float(np.min(self.green_start)) + self.max_green if len(self.green_start) else np.inf
-        self._next_event = min(due + [max_out])
+        due = float(np.min(self._step_end)) if len(self._step_end) else np.inf
+        shown = self.green_start[np.isfinite(self.green_start)]
+        max_out = float(np.min(shown)) + self.max_green if len(shown) else np.inf
+        self._next_event = min(due, max_out)

@@ -1,27 +1,33 @@
-"""The signal model, read from a network's own ``tlLogic``.
+"""The signal model: phases, links, foes and the intergreen between conflicting links.
 
-An :class:`Intersection` knows its green phases, the clearance (yellow, all-red)
-between any two of them, the lanes each phase serves and which pairs of links
-conflict. Clearance phases in the file are kept exactly as written for the
-transitions the file contains; other transitions get clearances of the same
-shape and durations, derived link by link.
+An :class:`Intersection` knows its green phases, the lanes each phase serves,
+which pairs of links are foes (crossings included) and the **intergreen** the
+network itself uses between them: the time from the end of one link's green to
+the start of a foe's green (yellow plus all-red for a vehicle link; the
+pedestrian clearance for a crossing), as defined in traffic engineering (e.g.
+FGSV RiLSA 2015, ch. 2.5; ITE, *Traffic Signal Timing Manual*, 2nd ed., ch. 5).
+Clearance phases in the file are kept exactly as written for the transitions
+the file contains; any other change between two greens gets a derived
+clearance: each ending vehicle link shows its own yellow, then red, and no new
+green starts before every intergreen to its foes has passed.
+
+Networks are read by :mod:`engine.network`; this module only models signals.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from collections.abc import Sequence
-from functools import lru_cache
-from pathlib import Path
-
-import sumolib
-
-from engine.errors import NetworkError
+from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
 
 GREEN = "Gg"
 YELLOW = "yY"
 RIGHT_TURN = "rR"  # SUMO's direction letters of right turns
 DEFAULT_YELLOW_S = 3.0
+
+CONTROLLED = "controlled"
+NO_GREEN = "no green"  # flashing or off: runs its own program
+SINGLE_GREEN = "single green"  # a ramp meter or a one-phase signal: runs its own program
 
 
 def is_green_state(state: str) -> bool:
@@ -31,7 +37,11 @@ def is_green_state(state: str) -> bool:
 
 @dataclass(frozen=True)
 class Movement:
-    """One signal link: a connection from an incoming lane to an outgoing lane."""
+    """One signal link: a connection from an incoming lane to an outgoing lane.
+
+    ``approach`` is the compass side the traffic comes from (N, NE, E, ...),
+    ``crossing`` marks a pedestrian crossing link (it has no yellow).
+    """
 
     link: int
     from_lane: str
@@ -39,6 +49,8 @@ class Movement:
     from_edge: str
     to_edge: str
     direction: str  # SUMO's: s, l, r, t, L, R
+    approach: str = ""
+    crossing: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,18 +65,28 @@ class Phase:
 
 @dataclass(frozen=True)
 class Intersection:
-    """A signalised intersection (one SUMO traffic-light system)."""
+    """A signalised intersection (one SUMO traffic-light system) and the program SUMO runs.
+
+    ``intergreens`` holds, per ordered foe pair (ending link, starting link), the
+    longest time in seconds the program leaves between the end of the first's
+    green and the start of the second's where it sequences them directly;
+    :meth:`intergreen` answers for any pair.
+    """
 
     id: str
     program_id: str
-    program: tuple[tuple[str, float], ...]  # every phase (state, duration) in file order
+    program: tuple[tuple[str, float], ...]  # every step (state, duration s) in file order
     offset: float
     phases: tuple[Phase, ...]  # green phases, in cycle order
     movements: tuple[Movement, ...]
-    conflicts: frozenset[tuple[int, int]]  # link pairs (a < b) that may never be green together
+    conflicts: frozenset[tuple[int, int]]  # foe pairs (a < b) that no green phase runs together
     in_lanes: tuple[str, ...] = field(default=())
     out_lanes: tuple[str, ...] = field(default=())
     foes: frozenset[tuple[int, int]] = field(default=frozenset())  # every foe pair of the junction (a < b)
+    crossing_links: frozenset[int] = field(default=frozenset())
+    intergreens: tuple[tuple[int, int, float], ...] = field(default=())
+    yellows: tuple[tuple[int, float, float], ...] = field(default=())  # (link, shortest, longest yellow s)
+    kind: str = CONTROLLED
 
     @property
     def n_links(self) -> int:
@@ -74,16 +96,25 @@ class Intersection:
     def n_phases(self) -> int:
         return len(self.phases)
 
+    @property
+    def controllable(self) -> bool:
+        """Two or more green phases: a controller can choose among them."""
+        return self.kind == CONTROLLED
+
+    @property
+    def cycle(self) -> float:
+        return sum(d for _, d in self.program)
+
     def next_phase(self, k: int) -> int:
         return (k + 1) % len(self.phases)
 
     def phase_lanes(self, k: int) -> tuple[str, ...]:
-        """Incoming lanes with a green link in phase ``k``."""
+        """Incoming vehicle lanes with a green link in phase ``k``."""
         links = set(self.phases[k].green_links)
-        return tuple(dict.fromkeys(m.from_lane for m in self.movements if m.link in links))
+        return tuple(dict.fromkeys(m.from_lane for m in self.movements if m.link in links and not m.crossing))
 
     def file_clearance(self, k: int) -> tuple[tuple[str, float], ...]:
-        """The phases written between green ``k`` and the next green phase in the file."""
+        """The steps written between green ``k`` and the next green phase in the file."""
         n = len(self.program)
         i, end = (self.phases[k].program_index + 1) % n, self.phases[self.next_phase(k)].program_index
         steps: list[tuple[str, float]] = []
@@ -93,59 +124,211 @@ class Intersection:
         return tuple(steps)
 
     def clearance(self, i: int, j: int) -> tuple[tuple[str, float], ...]:
-        """States and durations to run when leaving green ``i`` for green ``j``."""
-        return _clearance(self, i, j)
+        """States and durations (s) to run when leaving green ``i`` for green ``j``."""
+        return _clearance_cached(self, i, j)
+
+    # -- intergreens -----------------------------------------------------------
+    @cached_property
+    def _intergreen_map(self) -> dict[tuple[int, int], float]:
+        return {(a, b): t for a, b, t in self.intergreens}
+
+    @cached_property
+    def _yellow_map(self) -> dict[int, tuple[float, float]]:
+        return {L: (lo, hi) for L, lo, hi in self.yellows}
+
+    @cached_property
+    def longest_all_red(self) -> float:
+        """The longest all-red (intergreen less the ending vehicle link's yellow) the program uses (s)."""
+        return max((max(t - self.yellow_time(a), 0.0) for a, _, t in self.intergreens
+                    if a not in self.crossing_links), default=0.0)
+
+    @cached_property
+    def _longest_from(self) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for a, _, t in self.intergreens:
+            out[a] = max(out.get(a, 0.0), t)
+        return out
+
+    def is_foe(self, a: int, b: int) -> bool:
+        """True where links ``a`` and ``b`` cross or merge (the junction's foe matrix, crossings included)."""
+        pair = (min(a, b), max(a, b))
+        return pair in self.foes or pair in self.conflicts
+
+    def is_conflict(self, a: int, b: int) -> bool:
+        """True where links ``a`` and ``b`` are foes that no green phase runs together."""
+        return (min(a, b), max(a, b)) in self.conflicts
+
+    def intergreen(self, ending: int, starting: int) -> float:
+        """Seconds from the end of ``ending``'s green to the start of foe ``starting``'s green.
+
+        The program's own value where it sequences the pair directly; for other
+        pairs, the ending link's yellow plus the longest all-red the program uses
+        between any foes, and never less than the longest intergreen the program
+        gives the ending link towards any foe (a crossing's pedestrian clearance).
+        """
+        own = self._intergreen_map.get((ending, starting))
+        if own is not None:
+            return own
+        return max(self.yellow_time(ending) + self.longest_all_red, self._longest_from.get(ending, 0.0))
+
+    def yellow_time(self, link: int, shortest: bool = False) -> float:
+        """The yellow a link shows when its green ends, in s: the longest the program gives it
+        (``shortest``: the shortest); 0 for a crossing (pedestrians get no yellow)."""
+        if link in self.crossing_links:
+            return 0.0
+        default = self.min_yellow or DEFAULT_YELLOW_S
+        lo, hi = self._yellow_map.get(link, (default, default))
+        return lo if shortest else hi
 
     @property
     def min_yellow(self) -> float:
-        """Shortest yellow the network uses (the bound safety checks hold to)."""
+        """Shortest yellow the network uses (0 if it uses none)."""
         ys = [d for s, d in self.program if any(c in YELLOW for c in s)]
         return min(ys) if ys else 0.0
 
-    @property
-    def min_all_red(self) -> float:
-        """Shortest all-red after a yellow (0 where the network has none)."""
-        reds = []
-        for k in range(self.n_phases):
-            steps = self.file_clearance(k)
-            reds.extend(d for s, d in steps if not any(c in YELLOW for c in s))
-        return min(reds) if reds else 0.0
+    @cached_property
+    def program_transitions(self) -> frozenset[tuple[str, str]]:
+        """Consecutive (state, next state) pairs of the program, wrapping around."""
+        n = len(self.program)
+        return frozenset((self.program[i][0], self.program[(i + 1) % n][0]) for i in range(n))
+
+
+def program_timing(program: Sequence[tuple[str, float]], phases: Sequence[Phase], n_links: int,
+                   foes: frozenset[tuple[int, int]], crossings: frozenset[int]
+                   ) -> tuple[tuple[tuple[int, int, float], ...], tuple[tuple[int, float], ...]]:
+    """Intergreens and yellow times a program uses.
+
+    For each change between consecutive green phases of the program (the
+    clearance steps between them included), and each foe pair whose first link
+    ends its green there and whose second starts its green there, the time
+    between the two (s); the longest over the cycle is kept. Also, per link, the
+    shortest and longest unbroken yellow it shows. Returns (intergreens as
+    (ending, starting, s), yellows as (link, shortest s, longest s)).
+    """
+    n = len(program)
+    if not phases or n == 0:
+        return (), ()
+    starts = [0.0]
+    for _, d in program:
+        starts.append(starts[-1] + d)
+    cycle = starts[-1]
+    result: dict[tuple[int, int], float] = {}
+    for k, ph in enumerate(phases):
+        nxt = phases[(k + 1) % len(phases)]
+        # walk from the green step to the next green phase's step, through the clearance
+        i = ph.program_index
+        t = 0.0
+        green_end: dict[int, float] = {}
+        last = program[i][0]
+        j = (i + 1) % n
+        t += program[i][1]
+        while True:
+            state = program[j][0]
+            for L in range(min(n_links, len(state))):
+                if last[L] in GREEN and state[L] not in GREEN and L not in green_end:
+                    green_end[L] = t
+            if j == nxt.program_index:
+                break
+            last = state
+            t += program[j][1]
+            j = (j + 1) % n
+            if j == (i + 1) % n:  # a single green phase: one lap is enough
+                break
+        start_state = program[nxt.program_index][0]
+        before = program[(nxt.program_index - 1) % n][0]
+        for s_link in range(min(n_links, len(start_state))):
+            if start_state[s_link] not in GREEN or before[s_link] in GREEN:
+                continue
+            for e_link, t_end in green_end.items():
+                if e_link == s_link or (min(e_link, s_link), max(e_link, s_link)) not in foes:
+                    continue
+                gap = t - t_end
+                if gap <= cycle:
+                    result[(e_link, s_link)] = max(result.get((e_link, s_link), 0.0), gap)
+    yellows: dict[int, list[float]] = {}
+    for L in range(n_links):
+        if L in crossings:
+            continue
+        first = next((i for i in range(n) if L >= len(program[i][0]) or program[i][0][L] not in YELLOW), None)
+        if first is None:  # yellow all the time: not a yellow that ends a green
+            continue
+        run = 0.0
+        for idx in range(first, first + n + 1):  # start outside a yellow, so each run is whole
+            state, d = program[idx % n]
+            if L < len(state) and state[L] in YELLOW:
+                run += d
+            elif run > 0:
+                yellows.setdefault(L, []).append(run)
+                run = 0.0
+    return (tuple((a, b, t) for (a, b), t in sorted(result.items())),
+            tuple((L, min(v), max(v)) for L, v in sorted(yellows.items())))
+
+
+def green_phase_steps(program: Sequence[tuple[str, float]]) -> tuple[int, ...]:
+    """Indices of the program's green phases.
+
+    A green phase is a step without yellow that starts a green for at least one
+    link. A green step that only ends greens (the pedestrian clearance of
+    netconvert's programs, where crossings turn red while vehicles keep green)
+    belongs to the clearance before the next phase. A program whose greens never
+    change has its first green step as its only phase.
+    """
+    n = len(program)
+    out = []
+    for i, (state, _) in enumerate(program):
+        if not is_green_state(state):
+            continue
+        before = program[(i - 1) % n][0]
+        if any(c in GREEN and (L >= len(before) or before[L] not in GREEN) for L, c in enumerate(state)):
+            out.append(i)
+    if not out:
+        out = [i for i, (state, _) in enumerate(program) if is_green_state(state)][:1]
+    return tuple(out)
 
 
 @lru_cache(maxsize=4096)
 def _clearance_cached(ix: Intersection, i: int, j: int) -> tuple[tuple[str, float], ...]:
     if i == j:
         return ()
-    template = ix.file_clearance(i)
-    if j == ix.next_phase(i) and template:
-        return template
-    return derive_clearance(ix.phases[i].state, ix.phases[j].state, template)
+    if j == ix.next_phase(i):
+        return ix.file_clearance(i)  # the network's own change, as written
+    return derive_clearance(ix, ix.phases[i].state, ix.phases[j].state)
 
 
-def derive_clearance(a: str, b: str, template: tuple[tuple[str, float], ...] = ()) -> tuple[tuple[str, float], ...]:
-    """Clearance from green state ``a`` to green state ``b`` in the shape and durations of ``template``.
+def derive_clearance(ix: Intersection, a: str, b: str) -> tuple[tuple[str, float], ...]:
+    """Clearance from green state ``a`` to green state ``b`` of ``ix``, link by link.
 
-    Links green in both stay green; links that end show yellow in the template's
-    yellow steps and red (or the template's stop-and-go ``s``) in its all-red
-    steps; the others keep their red. No template: one yellow of the default length.
+    Links green in both stay green. Each vehicle link that ends shows its own
+    yellow (:meth:`Intersection.yellow_time`), then red (or SUMO's stop-and-go
+    ``s`` where ``b`` shows it); a crossing that ends turns red at once. The new
+    greens start when every ending link's yellow has run and every intergreen
+    from an ending link to a starting foe has passed
+    (:meth:`Intersection.intergreen`). Durations are in seconds and may be
+    fractional; they are never rounded down.
     """
-    ending = [a[L] in GREEN and b[L] not in GREEN for L in range(len(a))]
-    if not any(ending):
+    n = len(a)
+    ending = [L for L in range(n) if a[L] in GREEN and b[L] not in GREEN]
+    if not ending:
         return ()
-    if not template:
-        template = ((a.replace("G", "y").replace("g", "y"), DEFAULT_YELLOW_S),)
+    starting = [L for L in range(n) if b[L] in GREEN and a[L] not in GREEN]
+    yellow = {L: ix.yellow_time(L) for L in ending}
+    end = max(yellow.values())
+    for e in ending:
+        for s in starting:
+            if ix.is_conflict(e, s):
+                end = max(end, ix.intergreen(e, s))
+    cuts = sorted({0.0, end, *(y for y in yellow.values() if 0 < y < end)})
     steps = []
-    for state, dur in template:
-        yellow_step = any(c in YELLOW for c in state)
+    for t0, t1 in zip(cuts, cuts[1:]):
         chars = []
-        for L, c in enumerate(state):
+        for L in range(n):
             if a[L] in GREEN and b[L] in GREEN:
                 chars.append(a[L])
-            elif a[L] in GREEN:  # ends: yellow, then red (or the file's stop-and-go 's')
-                chars.append("y" if yellow_step else (c if c in "rs" else "r"))
+            elif L in yellow:
+                chars.append("y" if t0 < yellow[L] else (b[L] if b[L] in "rs" else "r"))
             else:
-                chars.append(a[L] if a[L] in "rsoO" else "r")
-        steps.append(("".join(chars), dur))
+                chars.append(a[L] if a[L] in "rsoOu" else "r")
+        steps.append(("".join(chars), t1 - t0))
     return tuple(steps)
 
 
@@ -155,29 +338,28 @@ def with_right_turn_overlaps(ix: Intersection) -> Intersection:
 
     A common NEMA/Synchro practice: e.g. the cross street's right turn runs with
     the arterial's protected lefts. A right turn is added only where it is no foe
-    (in the junction's right-of-way matrix) of any of the phase's greens, so it
-    never crosses or merges with a green and the conflicts stay as they are.
-    Clearances keep the network's shape; an overlap green on both sides of a
-    clearance stays green through it.
+    (in the junction's right-of-way matrix, crossings included) of any of the
+    phase's greens, so it never crosses or merges with a green (never a
+    right-turn green across a crossing that has green) and the conflicts stay as
+    they are. An overlap green on both sides of a clearance stays green through it.
     """
-    rights = [m.link for m in ix.movements if m.direction in RIGHT_TURN]
-    blocked = ix.foes | ix.conflicts
+    rights = [m.link for m in ix.movements if m.direction in RIGHT_TURN and not m.crossing]
     states = []
     for k, ph in enumerate(ix.phases):
         state = list(ph.state)
         for L in rights:
-            if state[L] not in GREEN and not any((min(L, g), max(L, g)) in blocked for g in ph.green_links):
+            if state[L] not in GREEN and not any(ix.is_foe(L, g) for g in ph.green_links):
                 state[L] = "G"
         states.append(("".join(state), k))
     return with_phases(ix, states)
 
 
 def with_phases(ix: Intersection, phases: Sequence[tuple[str, int]]) -> Intersection:
-    """``ix`` running other green states, in this order: (state, network phase whose clearance shape it takes).
+    """``ix`` running other green states, in this order: (state, network phase whose green time it takes).
 
-    Each green's clearance to the next is derived link by link
-    (:func:`derive_clearance`) in the shape and durations of that network
-    phase's own; the conflicts are the network's.
+    Each green's clearance to the next is the network's own where the pair is
+    the network's own change, else derived link by link (:func:`derive_clearance`);
+    foes and intergreens are the network's.
     """
     program: list[tuple[str, float]] = []
     new = []
@@ -185,88 +367,15 @@ def with_phases(ix: Intersection, phases: Sequence[tuple[str, int]]) -> Intersec
         duration = ix.phases[k].duration
         new.append(Phase(len(program), state, duration, tuple(L for L, c in enumerate(state) if c in GREEN)))
         program.append((state, duration))
-        program.extend(derive_clearance(state, phases[(i + 1) % len(phases)][0], ix.file_clearance(k)))
+        nxt = phases[(i + 1) % len(phases)][0]
+        if (state, nxt) == (ix.phases[k].state, ix.phases[ix.next_phase(k)].state):
+            program.extend(ix.file_clearance(k))
+        else:
+            program.extend(derive_clearance(ix, state, nxt))
     return replace(ix, program=tuple(program), phases=tuple(new))
 
 
-def _clearance(ix: Intersection, i: int, j: int) -> tuple[tuple[str, float], ...]:
-    return _clearance_cached(ix, i, j)
-
-
-def read_intersections(net_file: str | Path) -> dict[str, Intersection]:
-    """Read every traffic-light system of ``net_file``, sorted by id."""
-    net_file = Path(net_file)
-    if not net_file.is_file():
-        raise NetworkError(f"{net_file}: network file not found")
-    try:
-        net = sumolib.net.readNet(str(net_file), withPrograms=True, withInternal=False)
-    except Exception as exc:  # sumolib raises many kinds on malformed XML
-        raise NetworkError(f"{net_file}: not a readable SUMO network ({exc.__class__.__name__}: {exc})") from None
-    result: dict[str, Intersection] = {}
-    for tls in sorted(net.getTrafficLights(), key=lambda t: t.getID()):
-        result[tls.getID()] = _intersection(net_file, tls)
-    return result
-
-
-def _intersection(net_file: Path, tls) -> Intersection:
-    tid = tls.getID()
-    programs = tls.getPrograms()
-    if not programs:
-        raise NetworkError(f"{net_file}: traffic light {tid} has no program")
-    pid = sorted(programs)[0]
-    prog = programs[pid]
-    program = tuple((ph.state, float(ph.duration)) for ph in prog.getPhases())
-    phases = tuple(
-        Phase(i, s, d, tuple(L for L, c in enumerate(s) if c in GREEN))
-        for i, (s, d) in enumerate(program)
-        if is_green_state(s)
-    )
-    if not phases:
-        raise NetworkError(f"{net_file}: traffic light {tid} has no green phase")
-    movements = []
-    nodes = {}
-    for in_lane, out_lane, link in tls.getConnections():
-        conn = next(
-            (c for c in in_lane.getOutgoing() if c.getToLane() is out_lane and c.getTLLinkIndex() == link),
-            None,
-        )
-        direction = conn.getDirection() if conn is not None else "s"
-        if conn is not None:
-            nodes[link] = (conn.getJunction(), conn.getJunctionIndex())
-        movements.append(
-            Movement(link, in_lane.getID(), out_lane.getID(), in_lane.getEdge().getID(),
-                     out_lane.getEdge().getID(), direction)
-        )
-    movements.sort(key=lambda m: (m.link, m.from_lane, m.to_lane))
-    foes = _foes(nodes)
-    return Intersection(
-        id=tid,
-        program_id=pid,
-        program=program,
-        offset=float(prog.getOffset() or 0),
-        phases=phases,
-        movements=tuple(movements),
-        conflicts=_conflicts(foes, phases),
-        in_lanes=tuple(dict.fromkeys(m.from_lane for m in movements)),
-        out_lanes=tuple(dict.fromkeys(m.to_lane for m in movements)),
-        foes=foes,
-    )
-
-
-def _foes(nodes: dict) -> frozenset[tuple[int, int]]:
-    """Link pairs whose paths cross or merge (the junction's right-of-way matrix)."""
-    out = set()
-    links = sorted(nodes)
-    for x, a in enumerate(links):
-        na, ia = nodes[a]
-        for b in links[x + 1:]:
-            nb, ib = nodes[b]
-            if na is nb and ia >= 0 and ib >= 0 and (na.areFoes(ia, ib) or na.areFoes(ib, ia)):
-                out.add((a, b))
-    return frozenset(out)
-
-
-def _conflicts(foes: frozenset[tuple[int, int]], phases: tuple[Phase, ...]) -> frozenset[tuple[int, int]]:
+def conflicts_of(foes: frozenset[tuple[int, int]], phases: Sequence[Phase]) -> frozenset[tuple[int, int]]:
     """Foe links that no green phase runs together."""
     together = set()
     for ph in phases:

@@ -19,7 +19,7 @@ from engine.calibrate.sampler import enumerate_routes, read_net
 from engine.cli import main as cli_main
 from engine.errors import ConfigError
 from engine.scenario import Scenario
-from engine.signals import read_intersections
+from engine.network import read_intersections
 
 START = 7 * 3600  # counts are labelled from 07:00
 INTERVALS = 2

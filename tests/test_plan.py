@@ -12,7 +12,7 @@ from engine.plan.corridor import Corridor, build_corridor
 from engine.plan.green_wave import band_widths, best_offsets, shift, widest
 from engine.plan.model import (PeriodPlan, PlanValidationError, SignalTiming, shares_to_greens, validate_period)
 from engine.plan.webster_plan import band_weights, green_wave_period_plan, webster_period_plan
-from engine.signals import read_intersections
+from engine.network import read_intersections
 
 LIMITS = Constraints(cycle_min_s=40, cycle_max_s=120, min_green_s=7, pedestrian_min_s=None)
 

@@ -13,7 +13,8 @@ from engine.scenario import Scenario
 from engine.plan.config import load_plan_config
 from engine.plan.model import PlanValidationError, check_program, program_of
 from engine.plan.pipeline import plan_search, resolve
-from engine.signals import GREEN, read_intersections, with_right_turn_overlaps
+from engine.network import read_intersections
+from engine.signals import GREEN, with_right_turn_overlaps
 from engine.sim import Simulation
 
 

@@ -19,7 +19,7 @@ from engine.plan.model import PeriodPlan, Plan, PlanValidationError, SignalTimin
 from engine.plan.optimise import PlanSearch, optimise_period
 from engine.plan.pipeline import PlanContext, export
 from engine.scenario import Scenario
-from engine.signals import read_intersections
+from engine.network import read_intersections
 from engine.sim import Simulation
 
 LIMITS = Constraints(cycle_min_s=40, cycle_max_s=120, min_green_s=7, pedestrian_min_s=None)

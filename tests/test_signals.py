@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from engine.signal_controller import SignalController
-from engine.signals import GREEN, read_intersections
+from engine.network import read_intersections
+from engine.signals import GREEN
 
 
 def test_grid_program_is_read_with_its_clearances(grid):
@@ -12,7 +13,7 @@ def test_grid_program_is_read_with_its_clearances(grid):
     assert sorted(ixs) == ["A0", "A1", "B0", "B1"]
     ix = ixs["A0"]
     assert ix.n_phases == 2
-    assert ix.min_yellow == 3.0 and ix.min_all_red == 2.0
+    assert ix.min_yellow == 3.0 and ix.longest_all_red == 2.0
     # the file's own clearance after green 0, kept exactly: yellow then all-red
     steps = ix.clearance(0, 1)
     assert steps == ix.file_clearance(0)

@@ -11,7 +11,8 @@ from engine.controllers.demand_flows import route_file_flows, scenario_flows
 from engine.controllers.programs import timing_program, tls_xml
 from engine.errors import ConfigError
 from engine.scenario import Scenario
-from engine.signals import Intersection, Movement, Phase, read_intersections
+from engine.network import read_intersections
+from engine.signals import Intersection, Movement, Phase
 from engine.webster import intersection_flow_ratios, lost_time, webster_cycle, webster_timing
 
 

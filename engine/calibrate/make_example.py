@@ -20,7 +20,7 @@ from engine.calibrate.counts import Count, clock, write_csv
 from engine.calibrate.measure import simulate_counts
 from engine.calibrate.sampler import read_net
 from engine.scenario import Scenario
-from engine.signals import read_intersections
+from engine.network import read_intersections
 
 NETWORK = "chongqing"
 PERIOD = "am_peak"

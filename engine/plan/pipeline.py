@@ -19,7 +19,8 @@ from engine.plan.model import PeriodPlan, Plan, validate_period, validate_plan
 from engine.plan.optimise import PlanSearch, optimise_period
 from engine.plan.webster_plan import band_weights
 from engine.scenario import Scenario
-from engine.signals import Intersection, read_intersections
+from engine.network import read_intersections
+from engine.signals import Intersection
 
 Log = Callable[[str], None]
 
