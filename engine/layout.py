@@ -26,6 +26,8 @@ from engine.errors import NetworkError
 from engine.network import DEFAULT_DETECTOR_RANGE_M, load_network
 from engine.signals import Intersection
 
+VEHICLE_SPACE_M = 7.5  # car length 5 m + min gap 2.5 m: what one queued vehicle occupies
+
 
 @dataclass(frozen=True, eq=False)
 class Layout:
@@ -41,7 +43,8 @@ class Layout:
     area_lanes: tuple[str, ...]  # every lane SUMO is asked about
     area_row: np.ndarray  # (n_entries,) watched lane index
     area_col: np.ndarray  # (n_entries,) index into area_lanes
-    area_weight: np.ndarray  # (n_entries,) share of that lane counted
+    area_share: np.ndarray  # (n_entries,) share of that lane counted
+    area_covered: np.ndarray  # (n_entries,) part of its length inside the range
     detector_range_m: float
 
     @property
@@ -56,10 +59,23 @@ class Layout:
         """Sum a per-lane quantity over each intersection's incoming lanes."""
         return np.add.reduceat(lane_values[self.in_lane_index], self.in_lane_start)
 
-    def aggregate(self, area_values: np.ndarray) -> np.ndarray:
-        """Per watched lane, the weighted sum of ``area_values`` (one per area lane) over its area."""
-        return np.bincount(self.area_row, weights=self.area_weight * area_values[self.area_col],
-                           minlength=len(self.lanes))
+    def aggregate(self, area_values: np.ndarray, queued: np.ndarray | None = None,
+                  area_length: np.ndarray | None = None) -> np.ndarray:
+        """Per watched lane, ``area_values`` (one per area lane) summed over its area.
+
+        A partly covered lane counts its covered fraction of the values, except
+        ``queued`` vehicles (halting ones, with ``area_length`` in m): a queue
+        grows from the lane's downstream end, so up to what fits in the covered
+        part counts whole (``VEHICLE_SPACE_M`` per vehicle).
+        """
+        values = area_values[self.area_col]
+        if queued is None:
+            part = self.area_covered * values
+        else:
+            q = queued[self.area_col]
+            fits = self.area_covered * area_length[self.area_col] / VEHICLE_SPACE_M
+            part = self.area_covered * (values - q) + np.where(self.area_covered >= 1.0, q, np.minimum(q, fits))
+        return np.bincount(self.area_row, weights=self.area_share * part, minlength=len(self.lanes))
 
     def in_lanes_of(self, k: int) -> np.ndarray:
         end = self.in_lane_start[k + 1] if k + 1 < len(self.in_lane_start) else len(self.in_lane_index)
@@ -110,10 +126,10 @@ def build_layout(net_file: Path, only: tuple[str, ...] | None = None, additional
     area: dict[str, int] = {}
     a_row, a_col, a_w = [], [], []
     for lane, i in lanes.items():
-        for other, w in network.approach_area(lane, detector_range_m, upstream=lane in incoming):
+        for other, share, covered in network.approach_area(lane, detector_range_m, upstream=lane in incoming):
             a_row.append(i)
             a_col.append(area.setdefault(other, len(area)))
-            a_w.append(w)
+            a_w.append((share, covered))
     return Layout(
         intersections=ixs,
         lanes=tuple(lanes),
@@ -127,6 +143,7 @@ def build_layout(net_file: Path, only: tuple[str, ...] | None = None, additional
         area_lanes=tuple(area),
         area_row=np.array(a_row, dtype=np.int64),
         area_col=np.array(a_col, dtype=np.int64),
-        area_weight=np.array(a_w, dtype=float),
+        area_share=np.array([w[0] for w in a_w], dtype=float),
+        area_covered=np.array([w[1] for w in a_w], dtype=float),
         detector_range_m=float(detector_range_m),
     )

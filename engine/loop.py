@@ -8,6 +8,7 @@ programs (or a plan loaded as an additional file) and nothing sets states; with
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -114,6 +115,7 @@ class ControlLoop:
         self.sim.start(args, error_log=self.workdir / "sumo-errors.log")
         if not self.lane_length.size:
             length, vmax = self.sim.lane_static()
+            self._area_length = length
             self.lane_length = self.layout.aggregate(length)
             own = {lane: i for i, lane in enumerate(self.layout.area_lanes)}
             self.lane_max_speed = vmax[[own[lane] for lane in self.layout.lanes]]
@@ -137,7 +139,7 @@ class ControlLoop:
             self.signals.request(now, targets)
         elif switch is not None:
             self.signals.advance(now, switch)
-        steps = int(min(seconds or self.options.delta, self.scenario.end - now))
+        steps = math.ceil(min(seconds or self.options.delta, self.scenario.end - now) - 1e-9)
         adaptive = self.options.adaptive
         monitor = self.monitor
         if monitor is not None:  # the monitor sees every second, every signal
@@ -161,8 +163,8 @@ class ControlLoop:
         """SUMO's lane values, summed over each watched lane's observation area."""
         self.sim.read_lanes()
         agg = self.layout.aggregate
-        self.lane_count[:] = agg(self.sim.lane_count)
-        self.lane_halting[:] = agg(self.sim.lane_halting)
+        self.lane_count[:] = agg(self.sim.lane_count, self.sim.lane_halting, self._area_length)
+        self.lane_halting[:] = agg(self.sim.lane_halting, self.sim.lane_halting, self._area_length)
         moving = agg(self.sim.lane_count * self.sim.lane_speed)
         self.lane_speed[:] = np.where(self.lane_count > 0, moving / np.maximum(self.lane_count, 1e-9),
                                       self.lane_max_speed)
@@ -185,8 +187,7 @@ class ControlLoop:
     def finish(self) -> KPIs:
         """Close SUMO (flushing its outputs) and return the run's KPIs."""
         self.sim.close()
-        self.kpis = compute_kpis(self.tripinfo, self.statistics, self.scenario.duration,
-                                 self.scenario.max_depart_delay, self.queue, self.scenario.emissions)
+        self.kpis = compute_kpis(self.tripinfo, self.statistics, self.scenario, self.queue)
         return self.kpis
 
     def close(self) -> None:

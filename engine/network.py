@@ -66,7 +66,7 @@ class Network:
         return float(self.net.getLane(lane_id).getLength())
 
     def approach_area(self, lane_id: str, range_m: float = DEFAULT_DETECTOR_RANGE_M,
-                      upstream: bool = True) -> tuple[tuple[str, float], ...]:
+                      upstream: bool = True) -> tuple[tuple[str, float, float], ...]:
         """Lanes seen from ``lane_id`` up to ``range_m`` metres, with their weights.
 
         The lane itself counts whole; lanes before it (``upstream``; after it
@@ -75,13 +75,17 @@ class Network:
         counts with the covered fraction of its length, and a lane that feeds
         several lanes of the area is shared among them, so that summing over a
         signal's lanes counts each vehicle once. Like an E2 lane-area detector
-        (SUMO) or RESCO's ``max_distance``; the weighting assumes vehicles spread
-        evenly over a partly covered lane. Returns ((lane id, weight), ...).
+        (SUMO) or RESCO's ``max_distance``. Returns ((lane id, share, covered
+        fraction), ...): ``share`` is the part of the lane this area counts (1,
+        or less where it feeds several lanes of the area), ``covered`` the part
+        of its length inside the range (:meth:`engine.layout.Layout.aggregate`
+        spreads moving vehicles evenly and queues halting ones from its
+        downstream end).
         """
         if range_m < 0 or not math.isfinite(range_m):
             raise NetworkError(f"detector range must be a finite number >= 0 m, got {range_m}")
         start = self.net.getLane(lane_id)
-        weights: dict[str, float] = {lane_id: 1.0}
+        weights: dict[str, tuple[float, float]] = {lane_id: (1.0, 1.0)}
         frontier = [(start, float(start.getLength()), 1.0)]
         while frontier:
             lane, covered, share = frontier.pop()
@@ -90,20 +94,17 @@ class Network:
             node = lane.getEdge().getFromNode() if upstream else lane.getEdge().getToNode()
             if node.getType() in ("traffic_light", "traffic_light_unregulated", "traffic_light_right_on_red"):
                 continue
-            nexts = _neighbours(lane, upstream)
-            if not nexts:
-                continue
-            part = share / len(nexts)
-            for nxt in nexts:
+            for nxt in _neighbours(lane, upstream):
+                part = share / max(len(_neighbours(nxt, not upstream)), 1)  # shared by the lanes it feeds
                 length = float(nxt.getLength())
                 covered_here = min(length, range_m - covered)
-                w = part * (covered_here / length if length > 0 else 1.0)
-                if nxt.getID() in weights or w <= 1e-6:
+                fraction = covered_here / length if length > 0 else 1.0
+                if nxt.getID() in weights or part * fraction <= 1e-6:
                     continue
-                weights[nxt.getID()] = w
+                weights[nxt.getID()] = (part, fraction)
                 if covered_here >= length:
                     frontier.append((nxt, covered + length, part))
-        return tuple(weights.items())
+        return tuple((lane, share, fraction) for lane, (share, fraction) in weights.items())
 
     def describe_phase(self, ix: Intersection, k: int) -> str:
         """Phase ``k`` of ``ix`` as the movements it serves, e.g. "W through + right, W left (permissive)"."""
@@ -111,10 +112,12 @@ class Network:
 
 
 def _neighbours(lane, upstream: bool) -> list:
-    """Lanes that feed ``lane`` (or that it feeds), normal lanes only."""
+    """Lanes that feed ``lane`` (or that it feeds), normal lanes only, each once."""
     if upstream:
-        return [la for la in lane.getIncoming() if not la.getID().startswith(":")]
-    return [c.getToLane() for c in lane.getOutgoing() if not c.getToLane().getID().startswith(":")]
+        lanes = lane.getIncoming()
+    else:
+        lanes = [c.getToLane() for c in lane.getOutgoing()]
+    return list({la.getID(): la for la in lanes if not la.getID().startswith(":")}.values())
 
 
 def describe_state(ix: Intersection, state: str) -> str:

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import ConfigError
-from engine.layout import Layout
+from engine.layout import VEHICLE_SPACE_M, Layout
 from engine.loop import TrafficState
-
-VEHICLE_SPACE_M = 7.5  # car length 5 m + min gap 2.5 m: what one queued vehicle occupies
 
 
 @dataclass(frozen=True, eq=False)

@@ -37,11 +37,11 @@ from engine.plan.corridor import link_green
 from engine.plan.export import write_text_atomic
 from engine.plan.model import SignalTiming, program_of
 from engine.scenario import Scenario
+from engine.layout import VEHICLE_SPACE_M
 from engine.signals import Intersection
 from engine.webster import SAT_THROUGH, SAT_TURN
 
 LOS_LIMITS = ((10.0, "A"), (20.0, "B"), (35.0, "C"), (55.0, "D"), (80.0, "E"))
-VEHICLE_SPACE_M = 7.5  # queue length per vehicle: 5 m car + 2.5 m gap
 
 
 def level_of_service(delay_s: float, vc: float | None = None) -> str:
