@@ -137,7 +137,8 @@ def describe_state(ix: Intersection, state: str) -> str:
             words.append(turn)
     parts = []
     order = {w: i for i, w in enumerate(("through", "right", "half right", "left", "half left", "U-turn"))}
-    for (approach, permissive), turns in groups.items():
+    for (approach, permissive), turns in sorted(groups.items(), key=lambda g: (COMPASS.index(g[0][0])
+                                                                               if g[0][0] in COMPASS else 9, g[0][1])):
         text = f"{approach} " + " + ".join(sorted(turns, key=lambda t: order.get(t, 9)))
         parts.append(text + (" (permissive)" if permissive else ""))
     if crossings:

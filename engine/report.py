@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from engine.metrics import KPI_LABELS
-from engine.signals import Intersection
+from engine.network import Network
 
 console = Console(stderr=False, highlight=False)
 
@@ -26,21 +26,43 @@ def kpi_table(rows: dict[str, dict], title: str | None = None) -> Table:
     for key, (label, fmt) in KPI_LABELS.items():
         table.add_row(escape(label), *("n/a" if kpis.get(key) is None else fmt.format(kpis[key])
                                        for kpis in rows.values()))
+    if any("time_to_teleport_s" in kpis for kpis in rows.values()):  # the options the delay depends on
+        for key, label in (("max_depart_delay_s", "max-depart-delay"), ("time_to_teleport_s", "time-to-teleport")):
+            table.add_row(label, *(_seconds_or_never(kpis.get(key)) for kpis in rows.values()))
     return table
 
 
-def intersections_table(intersections: Iterable[Intersection], verbose: bool = False) -> Table:
+def _seconds_or_never(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "never"
+    return f"{value:g} s"
+
+
+def intersections_table(network: Network, verbose: bool = False) -> Table:
+    """Every signal of ``network``: its program, and each green phase as the movements it serves.
+
+    Signals that cannot be controlled (flashing, a single green) are listed with
+    the reason; they run their own program under every controller.
+    """
     table = Table()
-    for col in ("signal", "phases (green s)", "cycle s", "lanes in", "movements"):
-        table.add_column(col)
-    for ix in intersections:
-        greens = " | ".join(f"{p.state} ({p.duration:g})" for p in ix.phases)
-        moves = len({(m.from_lane, m.to_lane) for m in ix.movements})
-        table.add_row(ix.id, greens, f"{sum(d for _, d in ix.program):g}", str(len(ix.in_lanes)),
-                      str(moves))
+    for col in ("signal", "program", "phase", "serves", "state", "green s", "cycle s"):
+        table.add_column(col, overflow="fold")
+    for tid, ix in network.signals.items():
+        note = network.uncontrolled.get(tid)
+        first = True
+        for k, ph in enumerate(ix.phases):
+            table.add_row(escape(tid) if first else "", escape(ix.program_id) if first else "", str(k),
+                          escape(network.describe_phase(ix, k)), ph.state, f"{ph.duration:g}",
+                          f"{ix.cycle:g}" if first else "")
+            first = False
+        if note:
+            table.add_row(escape(tid) if first else "", escape(ix.program_id) if first else "", "-",
+                          escape(note.split(": ", 1)[1]), ix.program[0][0], "", f"{ix.cycle:g}")
         if verbose:
             for m in ix.movements:
-                table.add_row("", f"link {m.link}: {m.from_lane} -> {m.to_lane} ({m.direction})", "", "", "")
+                kind = "crossing" if m.crossing else f"{m.approach} {m.direction}"
+                table.add_row("", "", "", f"link {m.link}: {escape(m.from_lane)} -> {escape(m.to_lane)} ({kind})",
+                              "", "", "")
     return table
 
 

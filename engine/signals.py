@@ -268,7 +268,7 @@ def green_phase_steps(program: Sequence[tuple[str, float]]) -> tuple[int, ...]:
     """Indices of the program's green phases.
 
     A green phase is a step without yellow that starts a green for at least one
-    link. A green step that only ends greens (the pedestrian clearance of
+    link (or makes a permissive ``g`` a protected ``G``). A green step that only ends greens (the pedestrian clearance of
     netconvert's programs, where crossings turn red while vehicles keep green)
     belongs to the clearance before the next phase. A program whose greens never
     change has its first green step as its only phase.
@@ -279,7 +279,8 @@ def green_phase_steps(program: Sequence[tuple[str, float]]) -> tuple[int, ...]:
         if not is_green_state(state):
             continue
         before = program[(i - 1) % n][0]
-        if any(c in GREEN and (L >= len(before) or before[L] not in GREEN) for L, c in enumerate(state)):
+        if any((c in GREEN and (L >= len(before) or before[L] not in GREEN)) or (c == "G" and before[L] == "g")
+               for L, c in enumerate(state)):
             out.append(i)
     if not out:
         out = [i for i, (state, _) in enumerate(program) if is_green_state(state)][:1]

@@ -25,7 +25,12 @@ def timing_program(intersection: Intersection, greens: Sequence[float]) -> Progr
 
 
 def timing_steps(intersection: Intersection, greens: Sequence[float]) -> tuple[tuple[str, float, int], ...]:
-    """:func:`timing_program`'s steps, each with its green phase k: the green first, then its clearance."""
+    """:func:`timing_program`'s steps, each with its green phase k: the green, then its clearance.
+
+    The steps start where the network's program starts (SUMO's offset refers to
+    the program's first step, which may be a yellow or an all-red), so that the
+    same greens and offset reproduce the network's program second by second.
+    """
     ix = intersection
     if len(greens) != ix.n_phases:
         raise ConfigError(f"{ix.id}: {len(greens)} greens given for {ix.n_phases} green phases")
@@ -35,7 +40,8 @@ def timing_steps(intersection: Intersection, greens: Sequence[float]) -> tuple[t
             raise ConfigError(f"{ix.id}: green of phase {k} must be positive, got {green:g}")
         steps.append((ix.phases[k].state, float(green), k))
         steps.extend((state, duration, k) for state, duration in ix.clearance(k, ix.next_phase(k)))
-    return tuple(steps)
+    lead = ix.phases[0].program_index  # steps of the last clearance that the program puts first
+    return tuple(steps[len(steps) - lead:] + steps[:len(steps) - lead]) if lead else tuple(steps)
 
 
 def tls_xml(

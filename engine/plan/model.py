@@ -37,7 +37,7 @@ class SignalTiming:
     """One signal's fixed-time program in one period."""
 
     signal: str
-    offset: float  # s: phase 0 starts at simulation times offset + k * cycle
+    offset: float  # s, as SUMO reads it: the program's first step (the network's own, maybe a clearance) starts at offset + k * cycle
     greens: tuple[float, ...]  # s, one per green phase in the network's cycle order
     right_turn_overlaps: bool = False  # right turns also green wherever none of their foes is
 
