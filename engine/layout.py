@@ -27,6 +27,41 @@ from engine.network import DEFAULT_DETECTOR_RANGE_M, load_network
 from engine.signals import Intersection
 
 VEHICLE_SPACE_M = 7.5  # car length 5 m + min gap 2.5 m: what one queued vehicle occupies
+STOPLINE_ZONE_M = 30.0  # actuation's detection zone: the lane before the stop line, at least this long
+
+
+@dataclass(frozen=True, eq=False)
+class Area:
+    """Which lanes (and how much of each) make up each watched lane's observed road.
+
+    Entry e adds lane ``col[e]`` of the area lanes to watched lane ``row[e]``,
+    with ``share`` (less than 1 where that lane feeds several watched lanes) and
+    ``covered`` (the part of its length inside the range).
+    """
+
+    row: np.ndarray  # (n_entries,) watched lane index
+    col: np.ndarray  # (n_entries,) index into Layout.area_lanes
+    share: np.ndarray  # (n_entries,)
+    covered: np.ndarray  # (n_entries,)
+    range_m: float
+
+    def aggregate(self, values: np.ndarray, n_lanes: int, queued: np.ndarray | None = None,
+                  length: np.ndarray | None = None) -> np.ndarray:
+        """Per watched lane, ``values`` (one per area lane) summed over its area, shape (n_lanes,).
+
+        A partly covered lane counts its covered fraction of the values, except
+        ``queued`` vehicles (halting ones, with lane ``length`` in m): a queue
+        grows from the lane's downstream end, so up to what fits in the covered
+        part counts whole (``VEHICLE_SPACE_M`` per vehicle).
+        """
+        v = values[self.col]
+        if queued is None:
+            part = self.covered * v
+        else:
+            q = queued[self.col]
+            fits = self.covered * length[self.col] / VEHICLE_SPACE_M
+            part = self.covered * (v - q) + np.where(self.covered >= 1.0, q, np.minimum(q, fits))
+        return np.bincount(self.row, weights=self.share * part, minlength=n_lanes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,11 +76,12 @@ class Layout:
     mov_phases: np.ndarray  # (n_mov, max_phases) bool: movement green in phase
     n_phases: np.ndarray  # (n_int,) int64
     area_lanes: tuple[str, ...]  # every lane SUMO is asked about
-    area_row: np.ndarray  # (n_entries,) watched lane index
-    area_col: np.ndarray  # (n_entries,) index into area_lanes
-    area_share: np.ndarray  # (n_entries,) share of that lane counted
-    area_covered: np.ndarray  # (n_entries,) part of its length inside the range
-    detector_range_m: float
+    area: Area  # up to the detector range: what controllers, observations and rewards see
+    zone: Area  # the stop-line detection zone actuation uses
+
+    @property
+    def detector_range_m(self) -> float:
+        return self.area.range_m
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -61,21 +97,8 @@ class Layout:
 
     def aggregate(self, area_values: np.ndarray, queued: np.ndarray | None = None,
                   area_length: np.ndarray | None = None) -> np.ndarray:
-        """Per watched lane, ``area_values`` (one per area lane) summed over its area.
-
-        A partly covered lane counts its covered fraction of the values, except
-        ``queued`` vehicles (halting ones, with ``area_length`` in m): a queue
-        grows from the lane's downstream end, so up to what fits in the covered
-        part counts whole (``VEHICLE_SPACE_M`` per vehicle).
-        """
-        values = area_values[self.area_col]
-        if queued is None:
-            part = self.area_covered * values
-        else:
-            q = queued[self.area_col]
-            fits = self.area_covered * area_length[self.area_col] / VEHICLE_SPACE_M
-            part = self.area_covered * (values - q) + np.where(self.area_covered >= 1.0, q, np.minimum(q, fits))
-        return np.bincount(self.area_row, weights=self.area_share * part, minlength=len(self.lanes))
+        """Per watched lane, over its observation area (see :meth:`Area.aggregate`)."""
+        return self.area.aggregate(area_values, len(self.lanes), queued, area_length)
 
     def in_lanes_of(self, k: int) -> np.ndarray:
         end = self.in_lane_start[k + 1] if k + 1 < len(self.in_lane_start) else len(self.in_lane_index)
@@ -123,13 +146,19 @@ def build_layout(net_file: Path, only: tuple[str, ...] | None = None, additional
             served = [any(L in ph.green_links for L in links) for ph in ix.phases]
             rows.append((k, lanes[from_lane], lanes[to_lane], served + [False] * (max_phases - len(served))))
     incoming = {la for ix in ixs for la in ix.in_lanes}
-    area: dict[str, int] = {}
-    a_row, a_col, a_w = [], [], []
-    for lane, i in lanes.items():
-        for other, share, covered in network.approach_area(lane, detector_range_m, upstream=lane in incoming):
-            a_row.append(i)
-            a_col.append(area.setdefault(other, len(area)))
-            a_w.append((share, covered))
+    area_lanes: dict[str, int] = {}
+
+    def area_of(range_m: float) -> Area:
+        entries = []
+        for lane, i in lanes.items():
+            for other, share, covered in network.approach_area(lane, range_m, upstream=lane in incoming):
+                entries.append((i, area_lanes.setdefault(other, len(area_lanes)), share, covered))
+        row, col, share, covered = zip(*entries)
+        return Area(np.array(row, dtype=np.int64), np.array(col, dtype=np.int64),
+                    np.array(share, dtype=float), np.array(covered, dtype=float), float(range_m))
+
+    area = area_of(detector_range_m)
+    zone = area_of(STOPLINE_ZONE_M)
     return Layout(
         intersections=ixs,
         lanes=tuple(lanes),
@@ -140,10 +169,7 @@ def build_layout(net_file: Path, only: tuple[str, ...] | None = None, additional
         mov_out=np.array([r[2] for r in rows], dtype=np.int64),
         mov_phases=np.array([r[3] for r in rows], dtype=bool).reshape(len(rows), max_phases),
         n_phases=np.array([ix.n_phases for ix in ixs], dtype=np.int64),
-        area_lanes=tuple(area),
-        area_row=np.array(a_row, dtype=np.int64),
-        area_col=np.array(a_col, dtype=np.int64),
-        area_share=np.array([w[0] for w in a_w], dtype=float),
-        area_covered=np.array([w[1] for w in a_w], dtype=float),
-        detector_range_m=float(detector_range_m),
+        area_lanes=tuple(area_lanes),
+        area=area,
+        zone=zone,
     )

@@ -63,6 +63,9 @@ class TrafficState:
     lane_speed: np.ndarray  # mean speed, m/s
     lane_length: np.ndarray  # m of road in the observation area
     lane_max_speed: np.ndarray  # m/s
+    zone_count: np.ndarray  # vehicles in each watched lane's stop-line detection zone (actuation)
+    zone_speed: np.ndarray  # their mean speed, m/s
+    zone_length: np.ndarray  # m of road in the zone
     phase: np.ndarray  # current green (or the one being cleared to), per signal
     time_in_phase: np.ndarray  # s since that green began (0 while clearing)
     can_switch: np.ndarray  # min green has passed and not clearing
@@ -90,6 +93,7 @@ class ControlLoop:
         self.lane_max_speed = np.zeros(0)
         n = len(self.layout.lanes)
         self.lane_count, self.lane_halting, self.lane_speed = np.zeros(n), np.zeros(n), np.zeros(n)
+        self.zone_count, self.zone_speed, self.zone_length = np.zeros(n), np.zeros(n), np.zeros(0)
         self.kpis: KPIs | None = None
         self.monitor = monitor  # sees the states SUMO will show, before every step
 
@@ -117,6 +121,7 @@ class ControlLoop:
             length, vmax = self.sim.lane_static()
             self._area_length = length
             self.lane_length = self.layout.aggregate(length)
+            self.zone_length = self.layout.zone.aggregate(length, len(self.layout.lanes))
             own = {lane: i for i, lane in enumerate(self.layout.area_lanes)}
             self.lane_max_speed = vmax[[own[lane] for lane in self.layout.lanes]]
         if self.options.adaptive:
@@ -168,6 +173,11 @@ class ControlLoop:
         moving = agg(self.sim.lane_count * self.sim.lane_speed)
         self.lane_speed[:] = np.where(self.lane_count > 0, moving / np.maximum(self.lane_count, 1e-9),
                                       self.lane_max_speed)
+        zone, n = self.layout.zone, len(self.layout.lanes)
+        self.zone_count[:] = zone.aggregate(self.sim.lane_count, n, self.sim.lane_halting, self._area_length)
+        moving = zone.aggregate(self.sim.lane_count * self.sim.lane_speed, n)
+        self.zone_speed[:] = np.where(self.zone_count > 0, moving / np.maximum(self.zone_count, 1e-9),
+                                      self.lane_max_speed)
 
     def lane_co2(self) -> np.ndarray:
         """CO2 (mg/s) in each watched lane's observation area (needs ``watch_co2``)."""
@@ -182,6 +192,7 @@ class ControlLoop:
             lane_length=self.lane_length, lane_max_speed=self.lane_max_speed,
             phase=self.signals.phase, time_in_phase=self.signals.time_in_phase(now),
             can_switch=self.signals.can_switch(now),
+            zone_count=self.zone_count, zone_speed=self.zone_speed, zone_length=self.zone_length,
         )
 
     def finish(self) -> KPIs:

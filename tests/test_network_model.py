@@ -230,6 +230,9 @@ def test_short_approach_lanes_are_seen_up_to_the_detector_range(tmp_path):
     # WP_0 feeds both approach lanes: each counts half, so the signal counts each vehicle once
     other = {lane: share for lane, share, _ in network.approach_area("PC_1", 150.0)}
     assert area["WP_0"][0] + other["WP_0"] == pytest.approx(1.0)
-    layout = build_layout(net, None, (), 150.0)
-    assert "WP_0" in layout.area_lanes
-    assert "WP_0" not in build_layout(net, None, (), 0.0).area_lanes
+    def seen(layout, area) -> bool:
+        return "WP_0" in layout.area_lanes and layout.area_lanes.index("WP_0") in area.col
+
+    wide, stop_line = build_layout(net, None, (), 150.0), build_layout(net, None, (), 0.0)
+    assert seen(wide, wide.area) and not seen(stop_line, stop_line.area)
+    assert seen(stop_line, stop_line.zone)  # actuation's 30 m zone reaches the feeder too

@@ -109,7 +109,12 @@ class Greedy:
 
 
 class Actuated:
-    """Gap-out / max-out actuation with the approach lanes as stop-line detectors.
+    """Gap-out / max-out actuation with stop-line detection zones.
+
+    Each approach lane's zone is the lane before the stop line, extended upstream
+    to at least ``STOPLINE_ZONE_M`` (30 m) where that lane is shorter: a
+    presence detector near the stop line, not the whole observation area (a
+    detector far upstream would extend greens for vehicles still a long way off).
 
     ``coordinated`` (the default, where every signal's own program runs one
     common cycle): the programs are the background cycle; the first green phase
@@ -147,9 +152,9 @@ class Actuated:
                 pos = np.mod(state.time - offset, cycle)
         return kernels.actuated(
             inc,
-            state.lane_count,
-            state.lane_speed,
-            state.lane_length,
+            state.zone_count,
+            state.zone_speed,
+            state.zone_length,
             state.phase,
             state.can_switch,
             self.passage_s,
