@@ -9,6 +9,8 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``evaluate`` on the cqsignal command line."""
+    from engine.cli import add_sumo_option_args, duration_arg, seed_arg, seed_count_arg
+
     p = sub.add_parser("train", help="train an RL policy from a YAML config (resumable)")
     p.add_argument("config", help="training config, e.g. configs/train_corridor.yaml")
     p.add_argument("--resume", action="store_true", help="continue the run in the config's output folder")
@@ -21,12 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a model .zip (with its .meta.json), or the name of a shipped model")
     p.add_argument("--period", action="append", default=None,
                    help="period(s) to evaluate (default: the model's first training period); repeatable")
-    p.add_argument("--seeds", type=int, default=5, help="number of demand seeds (default 5)")
-    p.add_argument("--first-seed", type=int, default=None,
+    p.add_argument("--seeds", type=seed_count_arg, default=5, help="number of demand seeds (default 5)")
+    p.add_argument("--first-seed", type=seed_arg, default=None,
                    help="first seed (default 100001: above the seeds training draws from, below "
                         "those a run's own evaluations use to pick its best model)")
     p.add_argument("--baseline", default="max_pressure", help="heuristic to compare with")
-    p.add_argument("--duration", type=float, default=None, help="simulated seconds (default: the scenario's)")
+    p.add_argument("--duration", type=duration_arg, default=None,
+                   help="simulated seconds (default: the scenario's)")
+    add_sumo_option_args(p)  # evaluation default: SUMO's (never drop), not the env's training bound
     p.add_argument("--jobs", type=int, default=2, help="parallel simulations")
     p.add_argument("--co2", action="store_true", help="measure CO2 (SUMO's emission device; slower)")
     p.add_argument("--out", default=None, help="write every run's KPIs to this JSON file")
@@ -77,16 +81,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     meta = read_meta(spec)
     options = env_options(**meta.env_options)
     periods = args.period or [options.periods()[0]]
-    scenario = Scenario.load(options.network, period=periods[0], routes=options.routes)
+    scenario = Scenario.load(options.network, period=periods[0], routes=options.routes, begin=options.begin)
     check_model(spec, scenario)
     limit = int(meta.raw.get("train_seed_limit", TRAIN_SEED_LIMIT))
     first = args.first_seed if args.first_seed is not None else max(TEST_SEED_START, limit + 1)
+    from engine.scenario import MAX_SEED
+
+    if first + args.seeds - 1 > MAX_SEED:
+        raise ConfigError(f"seeds {first}..{first + args.seeds - 1} go beyond SUMO's range 0..{MAX_SEED}")
     seeds = list(range(first, first + args.seeds))
     if first < limit:
         console.print(f"[yellow]note:[/] seeds below {limit} may have been drawn in training")
     duration = args.duration or scenario.duration
-    model_jobs = jobs_for(str(meta.zip_path), options, periods, seeds, duration, emissions=args.co2)
-    base_jobs = jobs_for(args.baseline, options, periods, seeds, duration, emissions=args.co2)
+    sumo = {"max_depart_delay": None if args.max_depart_delay is None or args.max_depart_delay < 0
+            else args.max_depart_delay, "time_to_teleport": args.time_to_teleport}
+    model_jobs = jobs_for(str(meta.zip_path), options, periods, seeds, duration, emissions=args.co2, **sumo)
+    base_jobs = jobs_for(args.baseline, options, periods, seeds, duration, emissions=args.co2, **sumo)
     console.print(f"evaluating {meta.zip_path.name} and {args.baseline} on {options.network}, "
                   f"{', '.join(str(p or 'its routes') for p in periods)}, seeds {seeds[0]}..{seeds[-1]}, {duration:g} s each")
     evaluator = Evaluator(args.jobs)

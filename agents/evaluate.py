@@ -38,17 +38,26 @@ class Job:
     delta: int = 5
     min_green: float = 10.0
     max_green: float = 60.0
-    max_depart_delay: float = 300.0
+    begin: float | None = None  # None: the scenario's
+    max_depart_delay: float | None = 300.0  # None: never drop (SUMO's default)
+    time_to_teleport: float | None = None  # None: the scenario's (SUMO's 300 s)
     emissions: bool = False
 
 
+_FROM_OPTIONS = object()
+
+
 def jobs_for(controller: str, options, periods: Iterable[str | None], seeds: Iterable[int],
-             duration: float, emissions: bool = False) -> list[Job]:
-    """Jobs of one controller over periods x seeds, with the env options' timing."""
+             duration: float, emissions: bool = False, max_depart_delay=_FROM_OPTIONS,
+             time_to_teleport=_FROM_OPTIONS) -> list[Job]:
+    """Jobs of one controller over periods x seeds, with the env options' timing and (unless
+    given) their bound on waiting to enter and time to teleport."""
+    mdd = options.max_depart_delay if max_depart_delay is _FROM_OPTIONS else max_depart_delay
+    ttt = options.time_to_teleport if time_to_teleport is _FROM_OPTIONS else time_to_teleport
     return [Job(controller=str(controller), network=options.network, period=p, seed=int(s),
                 duration=float(duration), scale=options.scale, routes=tuple(options.routes),
                 delta=options.delta, min_green=options.min_green, max_green=options.max_green,
-                max_depart_delay=options.max_depart_delay, emissions=emissions)
+                begin=options.begin, max_depart_delay=mdd, time_to_teleport=ttt, emissions=emissions)
             for p in periods for s in seeds]
 
 
@@ -60,8 +69,10 @@ def run_job(job: Job) -> dict:
     from engine.scenario import Scenario
 
     scenario = Scenario.load(job.network, period=job.period, seed=job.seed, scale=job.scale,
-                             duration=job.duration, routes=job.routes)
-    scenario = scenario.with_options(max_depart_delay=job.max_depart_delay, emissions=job.emissions)
+                             duration=job.duration, routes=job.routes, begin=job.begin,
+                             max_depart_delay=-1.0 if job.max_depart_delay is None else job.max_depart_delay,
+                             time_to_teleport=job.time_to_teleport)
+    scenario = scenario.with_options(emissions=job.emissions)
     controller = load_controller(job.controller, scenario, say=lambda _line: None)
     options = LoopOptions(adaptive=controller.adaptive, delta=job.delta, min_green=job.min_green,
                           max_green=job.max_green)

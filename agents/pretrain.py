@@ -86,12 +86,20 @@ def behaviour_clone(model, data: dict[str, np.ndarray], epochs: int, batch_size:
             "value_r2": float(1.0 - ((values - target) ** 2).mean() / max(float(target.var()), 1e-12))}
 
 
+def _scenario_duration(opts) -> float:
+    from engine.scenario import Scenario
+
+    return Scenario.load(opts.network, period=opts.periods()[0], routes=opts.routes,
+                         begin=opts.begin).duration
+
+
 def pretrain(run: "Run") -> dict[str, float]:
     """Collect the heuristic's episodes in the run's workers and clone them into the model."""
     cfg = run.config.pretrain
     opts = run.options
     t0 = time.perf_counter()
-    steps = cfg.episodes * math.ceil(opts.duration / opts.delta)
+    duration = opts.duration or _scenario_duration(opts)  # None: the scenario's own
+    steps = cfg.episodes * math.ceil(duration / opts.delta)
     data = collect(run.venv, cfg.heuristic, steps)
     stats = behaviour_clone(run.model, data, cfg.epochs, cfg.batch_size, cfg.learning_rate,
                             run.config.seed, masked=run.config.algorithm.name == "MaskablePPO",

@@ -95,15 +95,24 @@ def plan_runs(config: BenchConfig, base: Path, source: str = "config") -> Plan:
     for j, entry in enumerate(config.scenarios):
         where = f"{source}: scenarios.{j}"
         src, routes = _scenario_source(entry, base, where)
-        duration = entry.duration or config.duration
+        window = {"begin": entry.begin if entry.begin is not None else config.begin, "end": entry.end,
+                  "duration": entry.duration or (None if entry.end is not None else config.duration),
+                  "max_depart_delay": _first(entry.max_depart_delay, config.max_depart_delay),
+                  "time_to_teleport": _first(entry.time_to_teleport, config.time_to_teleport)}
         periods: list[str | None] = list(entry.periods) if entry.periods else [None]
         try:
-            resolved = [Scenario.load(src, period=p, routes=routes, duration=duration).period
-                        for p in periods]
+            loaded = [Scenario.load(src, period=p, routes=routes, **window) for p in periods]
+            resolved = [sc.period for sc in loaded]
+            if loaded[0].demand_file is None:
+                loaded[0].check_routes()  # an empty route file or window: refused before any run
             label = entry.label or Scenario.of_network(src).name
         except CqSignalError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        if labels.setdefault(label, (src, routes, duration)) != (src, routes, duration):
+        sc = loaded[0]
+        duration = sc.duration
+        sumo = {"begin": sc.begin, "max_depart_delay": sc.max_depart_delay,
+                "time_to_teleport": sc.time_to_teleport}
+        if labels.setdefault(label, (src, routes, duration, sc.begin)) != (src, routes, duration, sc.begin):
             raise ConfigError(f"{where}: label '{label}' already names another network, routes or "
                               "duration: give this entry its own 'label'")
         for period in resolved:
@@ -114,9 +123,14 @@ def plan_runs(config: BenchConfig, base: Path, source: str = "config") -> Plan:
                             controller=name, heuristic=heuristic, model=model, network=label,
                             source=src, routes=routes, period=period, scale=float(scale),
                             seed=int(seed), duration=float(duration), delta=config.loop.delta,
-                            min_green=config.loop.min_green, max_green=config.loop.max_green)
+                            min_green=config.loop.min_green, max_green=config.loop.max_green, **sumo)
                         specs.setdefault(spec.key, spec)
     return Plan(_table_order(list(specs.values()), names), notes)
+
+
+def _first(*values):
+    """The first value that is not None (a scenario's setting before the config's)."""
+    return next((v for v in values if v is not None), None)
 
 
 def _table_order(specs: list[RunSpec], controllers: list[str]) -> list[RunSpec]:
@@ -244,7 +258,7 @@ def _markdown(result: BenchResult, config: BenchConfig, command: str, plots: lis
               here: Path) -> str:
     t = result.table
     seeds = sorted(set(t["seed"]))
-    durations = sorted({s for s in set(t["duration_s"].dropna())}) or [config.duration]
+    durations = sorted({s for s in set(t["duration_s"].dropna())}) or [config.duration or 0.0]
     text = [
         f"# Benchmark: {config.name}\n\n",
         f"Regenerate with:\n\n```\n{command}\n```\n\n",

@@ -6,15 +6,18 @@ config file's own folder, so a config works from any working directory.
 Example::
 
     name: quick
-    duration: 900
+    duration: 900                 # default: each scenario's own (a .sumocfg's end; else 3600)
     seeds: 3                      # or a list: [1, 2, 3]
+    # max_depart_delay: 300       # drop vehicles that waited this long to enter (default: never)
+    # time_to_teleport: 300       # SUMO's default; -1: never
     baseline: fixed
     controllers: [fixed, max_pressure, {name: ppo, model: ../agents/models/corridor_ppo.zip, optional: true}]
     scenarios:
       - network: chongqing
         periods: [am_peak]         # or: all
         scales: [0.8, 1.0, 1.2]    # a demand sweep
-      - network: my/net.sumocfg    # bring your own network
+      - network: my/net.sumocfg    # bring your own network (its begin and end are kept)
+      - {network: my.net.xml, routes: [am.rou.xml], begin: "07:00", duration: 3600}
 """
 
 from __future__ import annotations
@@ -26,16 +29,18 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, CqSignalError
+from engine.scenario import MAX_DURATION_S, MAX_SEED
 
 _MODEL_SUFFIXES = (".zip",)
+MAX_SEED_COUNT = 10_000
 
 
 def _seed_list(value: Any) -> Any:
     """``seeds: 5`` means seeds 1 to 5."""
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise ValueError("a seed count must be >= 1")
+        if not 1 <= value <= MAX_SEED_COUNT:
+            raise ValueError(f"a seed count must be between 1 and {MAX_SEED_COUNT:,}")
         return list(range(1, value + 1))
     return value
 
@@ -43,11 +48,34 @@ def _seed_list(value: Any) -> Any:
 def _check_seeds(value: list[int]) -> list[int]:
     if not value or min(value) < 0 or len(set(value)) != len(value):
         raise ValueError("must be a non-empty list of distinct integers >= 0")
+    if len(value) > MAX_SEED_COUNT:
+        raise ValueError(f"at most {MAX_SEED_COUNT:,} seeds")
+    if max(value) > MAX_SEED:
+        raise ValueError(f"seed {max(value)} is outside SUMO's range 0..{MAX_SEED}")
     return value
 
 
+def _time(value: Any) -> Any:
+    """A time as seconds or 'HH:MM[:SS]'."""
+    if value is None or isinstance(value, bool):
+        return value
+    from engine.scenario import parse_seconds
+
+    try:
+        return parse_seconds(value, "time")
+    except CqSignalError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class _SumoOptions(_Strict):
+    """SUMO's drop and teleport options (None: the scenario's, else SUMO's defaults)."""
+
+    max_depart_delay: float | None = None  # s; negative: never drop
+    time_to_teleport: float | None = None  # s; <= 0: never teleport
 
 
 class ControllerEntry(_Strict):
@@ -74,7 +102,7 @@ class ControllerEntry(_Strict):
         return value
 
 
-class ScenarioEntry(_Strict):
+class ScenarioEntry(_SumoOptions):
     """A network (embedded name, folder, .sumocfg or .net.xml) and its demand axes."""
 
     network: str = Field(min_length=1)
@@ -83,7 +111,20 @@ class ScenarioEntry(_Strict):
     periods: list[str] | None = None  # None: the network's default; 'all': every period
     scales: list[float] | None = None  # None: the config's scales
     seeds: list[int] | None = None  # None: the config's seeds
-    duration: float | None = Field(default=None, gt=0)
+    duration: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)  # None: the config's
+    begin: float | None = Field(default=None, ge=0)  # s or "HH:MM"; None: the config's or scenario's
+    end: float | None = Field(default=None, gt=0)  # instead of duration
+
+    @field_validator("begin", "end", mode="before")
+    @classmethod
+    def _times(cls, value: Any) -> Any:
+        return _time(value)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> ScenarioEntry:
+        if self.end is not None and self.duration is not None:
+            raise ValueError("give end or duration, not both")
+        return self
 
     @field_validator("periods", mode="before")
     @classmethod
@@ -124,7 +165,7 @@ class RayEntry(_Strict):
     address: str = Field(min_length=1)  # 'auto', 'ray://host:10001', 'local'
 
 
-class BenchConfig(_Strict):
+class BenchConfig(_SumoOptions):
     """A whole benchmark: every controller on every scenario, period, scale and seed."""
 
     name: str = "bench"
@@ -132,7 +173,13 @@ class BenchConfig(_Strict):
     scenarios: list[ScenarioEntry] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
     scales: list[float] = [1.0]
-    duration: float = Field(default=3600.0, gt=0)
+    duration: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)  # None: each scenario's
+    begin: float | None = Field(default=None, ge=0)  # None: each scenario's
+
+    @field_validator("begin", mode="before")
+    @classmethod
+    def _begin(cls, value: Any) -> Any:
+        return _time(value)
     baseline: str | None = None  # default: the first controller
     loop: LoopEntry = LoopEntry()
     workers: int | None = Field(default=None, ge=1)

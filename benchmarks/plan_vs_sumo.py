@@ -71,34 +71,41 @@ def sumo_tools_programs(net_file: Path, routes: Path, workdir: Path, cycle_min: 
 def netconvert_programs(net_file: Path, intersections, workdir: Path) -> Path:
     """The programs netconvert itself generates for this network's signals, as an additional file.
 
-    SUMO's default timing for a network nobody has timed: netconvert rebuilds the
-    net with its loaded programs discarded and guesses new ones (90 s cycle,
-    yellow from the approach speed, left turns permissive with the through
-    green plus a short protected phase). Refused if the links are numbered
-    differently from the network's own.
+    SUMO's default timing for a network nobody has timed: netconvert rebuilds
+    every signal's program (``--tls.rebuild``; ``--tls.discard-loaded`` with
+    ``--tls.set`` crashes netconvert 1.28 on junctions with crossings) and
+    guesses new ones (90 s cycle, yellow from the approach speed, left turns
+    permissive with the through green plus a short protected phase), static
+    with offset 0 as netconvert writes them for a new signal. Refused if the
+    links are numbered differently from the network's own. Both nets are read
+    by the network model (:mod:`engine.network`); each guessed program is
+    written by sumolib.
     """
-    import xml.etree.ElementTree as ET
+    import sumolib
 
+    from engine.network import load_network
     from engine.sim import sumo_binary
 
     guessed = workdir / "netconvert_guess.net.xml"
-    cmd = [sumo_binary("netconvert"), "-s", str(net_file), "--tls.discard-loaded", "true",
-           "--tls.set", ",".join(sorted(intersections)), "-o", str(guessed)]
+    cmd = [sumo_binary("netconvert"), "-s", str(net_file), "--tls.rebuild", "true", "-o", str(guessed)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SimulationError(f"netconvert failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
 
-    def links(path: Path) -> set:
-        return {(c.get("from"), c.get("to"), c.get("fromLane"), c.get("toLane"), c.get("tl"), c.get("linkIndex"))
-                for c in ET.parse(path).getroot().iter("connection") if c.get("tl")}
-    if links(guessed) != links(net_file):
+    def links(network) -> set:
+        return {(tid, m.link, m.from_lane, m.to_lane) for tid, ix in network.signals.items() for m in ix.movements}
+    own, guess = load_network(net_file), load_network(guessed)
+    if links(guess) != links(own):
         raise SimulationError(f"netconvert numbered the signal links of {net_file.name} differently")
-    add = ET.Element("additional")
-    for logic in ET.parse(guessed).getroot().iter("tlLogic"):
-        logic.set("programID", "netconvert")
-        add.append(logic)
+    lines = ["<additional>\n"]
+    for tid in sorted(intersections):
+        program = sumolib.net.TLSProgram("netconvert", 0, "static")
+        for state, duration in guess.signals[tid].program:
+            program.addPhase(state, duration, next=())  # sumolib writes no next= for an empty tuple
+        lines.append(program.toXML(tid))
+    lines.append("</additional>\n")
     out = workdir / "netconvert.add.xml"
-    out.write_text(ET.tostring(add, encoding="unicode"), encoding="utf-8")
+    out.write_text("".join(lines), encoding="utf-8")
     return out
 
 

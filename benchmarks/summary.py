@@ -12,11 +12,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmarks.stats import Estimate, mean_ci, paired_difference
-from engine.metrics import KPI_LABELS
+from engine.metrics import KPI_LABELS, sumo_options_note
 
 # The KPIs a comparison reports, in table order.
 SUMMARY_KPIS = ["mean_delay_s", "mean_travel_time_s", "mean_stops", "mean_queue_veh",
-                "throughput_veh_h", "co2_kg"]
+                "throughput_veh_h", "co2_kg", "backlog", "dropped"]
 LEVEL = 0.95
 
 
@@ -30,6 +30,7 @@ class Group:
     means: dict[str, dict[str, Estimate]]  # controller -> kpi -> estimate over seeds
     changes: dict[str, dict[str, tuple[Estimate, float]]]  # controller -> kpi -> (paired diff, %)
     failed: dict[str, int]  # controller -> failed runs
+    options: str = ""  # SUMO's drop and teleport options the runs were measured under
 
     @property
     def title(self) -> str:
@@ -60,7 +61,9 @@ def groups(table: pd.DataFrame, baseline: str) -> list[Group]:
                     changes[c] = {k: paired_difference(by_seed[c][k].to_dict(), base[k].to_dict(), LEVEL)
                                   for k in SUMMARY_KPIS}
         failed = {c: int(((sub["controller"] == c) & (sub["error"] != "")).sum()) for c in means}
-        out.append(Group(network, period, float(scale), means, changes, failed))
+        notes = {sumo_options_note(r) for r in good.to_dict("records") if "time_to_teleport_s" in r}
+        options = notes.pop() if len(notes) == 1 else "; ".join(sorted(notes))
+        out.append(Group(network, period, float(scale), means, changes, failed, options))
     return out
 
 
@@ -102,7 +105,8 @@ def markdown_tables(gs: list[Group], baseline: str) -> str:
     head = "| controller | n | " + " | ".join(labels) + " |\n|---|---:|" + "---:|" * len(labels) + "\n"
     parts = []
     for g in gs:
-        parts.append(f"### {g.title}\n\nMean ± 95 % CI over seeds (n = seeds that ran).\n\n{head}")
+        options = f" SUMO options: {g.options}." if g.options else ""
+        parts.append(f"### {g.title}\n\nMean ± 95 % CI over seeds (n = seeds that ran).{options}\n\n{head}")
         for c, est in g.means.items():
             failed = f" ({g.failed[c]} failed)" if g.failed[c] else ""
             parts.append(f"| {c}{failed} | {_n(est)} | "
@@ -155,7 +159,7 @@ def failures_table(table: pd.DataFrame) -> str:
 
 def console_table(g: Group, baseline: str) -> Table:
     """One group as a rich table, with the delay change against the baseline."""
-    table = Table(title=g.title)
+    table = Table(title=g.title, caption=escape(g.options) if g.options else None)
     table.add_column("controller")
     table.add_column("n", justify="right")
     for k in SUMMARY_KPIS:

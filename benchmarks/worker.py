@@ -41,6 +41,9 @@ class RunSpec:
     delta: int = 5
     min_green: float = 10.0
     max_green: float = 60.0
+    begin: float = 0.0
+    max_depart_delay: float = -1.0  # SUMO's convention: -1 never drops
+    time_to_teleport: float = 300.0  # -1: never teleports
 
     @property
     def key(self) -> tuple:
@@ -83,7 +86,11 @@ def execute(spec: RunSpec, progress: Callable[[float, float], None] | None = Non
     start = time.perf_counter()
     try:
         scenario = Scenario.load(spec.source, period=spec.period, seed=spec.seed, scale=spec.scale,
-                                 duration=spec.duration, routes=spec.routes)
+                                 duration=spec.duration, routes=spec.routes, begin=spec.begin,
+                                 max_depart_delay=spec.max_depart_delay,
+                                 time_to_teleport=spec.time_to_teleport)
+        if scenario.demand_file is None:
+            scenario.check_routes(warn=False)  # the bench said it once, at config time
         if spec.model is not None and not Path(spec.model).is_file():
             raise ConfigError(f"model file not found: {spec.model}")
         controller = load_controller(spec.model or spec.heuristic, scenario)

@@ -18,6 +18,6 @@ if ENV_ID not in gymnasium.registry:
 
 def parallel_env(**options):
     """PettingZoo ParallelEnv, one agent per signal (options as for the Gymnasium env)."""
-    from engine.parallel_env import parallel_env as make
+    from engine.pettingzoo_env import parallel_env as make
 
     return make(**options)

@@ -8,7 +8,8 @@ turns at each signal it reaches, a cross-street vehicle that turns onto the
 arterial continues with the arterial's downstream shares. The same route
 probabilities drive both the sampled vehicles (:func:`write_routes`) and the
 analytic flows that timing heuristics use (:func:`movement_flows`), so the two
-never disagree.
+never disagree. The road graph and the signals come from the network model
+(:mod:`engine.network`); flow ratios, lost time and v/c from :mod:`engine.webster`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,12 +25,13 @@ import numpy as np
 import yaml
 
 from engine.errors import ConfigError, NetworkError
+from engine.network import Network, load_network, read_intersections
+from engine.webster import SAT_THROUGH, SAT_TURN, critical_vc as _critical_vc, intersection_flow_ratios, lost_time
 
 PERIODS: tuple[str, ...] = ("am_peak", "midday", "pm_peak", "night", "holiday_evening")
 TURNS: tuple[str, ...] = ("left", "through", "right")
 _DIR_TURN = {"s": "through", "l": "left", "L": "left", "t": "left", "r": "right", "R": "right"}
-SAT_THROUGH = 1600.0  # veh/h/lane, through lane groups (HCM-style v/c)
-SAT_TURN = 1500.0     # veh/h/lane, exclusive turning lane groups
+VCLASS = "passenger"  # routes are drawn on the lanes and connections a car may use
 
 
 @dataclass(frozen=True)
@@ -171,34 +172,32 @@ class _Graph:
 
 
 @lru_cache(maxsize=8)
-def _graph_cached(net_file: str, mtime: float) -> _Graph:
-    try:
-        root = ET.parse(net_file).getroot()
-    except (OSError, ET.ParseError) as exc:
-        raise NetworkError(f"{net_file}: cannot read network ({exc})") from None
-    nodes = {j.get("id"): (float(j.get("x")), float(j.get("y"))) for j in root.iter("junction")}
-    to_node, from_node = {}, {}
-    for e in root.iter("edge"):
-        if e.get("function") != "internal":
-            to_node[e.get("id")], from_node[e.get("id")] = e.get("to"), e.get("from")
-    successors: dict[str, dict[str, str]] = {e: {} for e in to_node}
-    for c in root.iter("connection"):
-        f, t = c.get("from"), c.get("to")
-        if f in to_node and t in to_node:
-            successors[f][t] = _DIR_TURN.get(c.get("dir"), "through")
-    approach = {}
-    for e, node in to_node.items():
-        (jx, jy), (fx, fy) = nodes[node], nodes[from_node[e]]
+def _graph_of(network: Network) -> _Graph:
+    """The car road graph of a network: normal edges a car may use and their car connections.
+
+    Sidewalks, crossings and walking areas carry no routes: pedestrian-only
+    edges, internal edges and connections a car may not take are left out.
+    """
+    net = network.net
+    edges = [e for e in net.getEdges(withInternal=False) if e.allows(VCLASS)]
+    names = {e.getID() for e in edges}
+    successors: dict[str, dict[str, str]] = {}
+    to_node, approach = {}, {}
+    for e in edges:
+        eid = e.getID()
+        successors[eid] = {}
+        for to, conns in sorted(e.getAllowedOutgoing(VCLASS).items(), key=lambda kv: kv[0].getID()):
+            if to.getID() in names:
+                successors[eid][to.getID()] = _DIR_TURN.get(conns[-1].getDirection(), "through")
+        to_node[eid] = e.getToNode().getID()
+        (jx, jy), (fx, fy) = e.getToNode().getCoord()[:2], e.getFromNode().getCoord()[:2]
         dx, dy = fx - jx, fy - jy
-        approach[e] = ("W" if dx < 0 else "E") if abs(dx) >= abs(dy) else ("S" if dy < 0 else "N")
+        approach[eid] = ("W" if dx < 0 else "E") if abs(dx) >= abs(dy) else ("S" if dy < 0 else "N")
     return _Graph(successors, to_node, approach)
 
 
 def _graph(net_file: Path) -> _Graph:
-    path = Path(net_file)
-    if not path.is_file():
-        raise NetworkError(f"{path}: network file not found")
-    return _graph_cached(str(path.resolve()), path.stat().st_mtime)
+    return _graph_of(load_network(net_file))
 
 
 Route = tuple[tuple[str, ...], float]  # edges, probability
@@ -276,11 +275,11 @@ VTYPES = (
 
 
 def write_routes(demand: Demand, net_file: Path, period: str, seed: int, scale: float,
-                 duration: float, out_path: Path) -> int:
+                 duration: float, out_path: Path, begin: float = 0.0) -> int:
     """Write a SUMO route file for ``duration`` s of ``period``; returns the vehicle count.
 
-    Departures (from time 0) are Poisson arrivals per entry whose rate follows the
-    period's 15-min profile (peak quarter from the PHF) times ``scale``; routes and
+    Departures (from ``begin``, 0 by default) are Poisson arrivals per entry whose rate
+    follows the period's 15-min profile (peak quarter from the PHF) times ``scale``; routes and
     buses are drawn with ``numpy.random.default_rng(seed)``, so a seed gives a
     byte-identical file. The file is written to a temp file and moved into place.
     """
@@ -314,7 +313,7 @@ def write_routes(demand: Demand, net_file: Path, period: str, seed: int, scale: 
     r_all, b_all = np.concatenate(route_ix)[order], np.concatenate(buses)[order]
     vehicle_lines = [
         f'    <vehicle id="{i}" type="{"bus" if b else "car"}" route="{route_ids[r]}" '
-        f'depart="{t:.2f}" departLane="best" departSpeed="max"/>\n'
+        f'depart="{begin + t:.2f}" departLane="best" departSpeed="max"/>\n'
         for i, (t, r, b) in enumerate(zip(t_all[order], r_all, b_all))
     ]
     text = "".join([
@@ -343,49 +342,24 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def phase_flow_ratios(demand: Demand, net_file: Path, period: str,
                       scale: float = 1.0) -> dict[str, tuple[list[float], float, float]]:
-    """Per signal: (critical flow ratio of each green phase, cycle C, lost time L).
+    """Per controllable signal: (critical flow ratio of each green phase, cycle C, lost time L).
 
-    HCM-style: a phase's ratio is the largest v/(s * lanes) over the lane groups
-    (one per approach edge) it shows ``G``; s is 1600 veh/h/lane for groups with a
-    through movement and 1500 for turn-only groups. Right turns on red are ignored.
+    With the program SUMO runs (:func:`engine.network.read_intersections`), the
+    flow ratios of :func:`engine.webster.intersection_flow_ratios` (HCM lane
+    groups, s = 1600 veh/h/lane with a through movement and 1500 turn-only;
+    pedestrian crossings carry no flow; a lane group's flow is counted once
+    however many greens serve it) and the lost time of
+    :func:`engine.webster.lost_time`. Right turns on red are ignored.
     """
     flows = movement_flows(demand, net_file, period, scale)
-    root = ET.parse(net_file).getroot()
-    links: dict[str, dict[int, tuple[str, str, str, str]]] = {}
-    for c in root.iter("connection"):
-        if c.get("tl"):
-            links.setdefault(c.get("tl"), {})[int(c.get("linkIndex"))] = (
-                c.get("from"), c.get("to"), c.get("fromLane"), c.get("dir"))
-    result = {}
-    for tl in root.iter("tlLogic"):
-        tls_id, phases = tl.get("id"), list(tl.iter("phase"))
-        cycle = sum(float(ph.get("duration")) for ph in phases)
-        green_time, ratios = 0.0, []
-        for ph in phases:
-            state = ph.get("state")
-            if "y" in state or not any(ch in "Gg" for ch in state):
-                continue
-            green_time += float(ph.get("duration"))
-            groups: dict[str, tuple[set[str], set[str], bool]] = {}
-            for i, ch in enumerate(state):
-                if ch in "Gg":
-                    f, t, lane, d = links[tls_id][i]
-                    lanes, tos, through = groups.setdefault(f, (set(), set(), False))
-                    lanes.add(lane)
-                    tos.add(t)
-                    groups[f] = (lanes, tos, through or d == "s")
-            ratios.append(max(
-                sum(flows.get((f, t), 0.0) for t in tos)
-                / ((SAT_THROUGH if thr else SAT_TURN) * len(lanes))
-                for f, (lanes, tos, thr) in groups.items()))
-        result[tls_id] = (ratios, cycle, cycle - green_time)
-    return result
+    return {tid: (intersection_flow_ratios(ix, flows), ix.cycle, lost_time(ix))
+            for tid, ix in read_intersections(net_file).items()}
 
 
 def critical_vc(demand: Demand, net_file: Path, period: str,
                 scale: float = 1.0) -> dict[str, float]:
-    """Critical v/c of every signal, Xc = Y * C / (C - L), with the net's own programs."""
-    return {tls: sum(r) * c / (c - lost)
+    """Critical v/c of every controllable signal, Xc = Y * C / (C - L), with the net's own programs."""
+    return {tls: _critical_vc(r, c, lost)
             for tls, (r, c, lost) in phase_flow_ratios(demand, net_file, period, scale).items()}
 
 
@@ -395,6 +369,8 @@ def _sumo_check(demand: Demand, net_file: Path, period: str, seed: int) -> dict[
     """Run the period's first hour (plus 15 min to drain) in SUMO with the net's programs."""
     import re
     import subprocess
+
+    import sumolib
 
     from networks.build import sumo_env, sumo_home
 
@@ -408,15 +384,15 @@ def _sumo_check(demand: Demand, net_file: Path, period: str, seed: int) -> dict[
             capture_output=True, text=True, env=sumo_env())
         if res.returncode != 0:
             raise NetworkError(f"sumo failed on {net_file}: {res.stderr.strip().splitlines()[-1:]}")
-        done = list(ET.parse(trips).getroot().iter("tripinfo"))
+        done = [(float(t.timeLoss) + float(t.departDelay), float(t.routeLength), float(t.duration))
+                for t in sumolib.xml.parse(str(trips), "tripinfo")]
     out = res.stdout + res.stderr
     teleports = re.search(r"Teleports: (\d+)", out)
-    delays = [float(t.get("timeLoss")) + float(t.get("departDelay")) for t in done]
     return {"vehicles": n, "arrived": len(done),
             "teleports": int(teleports.group(1)) if teleports else 0,
-            "mean_delay_s": sum(delays) / max(len(delays), 1),
-            "mean_speed_kmh": 3.6 * sum(float(t.get("routeLength")) for t in done)
-            / max(sum(float(t.get("duration")) for t in done), 1.0)}
+            "mean_delay_s": sum(d for d, _, _ in done) / max(len(done), 1),
+            "mean_speed_kmh": 3.6 * sum(length for _, length, _ in done)
+            / max(sum(t for _, _, t in done), 1.0)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         y = sum(ratios)
         per_phase = " / ".join(f"{r:.3f}" for r in ratios)
         print(f"| {tls} | {per_phase} | {y:.3f} | {cycle:.0f} | {lost:.0f} "
-              f"| {y * cycle / (cycle - lost):.2f} |")
+              f"| {_critical_vc(ratios, cycle, lost):.2f} |")
     if args.sumo:
         check = _sumo_check(demand, net, args.period, args.seed)
         print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"

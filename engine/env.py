@@ -4,7 +4,10 @@ Observation: the per-intersection rows of the selected features, flattened.
 Action: MultiDiscrete, one entry per signal (a green phase, or stay/advance).
 ``action_masks()`` gives the allowed actions in sb3-contrib's flat layout.
 Episodes last the scenario's duration and end with ``truncated=True`` (a time
-limit, not a terminal state); the last ``info`` carries the run's KPIs.
+limit, not a terminal state); the last ``info`` carries the run's KPIs. The reset
+``info`` states SUMO's options the episode runs under: ``max_depart_delay_s`` (300 s
+by default in the environments, which drop a vehicle that waited that long to enter
+so that training stays fast; None: never) and ``time_to_teleport_s``.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ class CorridorEnv(gym.Env):
         periods = self.core.periods
         period = options.get("period") or periods[int(self.np_random.integers(len(periods)))]
         obs = self.core.reset(episode_seed, period)
-        return obs.reshape(-1), {"seed": episode_seed, "period": period}
+        # the bound on waiting to enter (and teleports) this episode's KPIs are measured under
+        return obs.reshape(-1), {"seed": episode_seed, "period": period, **self.core.base.sumo_options()}
 
     def step(self, action):
         obs, rewards, done, info = self.core.step(action)

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.errors import ConfigError, SimulationError
+from engine.errors import ConfigError, NetworkError, SimulationError
 from engine.loop import ControlLoop, LoopOptions
+from engine.network import DEFAULT_DETECTOR_RANGE_M, load_network
 from engine.observations import DEFAULT_OBSERVATION, Observer
 from engine.rewards import Reward
-from engine.scenario import DEFAULT_MAX_DEPART_DELAY_S, Scenario
+from engine.scenario import ENV_MAX_DEPART_DELAY_S, Scenario, finite
 
 ACTION_MODES = ("phase", "switch")
 ERROR_MODES = ("raise", "end_episode")
@@ -30,7 +31,8 @@ class EnvOptions:
     period: str | tuple[str, ...] | None = "am_peak"  # several: one sampled per episode
     routes: tuple[str, ...] = ()
     scale: float = 1.0
-    duration: float | None = 3600.0
+    duration: float | None = None  # None: the scenario's (a .sumocfg's end, network.yaml; else 3600 s)
+    begin: float | None = None  # None: the scenario's (a .sumocfg's or network.yaml's begin; else 0)
     action_mode: str = "phase"  # phase: pick the next green; switch: stay (0) or advance (1)
     delta: int = 5  # seconds between decisions
     min_green: float = 10.0
@@ -39,9 +41,15 @@ class EnvOptions:
     reward: str | Mapping[str, float] = "delay"
     on_sumo_error: str = "raise"  # or end_episode: truncate, and the next reset starts cleanly
     signals: tuple[str, ...] | None = None  # control a subset; None: every signal
-    max_depart_delay: float = DEFAULT_MAX_DEPART_DELAY_S
+    # A vehicle that cannot enter within this many seconds is dropped (and charged that wait
+    # in the KPIs): an explicit bound, unlike SUMO's default (never), so that a bad policy
+    # cannot grow an unbounded entry backlog that slows training. None: never drop.
+    # Reset infos and the KPIs state it (max_depart_delay_s).
+    max_depart_delay: float | None = ENV_MAX_DEPART_DELAY_S
+    time_to_teleport: float | None = None  # None: the scenario's (SUMO's 300 s); <= 0: never
     gui: bool = False
     measure_co2: bool = False  # SUMO's emission device for the CO2 KPI (a CO2 reward turns it on)
+    detector_range_m: float = DEFAULT_DETECTOR_RANGE_M  # how far upstream each approach is seen (m)
     extra: dict = field(default_factory=dict, compare=False)
 
     def periods(self) -> tuple[str | None, ...]:
@@ -56,8 +64,12 @@ class EnvOptions:
             raise ConfigError(f"action_mode '{self.action_mode}': choose from {', '.join(ACTION_MODES)}")
         if self.on_sumo_error not in ERROR_MODES:
             raise ConfigError(f"on_sumo_error '{self.on_sumo_error}': choose from {', '.join(ERROR_MODES)}")
-        if self.max_depart_delay <= 0:
-            raise ConfigError(f"max_depart_delay must be positive, got {self.max_depart_delay:g}")
+        for name in ("scale", "duration", "begin", "max_depart_delay", "time_to_teleport"):
+            if getattr(self, name) is not None:
+                finite(getattr(self, name), name)
+        if self.max_depart_delay is not None and self.max_depart_delay <= 0:
+            raise ConfigError(f"max_depart_delay must be positive (or None: never), "
+                              f"got {self.max_depart_delay:g}")
         if self.extra:
             raise ConfigError(f"unknown environment option '{next(iter(self.extra))}'")
 
@@ -86,16 +98,23 @@ class EnvCore:
         self.periods = options.periods()
         self.reward = Reward(options.reward)
         self.base = Scenario.load(options.network, period=self.periods[0], routes=options.routes,
-                                  scale=options.scale, duration=options.duration)
-        self.base = self.base.with_options(max_depart_delay=options.max_depart_delay,
-                                           emissions=options.measure_co2 or self.reward.needs_co2)
+                                  scale=options.scale, duration=options.duration, begin=options.begin,
+                                  max_depart_delay=-1.0 if options.max_depart_delay is None
+                                  else options.max_depart_delay,
+                                  time_to_teleport=options.time_to_teleport)
+        self.base = self.base.with_options(emissions=options.measure_co2 or self.reward.needs_co2)
         for p in self.periods[1:]:
             Scenario.load(options.network, period=p, routes=options.routes)  # validates the name
         loop_options = LoopOptions(adaptive=True, delta=options.delta, min_green=options.min_green,
                                    max_green=options.max_green, gui=options.gui,
-                                   watch_co2=self.reward.needs_co2)
+                                   watch_co2=self.reward.needs_co2, detector_range_m=options.detector_range_m)
         self.loop = ControlLoop(self.base, loop_options, signals=options.signals)
         self.layout = self.loop.layout
+        if not self.layout.intersections:
+            self.loop.close()
+            reasons = "; ".join(load_network(self.base.net_file, self.base.additional_files).uncontrolled.values())
+            raise NetworkError(f"{self.base.net_file}: no traffic lights an agent can control"
+                               + (f" ({reasons})" if reasons else ""))
         self.observer = Observer(options.observation, self.layout, options.max_green)
         self.n_phases = self.layout.n_phases.copy()
         self.n_actions = self.n_phases if options.action_mode == "phase" else np.full(len(self.n_phases), 2)

@@ -89,10 +89,12 @@ class Layout:
 
     @property
     def max_phases(self) -> int:
-        return int(self.n_phases.max())
+        return int(self.n_phases.max()) if self.n_phases.size else 0
 
     def per_intersection_sum(self, lane_values: np.ndarray) -> np.ndarray:
         """Sum a per-lane quantity over each intersection's incoming lanes."""
+        if not self.intersections:
+            return np.zeros(0)
         return np.add.reduceat(lane_values[self.in_lane_index], self.in_lane_start)
 
     def aggregate(self, area_values: np.ndarray, queued: np.ndarray | None = None,
@@ -107,12 +109,14 @@ class Layout:
 
 @lru_cache(maxsize=16)
 def build_layout(net_file: Path, only: tuple[str, ...] | None = None, additional: tuple[Path, ...] = (),
-                 detector_range_m: float = DEFAULT_DETECTOR_RANGE_M) -> Layout:
+                 detector_range_m: float = DEFAULT_DETECTOR_RANGE_M, require: bool = True) -> Layout:
     """Layout of every controllable signal of ``net_file`` (or of the ``only`` ids).
 
     ``additional``: files the scenario loads (their programs replace the net's).
     Raises :class:`~engine.errors.NetworkError` for an unknown or uncontrollable
-    id in ``only`` or a network without any controllable signal.
+    id in ``only``, or (with ``require``) a network without any controllable
+    signal; without ``require`` such a network gets an empty layout (SUMO runs
+    every signal's own program).
     """
     network = load_network(net_file, additional)
     intersections = network.intersections()
@@ -124,6 +128,8 @@ def build_layout(net_file: Path, only: tuple[str, ...] | None = None, additional
         if fixed:
             raise NetworkError(f"{net_file}: cannot control {network.uncontrolled[fixed[0]]}")
         intersections = {t: intersections[t] for t in only}
+    if not intersections and not require:
+        return _empty_layout()
     if not intersections:
         why = f" ({'; '.join(network.uncontrolled.values())})" if network.uncontrolled else ""
         raise NetworkError(f"{net_file}: the network has no traffic lights a controller can run{why}")
@@ -149,7 +155,7 @@ def build_layout(net_file: Path, only: tuple[str, ...] | None = None, additional
     area_lanes: dict[str, int] = {}
 
     def area_of(range_m: float) -> Area:
-        entries = []
+        entries: list[tuple[int, int, float, float]] = []
         for lane, i in lanes.items():
             for other, share, covered in network.approach_area(lane, range_m, upstream=lane in incoming):
                 entries.append((i, area_lanes.setdefault(other, len(area_lanes)), share, covered))
@@ -173,3 +179,11 @@ def build_layout(net_file: Path, only: tuple[str, ...] | None = None, additional
         area=area,
         zone=zone,
     )
+
+
+def _empty_layout() -> Layout:
+    none, ints = np.zeros(0), np.zeros(0, dtype=np.int64)
+    empty = Area(ints, ints, none, none, 0.0)
+    return Layout(intersections=(), lanes=(), in_lane_index=ints, in_lane_start=ints, mov_intersection=ints,
+                  mov_in=ints, mov_out=ints, mov_phases=np.zeros((0, 0), dtype=bool), n_phases=ints,
+                  area_lanes=(), area=empty, zone=empty)

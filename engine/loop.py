@@ -9,6 +9,7 @@ programs (or a plan loaded as an additional file) and nothing sets states; with
 from __future__ import annotations
 
 import math
+import dataclasses
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class LoopOptions:
     gui: bool = False
     watch_co2: bool = False  # subscribe lane CO2 (only a CO2 reward needs it)
     detector_range_m: float = DEFAULT_DETECTOR_RANGE_M  # how far upstream each approach is seen
+    max_ped_wait: float = 120.0  # s a crossing may wait before the SignalController recalls it
 
     def validate(self, layout: Layout) -> None:
         if not (0 <= self.detector_range_m < float("inf")):
@@ -80,14 +82,17 @@ class ControlLoop:
         self.scenario = scenario
         self.options = options
         self.layout = build_layout(scenario.net_file, signals, tuple(scenario.additional_files),
-                                   options.detector_range_m)
+                                   options.detector_range_m, require=False)
+        if not self.layout.intersections:  # nothing to control: every signal runs its own program
+            options = dataclasses.replace(options, adaptive=False)
+        self.options = options
         options.validate(self.layout)
         self.sim = Simulation(gui=options.gui)
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="cqsignal-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.signals = SignalController(self.layout.intersections, self.sim.set_state,
-                                        options.min_green, options.max_green)
+                                        options.min_green, options.max_green, options.max_ped_wait)
         self.queue = QueueSampler(len(self.layout.intersections))
         self.lane_length = np.zeros(0)
         self.lane_max_speed = np.zeros(0)

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from engine.metrics import KPI_LABELS
+from engine.metrics import KPI_LABELS, PEDESTRIAN_LABELS
 from engine.network import Network
 
 console = Console(stderr=False, highlight=False)
@@ -23,7 +23,10 @@ def kpi_table(rows: dict[str, dict], title: str | None = None) -> Table:
     table.add_column("KPI")
     for name in rows:
         table.add_column(escape(name), justify="right")
-    for key, (label, fmt) in KPI_LABELS.items():
+    labels = dict(KPI_LABELS)
+    if any(kpis.get("persons") for kpis in rows.values()):
+        labels.update(PEDESTRIAN_LABELS)
+    for key, (label, fmt) in labels.items():
         table.add_row(escape(label), *("n/a" if kpis.get(key) is None else fmt.format(kpis[key])
                                        for kpis in rows.values()))
     if any("time_to_teleport_s" in kpis for kpis in rows.values()):  # the options the delay depends on

@@ -38,9 +38,10 @@ def run_controller(
         if setup is not None:
             setup(loop)
         loop.reset()
-        block = options.delta if controller.adaptive else SAMPLE_S
+        adaptive = loop.options.adaptive  # off where the network has nothing to control
+        block = options.delta if adaptive else SAMPLE_S
         while not loop.done:
-            targets = controller.decide(loop.state()) if controller.adaptive else None
+            targets = controller.decide(loop.state()) if adaptive else None
             loop.advance(targets=targets, seconds=block)
             if progress is not None:
                 progress(loop.time - scenario.begin, scenario.duration)

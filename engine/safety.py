@@ -65,7 +65,8 @@ class SafetyMonitor:
         self._prev: dict[str, str] = {}
         self._yellow_since: dict[str, dict[int, float]] = {i: {} for i in self.intersections}
         self._green_end: dict[str, dict[int, float]] = {i: {} for i in self.intersections}
-        self._green_phase: dict[str, tuple[str, float] | None] = {i: None for i in self.intersections}
+        self._green_phase: dict[str, tuple[str, float | None] | None] = {i: None for i in self.intersections}
+        self._seen: set[str] = set()
         self._phase_states = {i: {p.state for p in ix.phases} for i, ix in self.intersections.items()}
         self._conflicting: dict[str, dict[int, tuple[int, ...]]] = {}
         for tid, ix in self.intersections.items():
@@ -137,11 +138,15 @@ class SafetyMonitor:
     def _check_green_time(self, now: float, tid: str, state: str) -> None:
         current = self._green_phase[tid]
         if current is not None and current[0] == state:
-            if self.max_green is not None and now - current[1] > self.max_green + TOLERANCE_S:
-                self._flag(now, tid, "max green exceeded", f"{now - current[1]:g}s > {self.max_green:g}s")
+            since = current[1]
+            if since is not None and self.max_green is not None and now - since > self.max_green + TOLERANCE_S:
+                self._flag(now, tid, "max green exceeded", f"{now - since:g}s > {self.max_green:g}s")
             return
-        if current is not None and self.min_green is not None:
+        if current is not None and current[1] is not None and self.min_green is not None:
             held = now - current[1]
             if held + TOLERANCE_S < self.min_green:
                 self._flag(now, tid, "min green not held", f"{held:g}s < {self.min_green:g}s")
-        self._green_phase[tid] = (state, now) if state in self._phase_states[tid] else None
+        # a green already on show at first sight began at an unknown time (a program's offset)
+        start = now if tid in self._seen else None
+        self._seen.add(tid)
+        self._green_phase[tid] = (state, start) if state in self._phase_states[tid] else None

@@ -253,11 +253,18 @@ class Scenario:
             args += ["--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
                      "--tripinfo-output.write-undeparted", "true"]
         if statistics is not None:
+            # SUMO's summary at the first and the last step it runs (begin + ceil(duration) - 1
+            # with 1 s steps): the last holds the count of vehicles dropped after max-depart-delay
+            last_step = max(math.ceil(self.duration - 1e-9) - 1, 1)
             args += ["--statistic-output", str(statistics),
-                     # only the first and the last step: the last holds the count of dropped vehicles
                      "--summary-output", str(summary_path(statistics)),
-                     "--summary-output.period", f"{max(self.duration, 1.0):g}"]
+                     "--summary-output.period", str(last_step)]
         return args + list(self.extra_args)
+
+    def sumo_options(self) -> dict[str, float | None]:
+        """SUMO's drop and teleport options in effect, as the KPI record states them."""
+        return {"max_depart_delay_s": sumo_never(self.max_depart_delay, teleport=False),
+                "time_to_teleport_s": sumo_never(self.time_to_teleport, teleport=True)}
 
     # -- route files against the window ----------------------------------------
     def route_window(self) -> RouteWindow:
@@ -268,22 +275,25 @@ class Scenario:
         """ConfigError for an empty route file or a window no vehicle departs in; a one-line
         warning (once per process) when vehicles depart before ``begin``."""
         for path in self.route_files:
-            if _route_window((path,), self.begin, self.end).vehicles == 0:
-                raise ConfigError(f"{path}: route file has no vehicles, trips or flows")
+            if _is_empty(Path(path)):
+                raise ConfigError(f"{path}: route file is empty")
         rw = self.route_window()
+        if rw.vehicles == 0:
+            raise ConfigError(f"{', '.join(str(p) for p in self.route_files)}: "
+                              "no vehicles, trips or flows in the route files")
         if rw.in_window == 0:
             span = (f"the route files' departures span {rw.first:g}-{rw.last:g} s"
                     if rw.first is not None else "no departure time could be read")
             raise ConfigError(f"no vehicle departs in the window {self.begin:g}-{self.end:g} s "
                               f"({span}); set the window with --begin/--end")
         if rw.before_begin:
-            _warn_once(f"{rw.before_begin} of {rw.vehicles} vehicles/flows in the route files depart "
-                       f"before begin {self.begin:g} s and are not simulated", warn)
+            _warn_once(f"{rw.before_begin} of {rw.vehicles} vehicles (or flows) in the route files "
+                       f"depart before begin {self.begin:g} s and are not simulated", warn)
         return rw
 
     def fingerprint(self) -> str:
         """Hash of the network's signals and lanes: models trained here match only here."""
-        from engine.signals import read_intersections
+        from engine.network import read_intersections
 
         h = hashlib.sha256()
         for tid, ix in read_intersections(self.net_file).items():
@@ -336,10 +346,12 @@ def _route_window(route_files: tuple[Path, ...], begin: float, end: float) -> Ro
                     continue
                 first = lo if first is None else min(first, lo)
                 last = hi if last is None else max(last, hi)
-                if lo < begin:
-                    before += 1
-                if lo < end and hi >= begin:
-                    inside += 1
+                if lo == hi:  # a vehicle or trip
+                    before += lo < begin
+                    inside += begin <= lo < end
+                else:  # a flow from lo to hi
+                    before += hi <= begin
+                    inside += lo < end and hi > begin
         _ROUTE_CACHE[key] = RouteWindow(n, before, inside, first, last)
     return _ROUTE_CACHE[key]
 
@@ -350,6 +362,22 @@ def _stat(path: Path) -> tuple:
         return (st.st_mtime_ns, st.st_size)
     except OSError:
         return (None, None)
+
+
+def _is_empty(path: Path) -> bool:
+    """True for a route file of zero bytes or with no element inside its root."""
+    try:
+        if path.stat().st_size == 0:
+            return True
+        with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as f:
+            depth = 0
+            for event, _ in ET.iterparse(f, events=("start", "end")):
+                depth += 1 if event == "start" else -1
+                if event == "start" and depth == 2:
+                    return False
+    except (ET.ParseError, OSError, EOFError) as exc:
+        raise ConfigError(f"{path}: not a readable route file ({exc})") from None
+    return True
 
 
 def _departures(path: Path):

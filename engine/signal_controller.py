@@ -6,6 +6,13 @@ has run its minimum; the clearance the network prescribes (yellow, then all-red)
 runs in full before the new green; and a green that reaches its maximum is ended
 (to the next phase of the cycle) whatever the controller wants.
 
+Pedestrians are recalled: a crossing that has not had green for
+``max_ped_wait`` seconds gets the next phase that serves it as soon as the
+current green has run its minimum, whatever the controller wants (a
+controller that reads only vehicles would otherwise never serve an exclusive
+pedestrian phase; ITE *Traffic Signal Timing Manual*, 2nd ed., on pedestrian
+recall).
+
 Each clearance step runs for its full duration from the moment SUMO shows it
 (fractional durations end at the first simulation step after they are over,
 never before), and a new green is shown for at least one simulation step
@@ -35,7 +42,10 @@ class SignalController:
         set_state: SetState,
         min_green: float = 10.0,
         max_green: float = 60.0,
+        max_ped_wait: float = 120.0,
     ) -> None:
+        if not max_ped_wait > 0:
+            raise ConfigError(f"max_ped_wait={max_ped_wait}: must be > 0 s")
         if min_green < 0 or max_green <= 0:
             raise ConfigError(f"min_green={min_green}, max_green={max_green}: must be >= 0 and > 0")
         if max_green < min_green:
@@ -51,6 +61,11 @@ class SignalController:
         self._pending: list[deque[tuple[str, float]]] = [deque() for _ in range(n)]  # steps still to show
         self._step_end = np.full(n, np.inf)  # when the clearance step on show ends
         self._next_event = np.inf
+        self.max_ped_wait = float(max_ped_wait)
+        # per signal: crossing links some green phase serves, and the phases serving each
+        self._crossings = [sorted({L for ph in ix.phases for L in ph.green_links if L in ix.crossing_links})
+                           for ix in self.intersections]
+        self._ped_served = [np.zeros(len(c)) for c in self._crossings]  # last time each had green
 
     # -- queries ---------------------------------------------------------------
     @property
@@ -89,6 +104,7 @@ class SignalController:
             self.green_start[k] = now
             self._pending[k].clear()
             self._step_end[k] = np.inf
+            self._ped_served[k][:] = now
             self.set_state(ix.id, ix.phases[p].state)
         self._refresh_next_event()
 
@@ -131,11 +147,43 @@ class SignalController:
                     self._begin_transition(k, nxt, now)
                 else:  # a single-phase signal has nothing to switch to
                     self.green_start[k] = now
+            elif self._crossings[k] and not queue and self._ped_due(k) <= now + 1e-9:
+                self._begin_transition(k, self._ped_phase(k), now)
         self._refresh_next_event()
 
     # -- internals -------------------------------------------------------------
+    def _ped_waiting(self, k: int) -> np.ndarray:
+        """True for each crossing of signal ``k`` that the green on show does not serve."""
+        state = self.intersections[k].phases[int(self.phase[k])].state
+        return np.array([state[c] not in "Gg" for c in self._crossings[k]], dtype=bool)
+
+    def _ped_due(self, k: int) -> float:
+        """When signal ``k`` must recall its pedestrians (inf: none waiting), never before min green."""
+        waiting = self._ped_waiting(k)
+        if not waiting.any():
+            return np.inf
+        due = float(self._ped_served[k][waiting].min()) + self.max_ped_wait
+        return max(due, self.green_start[k] + max(self.min_green, 1.0))
+
+    def _ped_phase(self, k: int) -> int:
+        """The next phase in cycle order that serves the longest-waiting crossing of signal ``k``."""
+        ix = self.intersections[k]
+        waiting = self._ped_waiting(k)
+        served = np.where(waiting, self._ped_served[k], np.inf)
+        link = self._crossings[k][int(np.argmin(served))]
+        for step in range(1, ix.n_phases + 1):
+            p = (int(self.phase[k]) + step) % ix.n_phases
+            if ix.phases[p].state[link] in "Gg":
+                return p
+        return int(self.phase[k])
+
     def _begin_transition(self, k: int, target: int, now: float) -> None:
         ix = self.intersections[k]
+        if self._crossings[k]:  # the crossings of the green that ends were served until now
+            state = ix.phases[int(self.phase[k])].state
+            for i, c in enumerate(self._crossings[k]):
+                if state[c] in "Gg" and self.green_start[k] <= now:
+                    self._ped_served[k][i] = now
         steps = ix.clearance(int(self.phase[k]), target)
         self.phase[k] = target
         if not steps:
@@ -155,4 +203,6 @@ class SignalController:
         due = float(np.min(self._step_end)) if len(self._step_end) else np.inf
         shown = self.green_start[np.isfinite(self.green_start)]
         max_out = float(np.min(shown)) + self.max_green if len(shown) else np.inf
-        self._next_event = min(due, max_out)
+        recall = min((self._ped_due(k) for k in range(len(self.intersections))
+                      if self._crossings[k] and not self._pending[k]), default=np.inf)
+        self._next_event = min(due, max_out, recall)

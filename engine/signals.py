@@ -264,6 +264,12 @@ def program_timing(program: Sequence[tuple[str, float]], phases: Sequence[Phase]
             tuple((L, min(v), max(v)) for L, v in sorted(yellows.items())))
 
 
+def starts_green(before: str, state: str) -> bool:
+    """True where ``state`` turns some link green after ``before`` (or a permissive ``g`` protected)."""
+    return any((c in GREEN and (L >= len(before) or before[L] not in GREEN)) or (c == "G" and before[L] == "g")
+               for L, c in enumerate(state))
+
+
 def green_phase_steps(program: Sequence[tuple[str, float]]) -> tuple[int, ...]:
     """Indices of the program's green phases.
 
@@ -278,9 +284,7 @@ def green_phase_steps(program: Sequence[tuple[str, float]]) -> tuple[int, ...]:
     for i, (state, _) in enumerate(program):
         if not is_green_state(state):
             continue
-        before = program[(i - 1) % n][0]
-        if any((c in GREEN and (L >= len(before) or before[L] not in GREEN)) or (c == "G" and before[L] == "g")
-               for L, c in enumerate(state)):
+        if starts_green(program[(i - 1) % n][0], state):
             out.append(i)
     if not out:
         out = [i for i, (state, _) in enumerate(program) if is_green_state(state)][:1]

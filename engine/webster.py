@@ -5,8 +5,11 @@ close to ``C0 = (1.5 L + 5) / (1 - Y)``, with ``L`` the time lost per cycle and
 ``Y`` the sum over phases of the critical flow ratio ``y = v / s`` (the largest
 flow-to-saturation ratio among the lane groups a phase serves). Effective green
 ``C - L`` is then shared in proportion to each phase's ``y``. This module is the
-one place the formula lives: the ``webster`` controller and plan generation
-both call it.
+one place the formula lives, together with the quantities around it: lane groups
+and their flow ratios (each lane group's flow counted once, however many greens
+serve it), the lost time of a program and v/c (a signal's critical v/c and a
+lane group's). The ``webster`` controller, plan generation, the plan's
+per-approach measures and the demand's v/c table all call it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.errors import ConfigError
-from engine.signals import Intersection
+from engine.signals import GREEN, Intersection
 
 SAT_THROUGH = 1600.0  # veh/h/lane for lane groups with a through movement
 SAT_TURN = 1500.0  # veh/h/lane for turn-only lane groups
@@ -138,9 +141,96 @@ def _round_keeping_sum(values: list[float], lo: int, hi: int | None) -> list[flo
 
 
 def lost_time(intersection: Intersection) -> float:
-    """Seconds per cycle spent in the network's own clearances (yellow, all-red)."""
+    """Seconds per cycle spent in the network's own clearances (yellow, all-red).
+
+    The clearance of each green phase is every step between it and the next
+    green phase (:meth:`engine.signals.Intersection.file_clearance`), so a
+    pedestrian clearance (crossings red, vehicles still green) counts too.
+    """
     ix = intersection
     return sum(d for p in range(ix.n_phases) for _, d in ix.clearance(p, ix.next_phase(p)))
+
+
+@dataclass(frozen=True)
+class LaneGroup:
+    """Vehicle links of one approach edge that the same green phases serve (HCM's lane group).
+
+    A link is served by the phases that give it a protected green (``G``); a link
+    that never has one by those where it may go permissively (``g``), so a
+    protected-permissive left counts against its protected phase only (HCM's
+    protected-only simplification). ``movements`` holds, per destination edge,
+    the share of the (``from_edge``, to edge) flow that uses this group: its
+    lanes' part of all lanes with a link to that edge. Pedestrian crossing
+    links belong to no group.
+    """
+
+    from_edge: str
+    phases: tuple[int, ...]  # green phases serving the group, in cycle order
+    links: tuple[int, ...]
+    lanes: tuple[str, ...]
+    through: bool  # has a through movement (higher saturation flow)
+    movements: tuple[tuple[str, float], ...]  # (to edge, share of that movement's flow)
+    permissive_links: tuple[int, ...] = ()  # links served by permissive greens (g) only
+
+    def flow(self, flows: Mapping[tuple[str, str], float]) -> float:
+        """Hourly flow (veh/h) of the group, each movement's flow counted once over all groups."""
+        return sum(flows.get((self.from_edge, to), 0.0) * share for to, share in self.movements)
+
+    def saturation_flow(self, sat_through: float = SAT_THROUGH, sat_turn: float = SAT_TURN) -> float:
+        """veh/h of green: ``sat_through`` per lane with a through movement, else ``sat_turn``."""
+        return (sat_through if self.through else sat_turn) * len(self.lanes)
+
+    def flow_ratio(self, flows: Mapping[tuple[str, str], float], sat_through: float = SAT_THROUGH,
+                   sat_turn: float = SAT_TURN) -> float:
+        """y = v / s of the group."""
+        return self.flow(flows) / self.saturation_flow(sat_through, sat_turn)
+
+    def green_time(self, program: Sequence[tuple[str, float]]) -> float:
+        """Seconds per cycle of ``program`` in which the group may go (its links' serving greens)."""
+        def serving(state: str) -> bool:
+            return any(_char(state, L) == "G" or (L in self.permissive_links and _char(state, L) == "g")
+                       for L in self.links)
+        return sum(d for state, d in program if serving(state))
+
+
+def lane_groups(intersection: Intersection) -> tuple[LaneGroup, ...]:
+    """The lane groups of ``intersection``: its vehicle links by approach edge and serving phases.
+
+    Links that are never green (e.g. a right turn on red only, ``s``) and
+    pedestrian crossings belong to no group.
+    """
+    ix = intersection
+    by_key: dict[tuple[str, tuple[int, ...]], list] = {}
+    permissive = set()
+    for m in ix.movements:
+        if m.crossing:
+            continue
+        served = tuple(k for k, ph in enumerate(ix.phases) if _char(ph.state, m.link) == "G")
+        if not served:
+            served = tuple(k for k, ph in enumerate(ix.phases) if _char(ph.state, m.link) in GREEN)
+            permissive.add(m.link)
+        if served:
+            by_key.setdefault((m.from_edge, served), []).append(m)
+    # lanes with a link to each (from edge, to edge): a movement's flow is shared by its lanes
+    lanes_to: dict[tuple[str, str], set[str]] = {}
+    for moves in by_key.values():
+        for m in moves:
+            lanes_to.setdefault((m.from_edge, m.to_edge), set()).add(m.from_lane)
+    groups = []
+    for (edge, served), moves in sorted(by_key.items()):
+        lanes = tuple(dict.fromkeys(m.from_lane for m in moves))
+        shares = []
+        for to in dict.fromkeys(m.to_edge for m in moves):
+            own = {m.from_lane for m in moves if m.to_edge == to}
+            shares.append((to, len(own) / len(lanes_to[(edge, to)])))
+        links = tuple(sorted({m.link for m in moves}))
+        groups.append(LaneGroup(edge, served, links, lanes, any(m.direction == THROUGH for m in moves),
+                                tuple(shares), tuple(L for L in links if L in permissive)))
+    return tuple(groups)
+
+
+def _char(state: str, link: int) -> str:
+    return state[link] if link < len(state) else "r"
 
 
 def intersection_flow_ratios(
@@ -151,27 +241,39 @@ def intersection_flow_ratios(
 ) -> list[float]:
     """Critical flow ratio y of each green phase, in the intersection's phase order.
 
-    A phase's lane groups are its approach edges: each group's ratio is the flow
-    of the movements the phase shows green from that edge (``flows`` maps
-    (from_edge, to_edge) to veh/h) over the saturation flow of the lanes they
-    use, ``sat_through`` per lane if the group has a through movement, else
-    ``sat_turn``. The phase's y is its largest group ratio.
+    Each lane group (:func:`lane_groups`) has the ratio v / s of its flow
+    (``flows`` maps (from_edge, to_edge) to veh/h) over the saturation flow of
+    its lanes, ``sat_through`` per lane if the group has a through movement,
+    else ``sat_turn``. A phase's y is the largest ratio of the groups only it
+    serves. A group that several greens serve is counted once, however many
+    they are: where the ratios of its phases do not already add up to its own,
+    the missing part is shared equally among them (so that greens in proportion
+    to y give it at least its share of the cycle). Crossings carry no flow.
     """
-    ratios = []
-    for phase in intersection.phases:
-        green = set(phase.green_links)
-        groups: dict[str, tuple[set[str], set[str], list[bool]]] = {}
-        for m in intersection.movements:
-            if m.link not in green:
-                continue
-            lanes, to_edges, through = groups.setdefault(m.from_edge, (set(), set(), [False]))
-            lanes.add(m.from_lane)
-            to_edges.add(m.to_edge)
-            through[0] = through[0] or m.direction == THROUGH
-        y = 0.0
-        for from_edge, (lanes, to_edges, through) in groups.items():
-            flow = sum(flows.get((from_edge, t), 0.0) for t in to_edges)
-            sat = sat_through if through[0] else sat_turn
-            y = max(y, flow / (sat * len(lanes)))
-        ratios.append(y)
+    groups = lane_groups(intersection)
+    ratios = [0.0] * intersection.n_phases
+    for g in groups:
+        if len(g.phases) == 1:
+            ratios[g.phases[0]] = max(ratios[g.phases[0]], g.flow_ratio(flows, sat_through, sat_turn))
+    for g in sorted((g for g in groups if len(g.phases) > 1), key=lambda g: len(g.phases)):
+        missing = g.flow_ratio(flows, sat_through, sat_turn) - sum(ratios[k] for k in g.phases)
+        if missing > 0:
+            for k in g.phases:
+                ratios[k] += missing / len(g.phases)
     return ratios
+
+
+def critical_vc(flow_ratios: Sequence[float], cycle_s: float, lost_time_s: float) -> float:
+    """Critical v/c of a signal, Xc = Y C / (C - L) (HCM); inf when no green time is left."""
+    effective = cycle_s - lost_time_s
+    return sum(flow_ratios) * cycle_s / effective if effective > 0 else math.inf
+
+
+def lane_group_vc(group: LaneGroup, flows: Mapping[tuple[str, str], float], green_s: float, cycle_s: float,
+                  sat_through: float = SAT_THROUGH, sat_turn: float = SAT_TURN) -> float:
+    """v/c of one lane group: its flow over its capacity s x green / cycle (inf without green)."""
+    volume = group.flow(flows)
+    capacity = group.saturation_flow(sat_through, sat_turn) * green_s / cycle_s if cycle_s > 0 else 0.0
+    if volume <= 0:
+        return 0.0
+    return volume / capacity if capacity > 0 else math.inf

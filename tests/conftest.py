@@ -44,3 +44,27 @@ def build_grid(folder: Path) -> tuple[Path, Path]:
 def grid(tmp_path_factory) -> tuple[Path, Path]:
     """(net file, route file) of the small all-red grid."""
     return build_grid(tmp_path_factory.mktemp("grid"))
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """Issue 14's corpus (tests/netcorpus.py) by name: ``corpus("pedestrian") -> (net, routes, additional)``.
+
+    Each network is built once per test process; ``corpus.names`` lists them.
+    """
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import netcorpus
+
+    root = tmp_path_factory.mktemp("netcorpus")
+    cache: dict[str, tuple[Path, Path, tuple[Path, ...]]] = {}
+
+    def build(name: str) -> tuple[Path, Path, tuple[Path, ...]]:
+        if name not in cache:
+            net, routes, extra = netcorpus.CORPUS[name].build(root / name)
+            cache[name] = (net, routes, tuple(extra))
+        return cache[name]
+
+    build.names = tuple(netcorpus.CORPUS)
+    return build

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import sumolib
 
-from engine.sim import sumo_binary, sumo_tool
+from engine.sim import sumo_binary
 
 ROUTE_END_S = 400  # flows end here; tests simulate about this long
 VTYPE = '  <vType id="car" length="5" minGap="2.5" accel="2.6" decel="4.5" sigma="0.5"/>\n'
@@ -49,7 +49,7 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _nodes(nodes: Sequence[tuple], ) -> str:
+def _nodes(nodes: Sequence[tuple]) -> str:
     """nodes: (id, x, y, type[, extra attributes])."""
     lines = ["<nodes>"]
     for n in nodes:
@@ -232,7 +232,6 @@ def _cross_demand(art: float = 450, cross: float = 220, left: float = 80, right:
     """Through, left and right flows from every arm of the 4-arm junction."""
     opposite = {"W": "E", "E": "W", "S": "N", "N": "S"}
     left_of = {"W": "N", "E": "S", "S": "W", "N": "E"}  # driving on the right: W->C->N is a left
-    right_of = {v: k for k, v in left_of.items()}
     right_of = {"W": "S", "E": "N", "S": "E", "N": "W"}
     out = []
     for arm in "WESN":
@@ -421,15 +420,11 @@ def build_flash_beside(folder: Path) -> Built:
     nodes, edges = _two_junctions()
 
     def programs(links):
-        n2 = len(netconvert_state_sizes(links)["J2"])
+        n2 = max(i for i, *_ in links["J2"]) + 1
         return [("J2", "0", 0, [(60, "o" * n2)])]
 
     net = _hand_programmed(folder, name, nodes, edges, programs, options=["--tls.allred.time", "2"])
     return net, _route_file(folder, name, flows(TWO_JUNCTION_DEMAND)), ()
-
-
-def netconvert_state_sizes(links) -> dict[str, str]:
-    return {t: "x" * (max(i for i, *_ in rows) + 1) for t, rows in links.items()}
 
 
 # -- 7. ramp_meter ------------------------------------------------------------------------------------

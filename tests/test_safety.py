@@ -48,10 +48,14 @@ def test_monitor_catches_a_skipped_clearance(grid):
     env = CorridorEnv(network=str(net), routes=[str(routes)], period=None, duration=60)
     monitor = watched(env)
     env.reset(seed=1)
-    env.step([0, 0, 0, 0])
-    ix = env.core.layout.intersections[0]
-    env.core.loop.sim.set_state(ix.id, ix.phases[1].state)  # straight to a conflicting green
+    for _ in range(3):  # past min green (the first green's start is unknown to the monitor)
+        env.step([0, 0, 0, 0])
+    env.step([1, 0, 0, 0])  # a proper change: yellow, all-red, then green 1
     env.step([1, 0, 0, 0])
+    ix = env.core.layout.intersections[0]
+    assert env.core.loop.sim.signal_state(ix.id) == ix.phases[1].state
+    env.core.loop.sim.set_state(ix.id, ix.phases[0].state)  # straight back to a conflicting green
+    env.step([0, 0, 0, 0])
     env.close()
     rules = {v.rule for v in monitor.violations}
     assert "green ended without yellow" in rules

@@ -37,12 +37,17 @@ def test_short_corridor_run_has_sane_kpis(capsys, tmp_path):
     assert kpis["arrived"] == len(arrived)
 
 
-def test_info_lists_the_seven_corridor_signals(capsys):
+def test_info_lists_the_seven_corridor_signals(capsys, monkeypatch):
+    from engine.report import console
+
+    monkeypatch.setattr(console, "width", 250)  # one table row per phase, unwrapped
     code, out, _ = run_cli(capsys, "info", "chongqing")
     assert code == 0
-    assert "7 signalised intersections" in out
+    assert "7 signals, 7 controllable" in out
     for i in range(1, 8):
         assert f"C{i}" in out
+    assert "E through + right, W through + right" in out  # C1's first phase in an engineer's words
+    assert "GGGGrsrrrrGGGGrsrrrr" in out  # beside its raw state
 
 
 def test_users_own_network_and_sumocfg(capsys, grid, tmp_path):

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from engine.calibrate.counts import Count
 from engine.calibrate.files import write_text_atomic
-from engine.errors import ConfigError, NetworkError, SimulationError
+from engine.errors import ConfigError, SimulationError
+from engine.network import load_network
 from engine.sim import sumo_tool
 
 VCLASS = "passenger"
@@ -52,31 +53,26 @@ class RoadNet:
 
 
 def read_net(net_file: Path) -> RoadNet:
-    """Read edges, car connections and signals with sumolib (SUMO's own reader)."""
-    import sumolib
+    """Edges, car connections and signals of ``net_file``, from the network model.
 
-    try:
-        net = sumolib.net.readNet(str(net_file), withPrograms=False, withConnections=True)
-    except Exception as exc:  # sumolib raises plain exceptions on bad XML
-        why = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise NetworkError(f"{net_file}: cannot read network ({why})") from None
-    edges = frozenset(e.getID() for e in net.getEdges())
+    Sidewalks, crossings and walking areas are not roads: internal edges
+    (``:``-prefixed: junction-internal, crossings, walking areas) are left out,
+    and only connections a passenger car may take link two car edges.
+    """
+    network = load_network(net_file)
+    normal = network.net.getEdges(withInternal=False)
     successors: dict[str, tuple[str, ...]] = {}
-    for e in net.getEdges():
+    for e in normal:
         if not e.allows(VCLASS):
             continue
-        nexts = set()
-        for to, conns in e.getOutgoing().items():
-            if to.allows(VCLASS) and any(c.getFromLane().allows(VCLASS) and c.getToLane().allows(VCLASS)
-                                         for c in conns):
-                nexts.add(to.getID())
+        nexts = {to.getID() for to in e.getAllowedOutgoing(VCLASS) if to.getFunction() == "" and to.allows(VCLASS)}
         successors[e.getID()] = tuple(sorted(nexts))
     return RoadNet(
-        edges=edges,
+        edges=frozenset(e.getID() for e in normal),
         successors=successors,
-        to_node={e.getID(): e.getToNode().getID() for e in net.getEdges()},
-        from_node={e.getID(): e.getFromNode().getID() for e in net.getEdges()},
-        signals=tuple(sorted(t.getID() for t in net.getTrafficLights())),
+        to_node={e.getID(): e.getToNode().getID() for e in normal},
+        from_node={e.getID(): e.getFromNode().getID() for e in normal},
+        signals=tuple(network.signals),
     )
 
 

@@ -16,14 +16,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
-import sumolib
-
-from engine.errors import ConfigError, NetworkError
+from engine.errors import ConfigError
+from engine.network import load_network
 from engine.scenario import Scenario
 
 Flows = dict[tuple[str, str], float]
 _VEHICLE_TAGS = ("vehicle", "trip", "flow")
 _DEFAULT_FLOW_END = 86400.0  # SUMO's: a flow without an end runs for 24 h
+VCLASS = "passenger"  # trips given by from/to are routed on the lanes a car may use
 
 
 def scenario_flows(scenario: Scenario) -> Flows:
@@ -62,7 +62,6 @@ class _Counter:
         self.begin, self.end = begin, end
         self.routes: dict[str, list[tuple[tuple[str, ...], float]]] = {}  # id -> [(edges, prob)]
         self.vehicles: Flows = {}
-        self._net = None
 
     # -- reading ---------------------------------------------------------------
     def read(self, path: Path) -> None:
@@ -175,28 +174,18 @@ class _Counter:
         return max(0.0, min(b, self.end) - max(a, self.begin))
 
     def _shortest(self, stops: list[str], who: str) -> tuple[str, ...]:
-        net = self._load_net()
+        net = load_network(self.net_file).net
         out: list[str] = [stops[0]]
         for a, b in zip(stops, stops[1:]):
             try:
                 ea, eb = net.getEdge(a), net.getEdge(b)
             except KeyError as exc:
                 raise ConfigError(f"{who}: edge {exc} is not in {self.net_file.name}") from None
-            path, _ = net.getShortestPath(ea, eb)
+            path, _ = net.getShortestPath(ea, eb, vClass=VCLASS)
             if path is None:
                 raise ConfigError(f"{who}: no path from {a} to {b} in {self.net_file.name}")
             out += [e.getID() for e in path[1:]]
         return tuple(out)
-
-    def _load_net(self):
-        if self._net is None:
-            try:
-                self._net = sumolib.net.readNet(str(self.net_file), withInternal=False)
-            except Exception as exc:
-                raise NetworkError(
-                    f"{self.net_file}: not a readable SUMO network ({exc})"
-                ) from None
-        return self._net
 
 
 def _float(el: ET.Element, key: str, path: Path, default: float | None) -> float | None:

@@ -262,6 +262,8 @@ class Webster:
     def setup(self, loop: ControlLoop) -> None:
         """Write the programs into the loop's folder and add them to its scenario."""
         ixs = loop.layout.intersections
+        if not ixs:  # nothing to time: every signal keeps its own program
+            return
         self.timings = self.plan(ixs, loop.options.min_green, loop.options.max_green)
         programs = {ix.id: timing_program(ix, self.timings[ix.id].greens) for ix in ixs}
         offsets = {ix.id: ix.offset for ix in ixs}

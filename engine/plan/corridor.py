@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-import sumolib
-
 from engine.errors import ConfigError, NetworkError
+from engine.network import load_network
 from engine.signals import GREEN, Intersection
 
 Intervals = list[tuple[float, float]]
@@ -62,12 +60,12 @@ class Corridor:
                         self.forward_edges, self.backward_edges)
 
 
-@lru_cache(maxsize=8)
-def _net(net_file: str):
-    try:
-        return sumolib.net.readNet(net_file, withInternal=False)
-    except Exception as exc:
-        raise NetworkError(f"{net_file}: not a readable SUMO network ({exc.__class__.__name__})") from None
+VCLASS = "passenger"  # the corridor is driven by cars (never along sidewalks and crossings)
+
+
+def _net(net_file: str | Path):
+    """The road graph of the network model (read once per process)."""
+    return load_network(net_file).net
 
 
 def _travel_time(net, edges: Sequence[str], speed_kmh: float | None, factor: float) -> float:
@@ -81,12 +79,12 @@ def _travel_time(net, edges: Sequence[str], speed_kmh: float | None, factor: flo
 
 def _path(net, a: Intersection, b: Intersection) -> tuple[str, ...]:
     """Shortest edge path leaving signal ``a`` and entering signal ``b``."""
-    outs = sorted({m.to_edge for m in a.movements})
-    ins = sorted({m.from_edge for m in b.movements})
+    outs = sorted({m.to_edge for m in a.movements if not m.crossing})
+    ins = sorted({m.from_edge for m in b.movements if not m.crossing})
     best: tuple[float, tuple[str, ...]] | None = None
     for o in outs:
         for i in ins:
-            edges, _ = net.getShortestPath(net.getEdge(o), net.getEdge(i))
+            edges, _ = net.getShortestPath(net.getEdge(o), net.getEdge(i), vClass=VCLASS)
             if not edges:
                 continue
             ids = tuple(e.getID() for e in edges)
@@ -99,8 +97,8 @@ def _path(net, a: Intersection, b: Intersection) -> tuple[str, ...]:
 
 
 def _through_links(ix: Intersection, in_edge: str | None, out_edge: str | None) -> tuple[int, ...]:
-    links = [m.link for m in ix.movements
-             if (in_edge is None or m.from_edge == in_edge) and (out_edge is None or m.to_edge == out_edge)
+    links = [m.link for m in ix.movements if not m.crossing
+             and (in_edge is None or m.from_edge == in_edge) and (out_edge is None or m.to_edge == out_edge)
              and (in_edge is not None and out_edge is not None or m.direction == "s")]
     if not links:
         raise NetworkError(f"signal {ix.id}: no through movement along the corridor "

@@ -24,7 +24,8 @@ from engine.metrics import KPIs
 from engine.plan.config import Constraints
 from engine.plan.corridor import Corridor
 from engine.plan.green_wave import green_wave_offsets
-from engine.plan.model import PeriodPlan, SignalTiming, clearance_time, phase_minimums, shares_to_greens
+from engine.webster import lost_time
+from engine.plan.model import PeriodPlan, SignalTiming, phase_minimums, shares_to_greens
 from engine.runner import run_controller
 from engine.scenario import Scenario
 from engine.signals import Intersection
@@ -128,11 +129,11 @@ def distilled_period_plan(period: str, usage: Mapping[str, Usage], intersections
     if not cycles:
         raise ConfigError(f"{period}: the policy never switched a signal; no cycle to distil")
     lo, step = limits.cycle_min_s, limits.cycle_step_s
-    need = max(clearance_time(ix) + sum(phase_minimums(ix, limits)) for ix in intersections.values())
+    need = max(lost_time(ix) + sum(phase_minimums(ix, limits)) for ix in intersections.values())
     cycle = max(statistics.median(cycles), need, lo)
     cycle = min(lo + round((cycle - lo) / step) * step, limits.cycle_max_s)
     cycle = float(max(cycle, need))
-    greens = {sid: shares_to_greens(usage[sid].shares, cycle - clearance_time(ix), phase_minimums(ix, limits))
+    greens = {sid: shares_to_greens(usage[sid].shares, cycle - lost_time(ix), phase_minimums(ix, limits))
               for sid, ix in intersections.items()}
     offsets: dict[str, float] = {}
     notes: dict = {"policy_cycles": {s: round(u.cycle, 1) for s, u in usage.items()},

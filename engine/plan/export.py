@@ -24,7 +24,7 @@ from xml.sax.saxutils import quoteattr
 from engine.controllers.programs import timing_steps
 from engine.errors import ConfigError
 from engine.plan.model import Plan, PeriodPlan, PlanValidationError, signal_phases
-from engine.signals import YELLOW, Intersection
+from engine.signals import GREEN, YELLOW, Intersection
 
 DAY_S = 86400
 WAUT_ID = "time_of_day"
@@ -81,15 +81,37 @@ def _tl_logic(ix: Intersection, pp: PeriodPlan, names: Sequence[str] | None = No
     timing = pp.timings[ix.id]
     lines = [f"    <tlLogic id={quoteattr(ix.id)} type=\"static\" programID={quoteattr(pp.period)} "
              f"offset=\"{timing.offset:g}\">\n"]
-    previous = -1
-    for state, dur, k in timing_steps(signal_phases(ix, timing), timing.greens):
+    phases = signal_phases(ix, timing)
+    for state, dur, k, kind in _named_steps(phases, timing.greens):
         name = names[k] if names and k < len(names) else f"phase {k + 1}"
-        if k == previous:
-            name += ":" + ("yellow" if any(c in YELLOW for c in state) else "all-red")
-        previous = k
+        if kind != "green":
+            name += ":" + kind
         lines.append(f"        <phase duration=\"{dur:g}\" state=\"{state}\" name={quoteattr(name)}/>\n")
     lines.append("    </tlLogic>\n")
     return lines
+
+
+def _named_steps(ix: Intersection, greens: Sequence[float]) -> list[tuple[str, float, int, str]]:
+    """The program's steps (state, s, green phase k, kind): kind is "green", "yellow",
+    "pedestrian clearance" (crossings red, vehicles still green: netconvert's programs) or "all-red".
+
+    A step is phase k's green where the step before it (cyclically: a program
+    may begin with the last phase's clearance) belongs to another phase.
+    """
+    steps = timing_steps(ix, greens)
+    out = []
+    for i, (state, dur, k) in enumerate(steps):
+        nxt = ix.phases[ix.next_phase(k)].state
+        if steps[i - 1][2] != k:
+            kind = "green"
+        elif any(c in YELLOW for c in state):
+            kind = "yellow"
+        elif any(c in GREEN and nxt[L] not in GREEN for L, c in enumerate(state)):
+            kind = "pedestrian clearance"  # greens that end later: the crossings ended before them
+        else:
+            kind = "all-red"
+        out.append((state, dur, k, kind))
+    return out
 
 
 def programs_xml(plan: Plan, intersections: Mapping[str, Intersection], periods: Sequence[str] | None = None,
@@ -119,15 +141,22 @@ def programs_xml(plan: Plan, intersections: Mapping[str, Intersection], periods:
 
 
 def phase_names(net_file: Path, intersections: Mapping[str, Intersection]) -> dict[str, list[str]]:
-    """Names the network gives its green phases (empty where it gives none)."""
-    import sumolib
+    """Names the network gives its green phases ("phase k" where it gives none).
 
-    net = sumolib.net.readNet(str(net_file), withPrograms=True, withInternal=False)
+    From the program each signal runs (:mod:`engine.network`): its steps as the
+    net file writes them, when that program is the net's own.
+    """
+    from engine.network import load_network
+
+    net = load_network(net_file).net
     out = {}
     for sid, ix in intersections.items():
-        prog = net.getTLS(sid).getPrograms()[ix.program_id]
-        phases = prog.getPhases()
-        out[sid] = [getattr(phases[ph.program_index], "name", "") or f"phase {k + 1}"
+        try:
+            steps = net.getTLS(sid).getPrograms()[ix.program_id].getPhases()
+        except KeyError:  # a program from an additional file
+            steps = []
+        same = [(p.state, float(p.duration)) for p in steps] == list(ix.program)
+        out[sid] = [(getattr(steps[ph.program_index], "name", "") if same else "") or f"phase {k + 1}"
                     for k, ph in enumerate(ix.phases)]
     return out
 
@@ -198,36 +227,42 @@ def _clock(t: int) -> str:
 # ----------------------------------------------------------------------------- timing sheet
 
 SHEET_COLUMNS = ("intersection", "period", "cycle_s", "offset_s", "phase", "phase_name", "green_s",
-                 "yellow_s", "all_red_s", "start_in_cycle_s", "overlaps")
+                 "pedestrian_clearance_s", "yellow_s", "all_red_s", "start_in_cycle_s", "overlaps")
+_SHEET_KEYS = {"pedestrian clearance": "pedestrian_clearance_s", "yellow": "yellow_s", "all-red": "all_red_s"}
 
 
 def timing_rows(plan: Plan, intersections: Mapping[str, Intersection],
                 names: Mapping[str, Sequence[str]] | None = None) -> list[dict]:
     """One row per signal, period and green phase, as an engineer types it into a controller.
 
-    ``overlaps`` names the right turns (approach>exit) the phase also shows green
-    beyond the network's own phase, when the plan runs right-turn overlaps.
+    After its green, a phase's clearance: the pedestrian clearance (crossings
+    already red, the phase's vehicles still green, as netconvert writes it), the
+    yellow and the all-red. ``overlaps`` names the right turns (approach>exit) the
+    phase also shows green beyond the network's own phase, when the plan runs
+    right-turn overlaps.
     """
     rows = []
     for pp in plan.periods.values():
         for sid, timing in pp.timings.items():
             ix = intersections[sid]
             phases = signal_phases(ix, timing)
-            t, previous = 0.0, -1
-            for state, dur, k in timing_steps(phases, timing.greens):
-                if k != previous:
+            by_phase: dict[int, dict] = {}
+            steps = _named_steps(phases, timing.greens)
+            t = 0.0
+            for state, dur, k, kind in steps:
+                if kind == "green":
                     added = set(phases.phases[k].green_links) - set(ix.phases[k].green_links)
                     overlaps = sorted({f"{m.from_edge}>{m.to_edge}" for m in ix.movements if m.link in added})
-                    rows.append({"intersection": sid, "period": pp.period, "cycle_s": pp.cycle,
-                                 "offset_s": timing.offset, "phase": k + 1,
-                                 "phase_name": (names or {}).get(sid, [f"phase {k + 1}"] * (k + 1))[k],
-                                 "green_s": dur, "yellow_s": 0.0, "all_red_s": 0.0, "start_in_cycle_s": t,
-                                 "overlaps": " ".join(overlaps)})
-                else:
-                    key = "yellow_s" if any(c in YELLOW for c in state) else "all_red_s"
-                    rows[-1][key] += dur
-                previous = k
+                    by_phase[k] = {"intersection": sid, "period": pp.period, "cycle_s": pp.cycle,
+                                   "offset_s": timing.offset, "phase": k + 1,
+                                   "phase_name": (names or {}).get(sid, [f"phase {k + 1}"] * (k + 1))[k],
+                                   "green_s": dur, "pedestrian_clearance_s": 0.0, "yellow_s": 0.0,
+                                   "all_red_s": 0.0, "start_in_cycle_s": t, "overlaps": " ".join(overlaps)}
                 t += dur
+            for state, dur, k, kind in steps:
+                if kind != "green":
+                    by_phase[k][_SHEET_KEYS[kind]] += dur
+            rows += [by_phase[k] for k in sorted(by_phase)]
     return rows
 
 

@@ -12,20 +12,19 @@ upstream until the previous signal or a source. From one run:
   second; the largest of each cycle, and the 95th percentile over cycles
   (the back of queue exceeded in one cycle in twenty);
 * v/c: the period's design demand over capacity, per lane group (the
-  approach's movements served by the same phases): saturation flow x lanes x
-  green / cycle, with the critical (largest) group shown for the approach;
+  approach's movements served by the same phases, :func:`engine.webster.lane_groups`):
+  saturation flow x lanes x green / cycle (:func:`engine.webster.lane_group_vc`),
+  with the critical (largest) group shown for the approach;
 * level of service from the HCM thresholds for signalised intersections (A <= 10,
   B <= 20, C <= 35, D <= 55, E <= 80, F > 80 s/veh; F also when v/c > 1).
 """
 
 from __future__ import annotations
 
-import math
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+from xml.etree.ElementTree import ParseError
 
 import numpy as np
 import sumolib
@@ -33,13 +32,13 @@ import sumolib
 from engine.errors import SimulationError
 from engine.loop import ControlLoop, LoopOptions
 from engine.metrics import KPIs
-from engine.plan.corridor import link_green
+from engine.network import load_network
 from engine.plan.export import write_text_atomic
-from engine.plan.model import SignalTiming, program_of
+from engine.plan.model import SignalTiming, program_of, signal_phases
 from engine.scenario import Scenario
 from engine.layout import VEHICLE_SPACE_M
 from engine.signals import Intersection
-from engine.webster import SAT_THROUGH, SAT_TURN
+from engine.webster import lane_group_vc, lane_groups
 
 LOS_LIMITS = ((10.0, "A"), (20.0, "B"), (35.0, "C"), (55.0, "D"), (80.0, "E"))
 
@@ -77,36 +76,47 @@ class ApproachResult:
         return self.queue95_veh * VEHICLE_SPACE_M / max(self.approach.lanes, 1)
 
 
-@lru_cache(maxsize=8)
-def _net(net_file: str):
-    return sumolib.net.readNet(net_file, withInternal=False)
+VCLASS = "passenger"  # approaches are chains of car edges (sidewalks and crossings are not)
+
+
+def _car_predecessors(edge) -> list:
+    """Normal edges from which a car may drive onto ``edge``."""
+    return [e for e, conns in edge.getIncoming().items()
+            if e.getFunction() == "" and any(c.getFromLane().allows(VCLASS) and c.getToLane().allows(VCLASS)
+                                             for c in conns)]
 
 
 def approaches(net_file: Path, intersections: Mapping[str, Intersection]) -> dict[str, list[Approach]]:
-    """Every signal's approaches, traced upstream to the previous signal or a source."""
-    net = _net(str(net_file))
+    """Every signal's approaches, traced upstream to the previous signal or a source.
+
+    The network model (:func:`engine.network.load_network`) gives the road
+    graph; an approach's label is the compass side of its movements
+    (:attr:`engine.signals.Movement.approach`), its lanes the signal's vehicle
+    lanes on the stop-line edge. Pedestrian crossings are no approach.
+    """
+    net = load_network(net_file).net
     signal_nodes = set()
     for ix in intersections.values():
         for m in ix.movements:
-            signal_nodes.add(net.getEdge(m.from_edge).getToNode().getID())
+            if not m.crossing:
+                signal_nodes.add(net.getEdge(m.from_edge).getToNode().getID())
     out: dict[str, list[Approach]] = {}
     for sid, ix in intersections.items():
         result = []
-        for stop in dict.fromkeys(m.from_edge for m in ix.movements):
+        vehicle = [m for m in ix.movements if not m.crossing]
+        for stop in dict.fromkeys(m.from_edge for m in vehicle):
             chain = [stop]
             edge = net.getEdge(stop)
             while True:
                 node = edge.getFromNode()
-                preds = list(edge.getIncoming())
+                preds = _car_predecessors(edge)
                 if node.getID() in signal_nodes or len(preds) != 1 or preds[0].getID() in chain:
                     break
                 edge = preds[0]
                 chain.append(edge.getID())
-            e = net.getEdge(stop)
-            (x0, y0), (x1, y1) = e.getShape()[-2], e.getShape()[-1]
-            dx, dy = x1 - x0, y1 - y0
-            label = ("W" if dx > 0 else "E") if abs(dx) >= abs(dy) else ("S" if dy > 0 else "N")
-            result.append(Approach(sid, stop, label, tuple(reversed(chain)), e.getLaneNumber()))
+            label = next(m.approach for m in vehicle if m.from_edge == stop)
+            lanes = len({m.from_lane for m in vehicle if m.from_edge == stop})
+            result.append(Approach(sid, stop, label, tuple(reversed(chain)), lanes))
         out[sid] = result
     return out
 
@@ -118,25 +128,10 @@ def default_timing(ix: Intersection) -> tuple[SignalTiming, float]:
 
 def approach_vc(ix: Intersection, appr: Approach, timing: SignalTiming, cycle: float,
                 flows: Mapping[tuple[str, str], float]) -> float:
-    """Critical lane group v/c of one approach under ``timing``."""
+    """Critical lane group v/c of one approach under ``timing`` (its phases, overlaps included)."""
     program = program_of(ix, timing)
-    groups: dict[tuple[int, ...], list] = {}
-    for m in ix.movements:
-        if m.from_edge != appr.stop_edge:
-            continue
-        served = tuple(k for k, ph in enumerate(ix.phases) if m.link in ph.green_links)
-        groups.setdefault(served, []).append(m)
-    worst = 0.0
-    for moves in groups.values():
-        links = sorted({m.link for m in moves})
-        green = sum(b - a for a, b in link_green(program, links[:1]))
-        lanes = len({m.from_lane for m in moves})
-        through = any(m.direction == "s" for m in moves)
-        volume = sum(flows.get((appr.stop_edge, t), 0.0) for t in {m.to_edge for m in moves})
-        cap = (SAT_THROUGH if through else SAT_TURN) * lanes * green / cycle
-        if volume > 0:
-            worst = max(worst, volume / cap if cap > 0 else math.inf)
-    return worst
+    groups = [g for g in lane_groups(signal_phases(ix, timing)) if g.from_edge == appr.stop_edge]
+    return max((lane_group_vc(g, flows, g.green_time(program), cycle) for g in groups), default=0.0)
 
 
 def measure_run(scenario: Scenario, intersections: Mapping[str, Intersection], cycles: Mapping[str, float],
@@ -183,17 +178,15 @@ def measure_run(scenario: Scenario, intersections: Mapping[str, Intersection], c
 
 def _edge_data(path: Path) -> dict[str, dict[str, float]]:
     """Totals per edge over every interval of an edgeData file (time loss as a total, not a mean)."""
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, FileNotFoundError) as exc:
-        raise SimulationError(f"{path}: edge data unreadable ({exc})") from None
     out: dict[str, dict[str, float]] = {}
-    for interval in root.iter("interval"):
-        for e in interval.iter("edge"):
-            d = out.setdefault(e.get("id"), {"timeLoss": 0.0, "entered": 0.0, "departed": 0.0, "left": 0.0})
-            d["timeLoss"] += float(e.get("timeLoss", 0.0))
-            for k in ("entered", "departed", "left"):
-                d[k] += float(e.get(k, 0.0))
+    try:
+        for interval in sumolib.xml.parse(str(path), "interval"):
+            for e in interval.getChild("edge") or []:
+                d = out.setdefault(e.id, {"timeLoss": 0.0, "entered": 0.0, "departed": 0.0, "left": 0.0})
+                for k in d:
+                    d[k] += float(e.getAttributeSecure(k, 0.0))
+    except (ParseError, OSError) as exc:
+        raise SimulationError(f"{path}: edge data unreadable ({exc})") from None
     return out
 
 

@@ -23,7 +23,7 @@ from engine.controllers.programs import Program, timing_program
 from engine.errors import ConfigError, CqSignalError
 from engine.plan.config import Constraints
 from engine.safety import SafetyMonitor
-from engine.signals import GREEN, YELLOW, Intersection, is_green_state, with_right_turn_overlaps
+from engine.signals import GREEN, YELLOW, Intersection, is_green_state, starts_green, with_right_turn_overlaps
 
 THROUGH = "s"
 
@@ -105,11 +105,6 @@ def signal_phases(ix: Intersection, timing: SignalTiming) -> Intersection:
 def program_of(ix: Intersection, timing: SignalTiming) -> Program:
     """The (state, duration) cycle SUMO runs for ``timing``."""
     return timing_program(signal_phases(ix, timing), timing.greens)
-
-
-def clearance_time(ix: Intersection) -> float:
-    """Seconds per cycle in the network's clearances (what greens leave free)."""
-    return sum(d for k in range(ix.n_phases) for _, d in ix.clearance(k, ix.next_phase(k)))
 
 
 def serves_through(ix: Intersection, k: int) -> bool:
@@ -216,20 +211,22 @@ def check_program(where: str, ix: Intersection, program: Program, limits: Constr
 def _check_clearances(where: str, ix: Intersection, program: Program, limits: Constraints) -> None:
     """After each green: yellow of at least ``yellow_s``, then all-red of at least ``all_red_s``.
 
-    The clearance lasts until a link that was not green turns green (a link
-    green on both sides of it, an overlap, may stay green throughout).
+    The clearance lasts until a step turns a link green (a link green on both
+    sides of it, an overlap, may stay green throughout; a left that ends
+    permissive may come back protected after it). Crossings get no yellow.
     """
     n = len(program)
     for i, (state, _) in enumerate(program):
         if not is_green_state(state):
             continue
         nxt = program[(i + 1) % n][0]
-        ending = [L for L, c in enumerate(state) if c in GREEN and nxt[L] not in GREEN]
+        ending = [L for L, c in enumerate(state)
+                  if c in GREEN and nxt[L] not in GREEN and L not in ix.crossing_links]  # no yellow for walkers
         if not ending:
             continue
         yellow = red = 0.0
         j = (i + 1) % n
-        while j != i and not any(c in GREEN and state[L] not in GREEN for L, c in enumerate(program[j][0])):
+        while j != i and not starts_green(program[(j - 1) % n][0], program[j][0]):
             s, d = program[j]
             if any(s[L] in YELLOW for L in ending):
                 if red > 0:

@@ -42,7 +42,8 @@ from engine.plan.config import Constraints, Optimiser
 from engine.plan.corridor import Corridor
 from engine.plan.evaluate import Evaluation, Evaluator, objective
 from engine.plan.measure import default_timing
-from engine.plan.model import (PeriodPlan, PlanValidationError, SignalTiming, clearance_time, phase_minimums,
+from engine.webster import lost_time
+from engine.plan.model import (PeriodPlan, PlanValidationError, SignalTiming, phase_minimums,
                                validate_period)
 from engine.plan.webster_plan import Flows, common_cycle, green_wave_period_plan, signal_ratios
 from engine.signals import Intersection, with_right_turn_overlaps
@@ -90,7 +91,7 @@ class PlanSearch:
         current = sorted(sum(d for _, d in ix.program) for ix in intersections.values())
         self.current_cycle = current[len(current) // 2]
         # cycles on the step grid from cycle_min_s that fit every signal's minimum greens
-        need = max(clearance_time(ix) + sum(phase_minimums(ix, limits)) for ix in intersections.values())
+        need = max(lost_time(ix) + sum(phase_minimums(ix, limits)) for ix in intersections.values())
         lo, step = limits.cycle_min_s, limits.cycle_step_s
         self.cycle_low = lo + math.ceil(max(need - lo, 0) / step - 1e-9) * step
         self.cycle_high = lo + (limits.cycle_max_s - lo) // step * step

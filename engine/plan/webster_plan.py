@@ -18,10 +18,10 @@ from engine.errors import ConfigError
 from engine.plan.config import Constraints
 from engine.plan.corridor import Corridor, coordinated_phases
 from engine.plan.green_wave import green_wave_offsets
-from engine.plan.model import (PeriodPlan, SignalTiming, clearance_time, phase_minimums, serves_through,
+from engine.plan.model import (PeriodPlan, SignalTiming, phase_minimums, serves_through,
                                shares_to_greens)
 from engine.signals import Intersection
-from engine.webster import intersection_flow_ratios, webster_timing
+from engine.webster import intersection_flow_ratios, webster_timing, lost_time
 
 Flows = Mapping[tuple[str, str], float]
 
@@ -76,7 +76,7 @@ def common_cycle(intersections: Mapping[str, Intersection], ratios: Mapping[str,
     need = 0.0
     for sid, ix in intersections.items():
         mins = phase_minimums(ix, limits)
-        lost = clearance_time(ix)
+        lost = lost_time(ix)
         t = webster_timing(ratios[sid], lost, limits.cycle_min_s, limits.cycle_max_s, min_green=min(mins))
         own[sid] = t.cycle
         need = max(need, lost + sum(mins))
@@ -101,7 +101,7 @@ def split_greens(ix: Intersection, ratios: Sequence[float], cycle: float, limits
     through movement, e.g. protected lefts) weigh ``turn_bias`` times theirs.
     """
     mins = phase_minimums(ix, limits)
-    lost = clearance_time(ix)
+    lost = lost_time(ix)
     if shares is None:
         t = webster_timing(ratios, lost, cycle, cycle, min_green=min(mins))
         if abs(t.cycle - cycle) > 0.5:

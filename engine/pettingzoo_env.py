@@ -44,7 +44,8 @@ class SignalParallelEnv(ParallelEnv):
         period = (options or {}).get("period") or periods[int(self._rng.integers(len(periods)))]
         rows = self.core.reset(episode_seed, period)
         self.agents = list(self.possible_agents)
-        return self._split(rows), self._infos({"seed": episode_seed, "period": period})
+        return self._split(rows), self._infos({"seed": episode_seed, "period": period,
+                                               **self.core.base.sumo_options()})
 
     def step(self, actions: dict[str, int]):
         ordered = [int(actions[a]) for a in self.possible_agents]
