@@ -103,7 +103,9 @@ class PolicyController:
         self.scenario = scenario
         self.model_path = Path(model_path)
         self.name = str(meta.get("name") or self.model_path.stem)
-        self.options = env_options(**{k: v for k, v in meta["env_options"].items() if k != "network"})
+        trained = {k: v for k, v in meta["env_options"].items() if k != "network"}
+        trained.setdefault("detector_range_m", 0.0)  # models from before observation areas saw the stop-line lane
+        self.options = env_options(**trained)
         self.signals = tuple(meta["signals"])
         self.shared = meta.get("mode", _guess_mode(meta)) == "shared"
         self.algorithm = str(meta["algorithm"])
@@ -111,6 +113,11 @@ class PolicyController:
         self.model = load_sb3(self.model_path, self.algorithm)
         self._observer = None
         self._layout = None
+
+    @property
+    def loop_overrides(self) -> dict:
+        """Loop options the policy's observations depend on (the runner applies them)."""
+        return {"detector_range_m": float(self.options.detector_range_m)}
 
     def setup(self, loop: ControlLoop) -> None:
         """Refuse a loop whose timing differs from training (the policy would see other dynamics)."""

@@ -32,6 +32,8 @@ def run_controller(
     options = options or LoopOptions()
     if options.adaptive != controller.adaptive:
         options = dataclasses.replace(options, adaptive=controller.adaptive)
+    # what a controller's observations were made with (a trained policy's detector range)
+    options = dataclasses.replace(options, **getattr(controller, "loop_overrides", {}))
     loop = ControlLoop(scenario, options, monitor=monitor)
     setup = getattr(controller, "setup", None)
     try:
