@@ -28,6 +28,7 @@ from engine.signals import Intersection
 
 VEHICLE_SPACE_M = 7.5  # car length 5 m + min gap 2.5 m: what one queued vehicle occupies
 STOPLINE_ZONE_M = 30.0  # actuation's detection zone: the lane before the stop line, at least this long
+QUEUE_KPI_RANGE_M = 150.0  # the queue KPI counts halting vehicles this far upstream, whatever a controller sees
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +79,7 @@ class Layout:
     area_lanes: tuple[str, ...]  # every lane SUMO is asked about
     area: Area  # up to the detector range: what controllers, observations and rewards see
     zone: Area  # the stop-line detection zone actuation uses
+    queue_area: Area  # up to QUEUE_KPI_RANGE_M: the queue KPI, the same for every controller
 
     @property
     def detector_range_m(self) -> float:
@@ -165,6 +167,7 @@ def build_layout(net_file: Path, only: tuple[str, ...] | None = None, additional
 
     area = area_of(detector_range_m)
     zone = area_of(STOPLINE_ZONE_M)
+    queue_area = area if detector_range_m == QUEUE_KPI_RANGE_M else area_of(QUEUE_KPI_RANGE_M)
     return Layout(
         intersections=ixs,
         lanes=tuple(lanes),
@@ -178,6 +181,7 @@ def build_layout(net_file: Path, only: tuple[str, ...] | None = None, additional
         area_lanes=tuple(area_lanes),
         area=area,
         zone=zone,
+        queue_area=queue_area,
     )
 
 
@@ -186,4 +190,4 @@ def _empty_layout() -> Layout:
     empty = Area(ints, ints, none, none, 0.0)
     return Layout(intersections=(), lanes=(), in_lane_index=ints, in_lane_start=ints, mov_intersection=ints,
                   mov_in=ints, mov_out=ints, mov_phases=np.zeros((0, 0), dtype=bool), n_phases=ints,
-                  area_lanes=(), area=empty, zone=empty)
+                  area_lanes=(), area=empty, zone=empty, queue_area=empty)

@@ -65,7 +65,8 @@ class TrafficState:
     lane_speed: np.ndarray  # mean speed, m/s
     lane_length: np.ndarray  # m of road in the observation area
     lane_max_speed: np.ndarray  # m/s
-    zone_count: np.ndarray  # vehicles in each watched lane's stop-line detection zone (actuation)
+    zone_count: np.ndarray  # vehicles in each watched lane's stop-line detection zone (actuation, SOTL)
+    zone_halting: np.ndarray  # of which halting
     zone_speed: np.ndarray  # their mean speed, m/s
     zone_length: np.ndarray  # m of road in the zone
     phase: np.ndarray  # current green (or the one being cleared to), per signal
@@ -99,6 +100,7 @@ class ControlLoop:
         n = len(self.layout.lanes)
         self.lane_count, self.lane_halting, self.lane_speed = np.zeros(n), np.zeros(n), np.zeros(n)
         self.zone_count, self.zone_speed, self.zone_length = np.zeros(n), np.zeros(n), np.zeros(0)
+        self.zone_halting = np.zeros(n)
         self.kpis: KPIs | None = None
         self.monitor = monitor  # sees the states SUMO will show, before every step
 
@@ -167,7 +169,9 @@ class ControlLoop:
                 if adaptive:
                     self.signals.tick(self.time)
         self._read_lanes()
-        self.queue.add(self.layout.per_intersection_sum(self.lane_halting))
+        halting = self.layout.queue_area.aggregate(self.sim.lane_halting, len(self.layout.lanes),
+                                                   self.sim.lane_halting, self._area_length)
+        self.queue.add(self.layout.per_intersection_sum(halting))
 
     def _read_lanes(self) -> None:
         """SUMO's lane values, summed over each watched lane's observation area."""
@@ -180,6 +184,7 @@ class ControlLoop:
                                       self.lane_max_speed)
         zone, n = self.layout.zone, len(self.layout.lanes)
         self.zone_count[:] = zone.aggregate(self.sim.lane_count, n, self.sim.lane_halting, self._area_length)
+        self.zone_halting[:] = zone.aggregate(self.sim.lane_halting, n, self.sim.lane_halting, self._area_length)
         moving = zone.aggregate(self.sim.lane_count * self.sim.lane_speed, n)
         self.zone_speed[:] = np.where(self.zone_count > 0, moving / np.maximum(self.zone_count, 1e-9),
                                       self.lane_max_speed)
@@ -197,7 +202,8 @@ class ControlLoop:
             lane_length=self.lane_length, lane_max_speed=self.lane_max_speed,
             phase=self.signals.phase, time_in_phase=self.signals.time_in_phase(now),
             can_switch=self.signals.can_switch(now),
-            zone_count=self.zone_count, zone_speed=self.zone_speed, zone_length=self.zone_length,
+            zone_count=self.zone_count, zone_halting=self.zone_halting, zone_speed=self.zone_speed,
+            zone_length=self.zone_length,
         )
 
     def finish(self) -> KPIs:
