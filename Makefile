@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 EXTRAS ?= dev,ray
 
-.PHONY: setup run test bench-full clean
+.PHONY: setup run test test-quick lint bench-full clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -n 2 tests
+
+# The same suite without the tests marked slow (corridor-length SUMO runs, training, Ray, long property tests).
+test-quick: setup
+	$(BIN)/python -m pytest -n 2 -m "not slow" tests
+
+# ruff with the rule selection in pyproject.toml ([tool.ruff.lint]); CI runs it before the tests.
+lint: setup
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf out .pytest_cache

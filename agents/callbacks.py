@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class TrainCallback(BaseCallback):
     """Connects SB3's training loop to the run's logging, evaluation and checkpoints."""
 
-    def __init__(self, run: "Run") -> None:
+    def __init__(self, run: Run) -> None:
         super().__init__(verbose=0)
         self.run = run
         self._progress: Progress | None = None

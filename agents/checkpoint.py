@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, CqSignalError
 from engine.metrics import write_json_atomic
 
 CHECKPOINTS = "checkpoints"
@@ -31,7 +31,8 @@ def rng_state(model) -> dict[str, Any]:
     """States of every random generator training draws from."""
     import torch
 
-    return {"random": random.getstate(), "numpy": np.random.get_state(),
+    # NumPy's global (legacy) generator is the one SB3 and libraries seed and draw from: saved as it is
+    return {"random": random.getstate(), "numpy": np.random.get_state(),  # noqa: NPY002
             "torch": torch.get_rng_state().numpy(),
             "action_space": model.action_space.np_random.bit_generator.state}
 
@@ -40,7 +41,7 @@ def set_rng_state(model, state: dict[str, Any]) -> None:
     import torch
 
     random.setstate(state["random"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002 - the global generator SB3 draws from
     torch.set_rng_state(torch.from_numpy(np.asarray(state["torch"], dtype=np.uint8)))
     model.action_space.np_random.bit_generator.state = state["action_space"]
 
@@ -90,7 +91,15 @@ def load_state(folder: Path) -> dict[str, Any]:
 
 def load_checkpoint(folder: Path, algorithm_cls, env, **kwargs) -> tuple[Any, dict[str, Any]]:
     """The model (with optimiser, replay buffer and RNG states restored) and the run state."""
-    model = algorithm_cls.load(str(folder / "model.zip"), env=env, device="cpu", **kwargs)
+    try:
+        model = algorithm_cls.load(str(folder / "model.zip"), env=env, device="cpu", **kwargs)
+    except CqSignalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged checkpoint is one line naming it
+        from engine.controllers.loading import weights_error
+
+        err = weights_error(folder / "model.zip", algorithm_cls.__name__, exc)
+        raise ConfigError(f"{err}; remove {folder} to resume from an older checkpoint") from None
     buffer = folder / "replay_buffer.pkl"
     if buffer.is_file():
         model.load_replay_buffer(str(buffer))

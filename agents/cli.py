@@ -9,7 +9,7 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``evaluate`` on the cqsignal command line."""
-    from engine.cli import add_sumo_option_args, duration_arg, seed_arg, seed_count_arg
+    from engine.cli import add_sumo_option_args, duration_arg, positive_int_arg, seed_arg, seed_count_arg
 
     p = sub.add_parser("train", help="train an RL policy from a YAML config (resumable)")
     p.add_argument("config", help="training config, e.g. configs/train_corridor.yaml")
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=duration_arg, default=None,
                    help="simulated seconds (default: the scenario's)")
     add_sumo_option_args(p)  # evaluation default: SUMO's (never drop), not the env's training bound
-    p.add_argument("--jobs", type=int, default=2, help="parallel simulations")
+    p.add_argument("--jobs", type=positive_int_arg("jobs"), default=2, help="parallel simulations")
     p.add_argument("--co2", action="store_true", help="measure CO2 (SUMO's emission device; slower)")
     p.add_argument("--out", default=None, help="write every run's KPIs to this JSON file")
     p.set_defaults(func=cmd_evaluate)
@@ -42,6 +42,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.report import console
 
     config = load_config(args.config, args.overrides)
+    from engine.outputs import check_out
+
+    # the run folder (kept across --resume) and the export: refused before any work if unusable or busy
+    check_out(config.output, known=("*",), flag="output:")
+    if config.export:
+        check_out(config.export + ".zip" if not config.export.endswith(".zip") else config.export,
+                  file=True, flag="export:", lock=False)
+        check_out(config.export, file=True, flag="export:")
     from agents.train import Run  # torch and SB3 load only for a valid config
     run = Run(config, resume=args.resume, quiet=args.quiet)
     if not args.quiet:
@@ -67,14 +75,18 @@ def resolve_model(spec: str) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from agents import TEST_SEED_START, TRAIN_SEED_LIMIT
-    from agents.evaluate import Evaluator, compare, jobs_for, summarise
+    from contextlib import ExitStack
+
+    from agents.evaluate import Evaluator, jobs_for
     from engine.controllers.loading import check_model, read_meta
     from engine.env_core import env_options
     from engine.errors import ConfigError
-    from engine.metrics import write_json_atomic
-    from engine.report import console, kpi_table
+    from engine.outputs import OutputLock, check_out
+    from engine.report import console
     from engine.scenario import Scenario
 
+    if args.out:
+        check_out(args.out, file=True)  # a folder, an unwritable place or a busy file: refused before any work
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     spec = resolve_model(args.model)
@@ -98,8 +110,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model_jobs = jobs_for(str(meta.zip_path), options, periods, seeds, duration, emissions=args.co2, **sumo)
     base_jobs = jobs_for(args.baseline, options, periods, seeds, duration, emissions=args.co2, **sumo)
     console.print(f"evaluating {meta.zip_path.name} and {args.baseline} on {options.network}, "
-                  f"{', '.join(str(p or 'its routes') for p in periods)}, seeds {seeds[0]}..{seeds[-1]}, {duration:g} s each")
-    evaluator = Evaluator(args.jobs)
+                  f"{', '.join(str(p or 'its routes') for p in periods)}, seeds {seeds[0]}..{seeds[-1]}, "
+                  f"{duration:g} s each")
+    with ExitStack() as stack:
+        if args.out:
+            stack.enter_context(OutputLock(args.out))  # a second evaluate into the same file refuses
+        return _evaluate_and_report(args, meta, scenario, Evaluator(args.jobs), model_jobs, base_jobs)
+
+
+def _evaluate_and_report(args, meta, scenario, evaluator, model_jobs, base_jobs) -> int:
+    from agents.evaluate import compare, summarise
+    from engine.metrics import write_json_atomic
+    from engine.outputs import build_manifest, file_hashes, model_files, namespace_options, scenario_files
+    from engine.report import console, kpi_table
+
     try:
         results = evaluator.run(model_jobs + base_jobs)
     finally:
@@ -114,9 +138,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f" (95 % CI {diff.low:+.1f} to {diff.high:+.1f}, paired by seed, n={diff.n})"
         console.print(f"{key}: {label} - {args.baseline} = {diff.mean:+.1f} {unit}{ci}, {pct:+.1f} %")
     if args.out:
+        # one file, written whole; what a folder's manifest says (inputs, options, code version) is inside
+        inputs = file_hashes(model_files(meta.zip_path) + scenario_files(scenario))
+        about = build_manifest(Path(args.out).parent, inputs, namespace_options(args), "cqsignal evaluate",
+                               only=())
+        about.pop("files")
         write_json_atomic(Path(args.out), {"model": str(meta.zip_path), "baseline": args.baseline,
                                            "summary": {label: summarise(mine), args.baseline: summarise(base)},
-                                           "runs": results})
+                                           "runs": results, "manifest": about})
         console.print(f"wrote {args.out}")
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agents import TRAIN_SEED_LIMIT, VALIDATION_SEED_START
 from engine.errors import ConfigError
+from engine.scenario import MAX_DURATION_S, MAX_SEED
 
 ALGORITHMS = ("PPO", "A2C", "DQN", "MaskablePPO")
 MODES = ("single", "shared")  # one agent for every signal, or one policy shared by every signal
@@ -27,7 +29,20 @@ _RESERVED = {"policy", "env", "seed", "device", "verbose", "tensorboard_log", "p
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: a NaN or infinite number in any float field is refused when the config loads
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _finite_values(value: Any, where: str) -> None:
+    """ValueError naming ``where`` for a NaN or infinite number anywhere in a nested value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: must be a finite number, got {value}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite_values(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _finite_values(v, f"{where}.{i}")
 
 
 class AlgorithmConfig(_Strict):
@@ -37,12 +52,14 @@ class AlgorithmConfig(_Strict):
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known_hyperparameters(self) -> "AlgorithmConfig":
+    def _known_hyperparameters(self) -> AlgorithmConfig:
         allowed = hyperparameter_names(self.name)
         for key in self.hyperparameters:
             if key not in allowed:
                 raise ValueError(f"hyperparameters.{key}: not a hyperparameter of {self.name} "
                                  f"(choose from {', '.join(sorted(allowed))})")
+        _finite_values(self.hyperparameters, "hyperparameters")
+        _finite_values(self.policy_kwargs, "policy_kwargs")
         return self
 
 
@@ -50,7 +67,7 @@ class EvalConfig(_Strict):
     every: int = Field(20_000, gt=0, description="timesteps between evaluations")
     seeds: list[int] = Field(default_factory=lambda: [VALIDATION_SEED_START, VALIDATION_SEED_START + 1])
     periods: list[str] | None = None  # default: the training periods
-    duration: float = Field(3600.0, gt=0)
+    duration: float = Field(3600.0, gt=0, le=MAX_DURATION_S)
     jobs: int | None = Field(None, gt=0)  # parallel evaluation processes (default: n_envs)
     baseline: str | None = "max_pressure"  # heuristic evaluated once on the same seeds, for reference
 
@@ -59,6 +76,8 @@ class EvalConfig(_Strict):
     def _held_out(cls, seeds: list[int]) -> list[int]:
         if not seeds:
             raise ValueError("give at least one evaluation seed")
+        if max(seeds) > MAX_SEED:
+            raise ValueError(f"seed {max(seeds)} is outside SUMO's range 0..{MAX_SEED}")
         inside = [s for s in seeds if s < TRAIN_SEED_LIMIT]
         if inside:
             raise ValueError(f"seed {inside[0]} is one that training episodes may draw "
@@ -88,7 +107,7 @@ class TrainConfig(_Strict):
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     total_timesteps: int = Field(..., gt=0)
     n_envs: int = Field(1, gt=0, le=64)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     reward_scale: float = Field(1.0, gt=0)
     # weight of the delay the env's reward does not see (vehicles waiting to enter, queues
     # upstream of the watched approach lanes), added to it in training (agents/workers.py)
@@ -109,7 +128,7 @@ class TrainConfig(_Strict):
         return env
 
     @model_validator(mode="after")
-    def _combination(self) -> "TrainConfig":
+    def _combination(self) -> TrainConfig:
         if not self.output:
             self.output = f"runs/{self.name}"
         if self.algorithm.name == "DQN" and self.pretrain is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +49,9 @@ def learning_curve(state: dict, path: Path, title: str) -> Path:
     ax.set_ylabel("mean queue [veh]")
     ax.set_title("evaluation: queue and throughput")
     ax.legend(fontsize=8, loc="upper right")
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    from engine.outputs import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return path

@@ -80,7 +80,10 @@ def run_job(job: Job) -> dict:
     return {**kpis.to_dict(), **asdict(job), "label": controller.name}
 
 
-def _init_worker() -> None:
+def _init_worker(ancestor: int | None = None) -> None:
+    from engine.procs import die_with_parent
+
+    die_with_parent(ancestor)  # an evaluation worker ends with its trainer, kill -9 included
     for var in THREAD_VARS:
         os.environ[var] = "1"
     try:
@@ -104,7 +107,7 @@ class Evaluator:
             return [run_job(j) for j in jobs]  # in this process (it runs no other SUMO)
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn"),
-                                             initializer=_init_worker)
+                                             initializer=_init_worker, initargs=(os.getpid(),))
         return list(self._pool.map(run_job, jobs))
 
     def close(self) -> None:

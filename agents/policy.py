@@ -12,8 +12,6 @@ source you trust; this module loads nothing but the path it is given.
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +43,13 @@ def load_sb3(zip_path: Path, algorithm: str):
     const = _Const()
     custom = {"learning_rate": 0.0, "lr_schedule": const, "clip_range": const,
               "exploration_schedule": const}
+    cls = algorithm_class(algorithm)
     try:
-        return algorithm_class(algorithm).load(str(zip_path), device="cpu", custom_objects=custom)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ConfigError(f"{zip_path}: cannot load the {algorithm} model ({exc.__class__.__name__}: {exc})") \
-            from None
+        return cls.load(str(zip_path), device="cpu", custom_objects=custom)
+    except Exception as exc:  # noqa: BLE001 - whatever torch or SB3 raises for a bad file: one line
+        from engine.controllers.loading import weights_error
+
+        raise weights_error(zip_path, algorithm, exc) from None
 
 
 class _Const:
@@ -180,18 +180,11 @@ def _guess_mode(meta: dict) -> str:
 
 # -- the artefact ---------------------------------------------------------------
 def code_version() -> dict[str, Any]:
-    """Package version and, when run from a git checkout, the commit."""
-    import engine
+    """Package version and, when run from a git checkout, the commit (:func:`engine.outputs.code_version`),
+    with the learning libraries' versions."""
+    from engine.outputs import code_version as engine_version
 
-    out: dict[str, Any] = {"cqsignal": engine.__version__}
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=5)
-        if commit.returncode == 0:
-            out["commit"] = commit.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
+    out: dict[str, Any] = dict(engine_version())
     try:
         import sb3_contrib
         import stable_baselines3
@@ -235,37 +228,43 @@ def build_meta(name: str, algorithm: str, mode: str, options, shape, config: dic
 
 
 def save_artefact(model, base: Path, meta: dict) -> Path:
-    """Write ``base.zip`` and ``base.meta.json`` atomically; returns the zip path."""
+    """Write ``base.zip`` and ``base.meta.json`` as one set; returns the zip path.
+
+    The meta file seals the set: it records the zip's sha256 and is put in place last
+    (:func:`engine.outputs.publish_file_set`), so a kill leaves the previous model, the
+    new one, or a zip without meta (refused as incomplete, completed by the next run).
+    """
     from engine.controllers.loading import model_paths
-    from engine.metrics import write_json_atomic
 
     zip_path, meta_path = model_paths(str(base))
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = zip_path.with_name(f".{zip_path.stem}.{os.getpid()}.tmp.zip")
-    model.save(str(tmp))
-    os.replace(tmp, zip_path)
-    write_json_atomic(meta_path, meta)
+    _publish_model(zip_path, meta_path, lambda tmp: model.save(str(tmp)), meta)
     return zip_path
 
 
 def copy_artefact(src_base: Path, dst_base: Path, **meta_changes: Any) -> Path:
-    """Copy a model and its meta (atomically), changing meta fields if asked."""
+    """Copy a model and its meta (as one set, like :func:`save_artefact`), changing meta fields if asked."""
     import json
     import shutil
 
     from engine.controllers.loading import model_paths
-    from engine.metrics import write_json_atomic
 
     src_zip, src_meta = model_paths(str(src_base))
     dst_zip, dst_meta = model_paths(str(dst_base))
-    dst_zip.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst_zip.with_name(f".{dst_zip.stem}.{os.getpid()}.tmp.zip")
-    shutil.copyfile(src_zip, tmp)
-    os.replace(tmp, dst_zip)
     meta = json.loads(src_meta.read_text())
     meta.update(meta_changes)
-    write_json_atomic(dst_meta, meta)
+    _publish_model(dst_zip, dst_meta, lambda tmp: shutil.copyfile(src_zip, tmp), meta)
     return dst_zip
+
+
+def _publish_model(zip_path: Path, meta_path: Path, write_zip, meta: dict) -> None:
+    from engine.outputs import atomic_write_json, code_version, publish_file_set
+
+    def seal(path: Path, hashes: dict[str, str]) -> None:
+        artefact = {"files": {zip_path.name: hashes[zip_path.name]}, "code_version": code_version(),
+                    "completed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        atomic_write_json(path, {**meta, "artefact": artefact})
+
+    publish_file_set({zip_path: write_zip}, meta_path, seal)
 
 
 __all__ = ["PolicyController", "build_meta", "save_artefact", "copy_artefact", "shipped_model",

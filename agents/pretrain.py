@@ -93,7 +93,7 @@ def _scenario_duration(opts) -> float:
                          begin=opts.begin).duration
 
 
-def pretrain(run: "Run") -> dict[str, float]:
+def pretrain(run: Run) -> dict[str, float]:
     """Collect the heuristic's episodes in the run's workers and clone them into the model."""
     cfg = run.config.pretrain
     opts = run.options

@@ -14,6 +14,7 @@ The run folder (``output``) ends up holding::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,12 @@ from agents.policy import build_meta, copy_artefact, save_artefact
 from agents.vec_env import SignalVecEnv
 from engine.errors import ConfigError
 from engine.metrics import write_json_atomic
+from engine.outputs import OutputLock, atomic_write_text
 from engine.report import console
 
+INPUTS_FILE = "inputs.json"  # the contents and code a run started from; --resume requires the same
+MANIFEST_FILES = ("config.yaml", INPUTS_FILE, "model.zip", "model.meta.json", "best_model.zip",
+                  "best_model.meta.json", "history.json", "learning_curve.png")
 # Config keys that may change when a run is resumed (the rest must match the checkpoint's).
 _RESUMABLE_CHANGES = ("total_timesteps", "eval", "checkpoint", "export", "n_envs", "torch_threads")
 
@@ -51,6 +56,7 @@ class Run:
                               "or choose another output")
         if resume:
             self._check_same_run()
+            self._check_same_inputs()
         self.state: dict[str, Any] = {
             "history": {"train": [], "eval": []}, "baseline": None, "best": None,
             "last_eval_step": 0, "last_checkpoint_step": 0, "wall_s": 0.0, "env_steps": 0,
@@ -75,6 +81,34 @@ class Run:
             if key not in _RESUMABLE_CHANGES and saved.get(key) != now.get(key):
                 raise ConfigError(f"--resume: '{key}' differs from the run in {self.out} "
                                   f"(was {saved.get(key)!r}); only {', '.join(_RESUMABLE_CHANGES)} may change")
+
+    def inputs(self) -> dict[str, Any]:
+        """What the run's results depend on besides its config: the contents of the network,
+        route and demand files, and the code version."""
+        from engine.outputs import code_version, file_hashes, scenario_files
+        from engine.scenario import Scenario
+
+        scenario = Scenario.of_network(self.options.network)
+        if self.options.routes:  # the env's own route files replace the network's demand
+            scenario = dataclasses.replace(scenario, route_files=tuple(Path(r) for r in self.options.routes),
+                                           demand_file=None)
+        return {"files": file_hashes(scenario_files(scenario)), "code_version": code_version()}
+
+    def _check_same_inputs(self) -> None:
+        saved_file = self.out / INPUTS_FILE
+        if not saved_file.is_file():
+            return  # a run from before inputs were recorded
+        import json
+
+        saved, now = json.loads(saved_file.read_text()), self.inputs()
+        for path, digest in now["files"].items():
+            if saved["files"].get(path, digest) != digest:
+                raise ConfigError(f"--resume: {path} changed since the run in {self.out} started; "
+                                  "train anew into another output")
+        if saved.get("code_version") != now["code_version"]:
+            raise ConfigError(f"--resume: the run in {self.out} was started by cqsignal "
+                              f"{_version(saved.get('code_version'))}, this is {_version(now['code_version'])}; "
+                              "train anew into another output")
 
     def build(self) -> None:
         """Start the environment workers and create (or restore) the model."""
@@ -101,6 +135,8 @@ class Run:
             self.model = self._new_model(cls)
         self.out.mkdir(parents=True, exist_ok=True)
         _write_yaml(self.out / "config.yaml", self.config.to_dict())
+        if self.checkpoint is None or not (self.out / INPUTS_FILE).is_file():
+            write_json_atomic(self.out / INPUTS_FILE, self.inputs())
         self.model.set_logger(configure(str(self.out / "tb"), ["tensorboard"]))
 
     def _new_model(self, cls):
@@ -113,7 +149,23 @@ class Run:
             raise ConfigError(f"algorithm: {algo.name} rejects these settings ({exc})") from None
 
     def train(self) -> Path:
-        """Train to ``total_timesteps``, evaluate, and write the artefacts; the best model's path."""
+        """Train to ``total_timesteps``, evaluate, and write the artefacts; the best model's path.
+
+        The run folder and the export are locked for the whole run: a second run into
+        either refuses in one line.
+        """
+        from contextlib import ExitStack
+
+        with ExitStack() as locks:
+            locks.enter_context(OutputLock(self.out))
+            if self.config.export:
+                locks.enter_context(OutputLock(Path(self.config.export)))
+            return self._train()
+
+    def _train(self) -> Path:
+        from engine.outputs import MANIFEST
+
+        (self.out / MANIFEST).unlink(missing_ok=True)  # the folder is complete again only at the end
         self.build()
         try:
             if self.config.eval.baseline and self.state["baseline"] is None:
@@ -132,9 +184,10 @@ class Run:
             save_artefact(self.model, self.out / "model", final)
             self.plot()
             best = self.out / "best_model.zip"
+            self.write_manifest()
             if self.config.export:
                 exported = copy_artefact(self.out / "best_model", Path(self.config.export),
-                                         name=Path(self.config.export).name)
+                                         name=Path(self.config.export).name, inputs=self.inputs()["files"])
                 console.print(f"exported the best model to {exported}")
             return best
         finally:
@@ -255,6 +308,14 @@ class Run:
         """Network decisions simulated (each worker's step counts once), over every resumption."""
         return self._steps_base + (self.venv.env_steps if self.venv is not None else 0)
 
+    def write_manifest(self) -> None:
+        """``manifest.json``: the run's final artefacts with their sha256, inputs, config, code version."""
+        from engine.outputs import MANIFEST, build_manifest
+
+        manifest = build_manifest(self.out, self.inputs()["files"], self.config.to_dict(), "cqsignal train",
+                                  only=MANIFEST_FILES)
+        write_json_atomic(self.out / MANIFEST, manifest)
+
     def write_history(self) -> None:
         write_json_atomic(self.out / "history.json", {"baseline": self.state["baseline"],
                                                       "best": self.state["best"], **self.state["history"]})
@@ -273,6 +334,13 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> Pat
 # -- helpers ----------------------------------------------------------------------
 def _runs(results: list[dict]) -> list[dict]:
     return [{"period": r["period"], "seed": r["seed"], **{k: r[k] for k in EVAL_KPIS}} for r in results]
+
+
+def _version(code: dict | None) -> str:
+    if not code:
+        return "an unknown version"
+    commit = code.get("commit")
+    return f"{code.get('cqsignal', '?')}" + (f" (commit {commit[:12]})" if commit else "")
 
 
 def _spread(episodes: list[int] | None, n: int) -> list[int] | None:
@@ -315,6 +383,4 @@ def _policy_kwargs(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_yaml(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    tmp.replace(path)
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))

@@ -134,7 +134,7 @@ class SignalVecEnv(VecEnv):
                 parent, child = ctx.Pipe()
                 spec = {"options": plain, "index": w, "seed": int(seed), "shared": shared,
                         "episode": int(episodes[w]) if w < len(episodes) else 0, "seed_limit": seed_limit,
-                        "unwatched_delay": float(unwatched_delay)}
+                        "unwatched_delay": float(unwatched_delay), "ancestor": os.getpid()}
                 proc = ctx.Process(target=run_worker, args=(child, spec), daemon=True,
                                    name=f"cqsignal-env-{w}")
                 proc.start()

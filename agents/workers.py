@@ -95,8 +95,11 @@ class UnwatchedDelay:
         return counts * self.scale
 
 
-def run_worker(conn: Connection, spec: dict) -> None:
+def run_worker(conn: Connection, spec: dict) -> None:  # noqa: C901 - one message loop, a branch per command
     """Serve ``step``/``reset``/``state``/``close`` messages until closed."""
+    from engine.procs import die_with_parent
+
+    die_with_parent(spec.get("ancestor"))  # an env worker ends with its trainer, kill -9 included
     for var in THREAD_VARS:
         os.environ[var] = "1"
     from engine.env_core import EnvCore, env_options

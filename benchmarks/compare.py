@@ -16,11 +16,12 @@ import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from benchmarks.config import BenchConfig, ScenarioEntry
-from benchmarks.results import Journal, to_table, write_table, write_text_atomic
+from benchmarks.results import Journal, reusable, to_table, write_table, write_text_atomic
 from benchmarks.summary import console_table, failures_table, groups, markdown_tables, sweep_table
 from benchmarks.worker import RunSpec
 from engine.errors import ConfigError, CqSignalError
 from engine.metrics import write_json_atomic
+from engine.outputs import content_key, file_hashes, model_files, scenario_files
 from engine.report import console
 
 
@@ -30,6 +31,7 @@ class Plan:
 
     specs: list[RunSpec]
     notes: list[str] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)  # every input file's sha256, by path
 
 
 def _path(base: Path, value: str) -> Path:
@@ -64,12 +66,12 @@ def _scenario_source(entry: ScenarioEntry, base: Path, where: str) -> tuple[str,
     return source, tuple(routes)
 
 
-def plan_runs(config: BenchConfig, base: Path, source: str = "config") -> Plan:
-    """Every (controller, scenario, period, scale, seed) run, checked before anything starts."""
-    from engine.scenario import Scenario
+Controllers = list[tuple[str, str | None, str | None]]  # (name, heuristic, model path)
 
-    notes: list[str] = []
-    controllers: list[tuple[str, str | None, str | None]] = []
+
+def _controllers(config: BenchConfig, base: Path, source: str, notes: list[str]) -> Controllers:
+    """The controllers to run: heuristics by name, models by path (optional ones may be skipped)."""
+    controllers: Controllers = []
     known = None
     for i, c in enumerate(config.controllers):
         if c.model is None:
@@ -80,18 +82,33 @@ def plan_runs(config: BenchConfig, base: Path, source: str = "config") -> Plan:
             controllers.append((c.name, c.name, None))
             continue
         model = _path(base, c.model)
+        if model.is_dir():
+            raise ConfigError(f"{source}: controllers.{i}.model: {model} is a folder, not a model .zip")
         if not model.is_file() and c.optional:
             notes.append(f"controller '{c.name}' skipped: model file {model} not found (optional)")
             continue
         controllers.append((c.name, None, str(model)))
     if not controllers:
         raise ConfigError(f"{source}: controllers: none left to run")
+    return controllers
+
+
+def plan_runs(config: BenchConfig, base: Path, source: str = "config") -> Plan:
+    """Every (controller, scenario, period, scale, seed) run, checked before anything starts."""
+    from engine.scenario import Scenario
+
+    notes: list[str] = []
+    controllers = _controllers(config, base, source, notes)
     names = [c[0] for c in controllers]
     if config.baseline_name not in names:
         raise ConfigError(f"{source}: baseline: '{config.baseline_name}' was skipped")
 
     specs: dict[tuple, RunSpec] = {}
     labels: dict[str, tuple] = {}
+    inputs: dict[str, str] = {}
+    model_hashes = {model: file_hashes(model_files(model)) for _, _, model in controllers if model}
+    for hashes in model_hashes.values():
+        inputs.update(hashes)
     for j, entry in enumerate(config.scenarios):
         where = f"{source}: scenarios.{j}"
         src, routes = _scenario_source(entry, base, where)
@@ -109,6 +126,9 @@ def plan_runs(config: BenchConfig, base: Path, source: str = "config") -> Plan:
         except CqSignalError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         sc = loaded[0]
+        _check_controllers(config, sc, controllers, where)
+        files = file_hashes(scenario_files(sc))  # a resumed run is reused only on the same contents
+        inputs.update(files)
         duration = sc.duration
         sumo = {"begin": sc.begin, "max_depart_delay": sc.max_depart_delay,
                 "time_to_teleport": sc.time_to_teleport}
@@ -123,9 +143,49 @@ def plan_runs(config: BenchConfig, base: Path, source: str = "config") -> Plan:
                             controller=name, heuristic=heuristic, model=model, network=label,
                             source=src, routes=routes, period=period, scale=float(scale),
                             seed=int(seed), duration=float(duration), delta=config.loop.delta,
-                            min_green=config.loop.min_green, max_green=config.loop.max_green, **sumo)
+                            min_green=config.loop.min_green, max_green=config.loop.max_green, **sumo,
+                            inputs=content_key({**files, **model_hashes.get(model, {})}))
                         specs.setdefault(spec.key, spec)
-    return Plan(_table_order(list(specs.values()), names), notes)
+    return Plan(_table_order(list(specs.values()), names), notes, inputs)
+
+
+def _check_controllers(config: BenchConfig, scenario, controllers: Controllers, where: str) -> None:
+    """Refuse, before any run, settings every run of this scenario would fail on.
+
+    The decision interval must cover the network's longest yellow (for adaptive
+    controllers), and a model must fit the network and the loop timing it was trained with.
+    """
+    from engine.controllers import CONTROLLERS
+    from engine.controllers.loading import check_model, read_meta
+    from engine.env_core import EnvOptions
+    from engine.layout import build_layout
+    from engine.loop import LoopOptions
+
+    loop = config.loop
+    adaptive = [c for c in controllers if c[2] is not None or getattr(CONTROLLERS.get(c[1]), "adaptive", True)]
+    if not adaptive:
+        return
+    try:
+        layout = build_layout(scenario.net_file, None, tuple(scenario.additional_files), require=False)
+        if layout.intersections:
+            LoopOptions(adaptive=True, delta=loop.delta, min_green=loop.min_green,
+                        max_green=loop.max_green).validate(layout)
+    except CqSignalError as exc:
+        raise ConfigError(f"{where}: loop: {exc}") from None
+    for name, _heuristic, model in adaptive:
+        if model is None or not Path(model).is_file():
+            continue  # a missing model fails its own runs (or was skipped as optional)
+        try:
+            meta = read_meta(model)
+            check_model(model, scenario)
+        except CqSignalError as exc:
+            raise ConfigError(f"{where}: controller '{name}': {exc}") from None
+        defaults = EnvOptions()
+        for key in ("delta", "min_green", "max_green"):
+            value, here = meta.env_options.get(key, getattr(defaults, key)), getattr(loop, key)
+            if float(value) != float(here):
+                raise ConfigError(f"{where}: controller '{name}': model {meta.zip_path.name} was trained "
+                                  f"with {key}={float(value):g}, loop.{key} is {here:g}")
 
 
 def _first(*values):
@@ -151,6 +211,8 @@ class BenchResult:
     backend: str
     notes: list[str]
     reused: int
+    inputs: dict[str, str] = field(default_factory=dict)
+    resumed: bool = False
 
     @property
     def failed(self) -> int:
@@ -192,20 +254,30 @@ class _Bar:
 
 def run_bench(config: BenchConfig, base: Path, out: Path, workers: int | None = None,
               ray_address: str | None = None, resume: bool = False, progress: bool = True,
-              source: str = "config") -> BenchResult:
-    """Run the whole benchmark into ``out``; failed runs are rows with an error, never raised."""
+              source: str = "config", known: dict[str, dict] | None = None) -> BenchResult:
+    """Run the whole benchmark into ``out``; failed runs are rows with an error, never raised.
+
+    With ``resume``, finished rows of ``known`` (by digest: the same options, file contents
+    and code version; default: ``out``'s own journal) are reused instead of run again.
+    """
     plan = plan_runs(config, base, source)
     workers = workers or config.workers or os.cpu_count() or 1
     ray_address = ray_address or (config.ray.address if config.ray else None)
     out.mkdir(parents=True, exist_ok=True)
     journal = Journal(out / "runs.jsonl")
-    rows = journal.reusable(plan.specs) if resume else {}
+    if not resume:
+        rows = {}
+    elif known is not None:
+        rows = reusable(known, plan.specs)
+    else:
+        rows = journal.reusable(plan.specs)
     journal.start(rows)
     todo = [s for s in plan.specs if s.digest not in rows]
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}")
-    if rows:
-        console.print(f"reusing {len(rows)} finished run(s) from {journal.path}")
+    if resume:
+        console.print(f"reusing {len(rows)} of {len(plan.specs)} rows (finished runs with the same inputs, "
+                      "options and code version)")
 
     bar = _Bar(todo, enabled=progress)
 
@@ -231,24 +303,30 @@ def run_bench(config: BenchConfig, base: Path, out: Path, workers: int | None = 
     wall = time.perf_counter() - start
     table = to_table([rows[s.digest] for s in plan.specs])
     result = BenchResult(table, out, wall, workers, f"ray ({ray_address})" if ray_address else "local",
-                         plan.notes, len(plan.specs) - len(todo))
+                         plan.notes, len(plan.specs) - len(todo), plan.inputs, resume)
     write_table(table, out)
     return result
 
 
 def write_report(result: BenchResult, config: BenchConfig, command: str,
-                 extra: Path | None = None) -> Path:
-    """``summary.md`` and plots in the output folder; also the same summary at ``extra``."""
+                 extra: Path | None = None, final: Path | None = None) -> Path:
+    """``summary.md`` and plots in the output folder; also the same summary at ``extra``.
+
+    ``final``: where the output folder will be published (it is built in a staging
+    folder), so that ``extra`` links to the plots' final place.
+    """
     from benchmarks.plots import make_plots
 
     plots = make_plots(result.table, result.out / "plots")
     summary = result.out / "summary.md"
     write_text_atomic(summary, _markdown(result, config, command, plots, summary.parent))
     if extra is not None:
-        write_text_atomic(extra, _markdown(result, config, command, plots, extra.resolve().parent))
+        moved = [(final / p.relative_to(result.out)) if final is not None else p for p in plots]
+        write_text_atomic(extra, _markdown(result, config, command, moved, extra.resolve().parent))
     write_json_atomic(result.out / "bench.json", {
         "config": config.name, "command": command, "runs": len(result.table),
         "failed": result.failed, "reused": result.reused, "wall_s": round(result.wall_s, 1),
+        "resumed": result.resumed,
         "workers": result.workers, "backend": result.backend, "notes": result.notes,
     })
     return summary
@@ -282,7 +360,8 @@ def _markdown(result: BenchResult, config: BenchConfig, command: str, plots: lis
     if failures:
         text.append(f"## Failed runs ({result.failed})\n\n" + failures + "\n")
     where = f"local processes on a {os.cpu_count()}-CPU machine" if result.backend == "local" else result.backend
-    reused = f" ({result.reused} runs reused from an earlier invocation)" if result.reused else ""
+    reused = (f" (reused {result.reused} of {len(t)} rows from an earlier invocation: same inputs, options "
+              "and code version)") if result.reused or result.resumed else ""
     text.append(f"_Wall time {result.wall_s:.0f} s with {result.workers} worker(s), {where}{reused}; "
                 f"{len(t)} runs, {result.failed} failed; the runs' own wall times add up to "
                 f"{t['wall_s'].sum():.0f} s._\n")

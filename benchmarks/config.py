@@ -160,6 +160,12 @@ class LoopEntry(_Strict):
     min_green: float = Field(default=10.0, gt=0)
     max_green: float = Field(default=60.0, gt=0)
 
+    @model_validator(mode="after")
+    def _green_bounds(self) -> LoopEntry:
+        if self.max_green < self.min_green:
+            raise ValueError(f"max_green {self.max_green:g} s is shorter than min_green {self.min_green:g} s")
+        return self
+
 
 class RayEntry(_Strict):
     address: str = Field(min_length=1)  # 'auto', 'ray://host:10001', 'local'

@@ -32,8 +32,11 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
-def _child(conn: Connection, spec: RunSpec, log: str | None) -> None:
-    """Worker process: run one spec, stream progress, send the row, exit."""
+def _child(conn: Connection, spec: RunSpec, log: str | None, ancestor: int | None = None) -> None:
+    """Worker process: run one spec, stream progress, send the row, exit (or die with the bench)."""
+    from engine.procs import die_with_parent
+
+    die_with_parent(ancestor)  # kill -9 of the bench must not leave this run going
     if log is not None:  # SUMO writes to the C-level streams: keep them off the progress bar
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(fd, 1)
@@ -67,7 +70,7 @@ def run_local(specs: Sequence[RunSpec], workers: int, on_done: OnDone,
                 spec = pending.popleft()
                 log = str(log_dir / f"{spec.slug}.log") if log_dir is not None else None
                 parent, child = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, args=(child, spec, log), daemon=True)
+                proc = ctx.Process(target=_child, args=(child, spec, log, os.getpid()), daemon=True)
                 proc.start()
                 child.close()
                 running[parent] = (proc, spec)

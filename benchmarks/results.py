@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.worker import COLUMNS, RunSpec
+from engine.outputs import atomic_path, atomic_write_text
 
 _COUNTS = ("trips", "arrived", "never_inserted", "teleports")
 
@@ -18,19 +19,12 @@ _COUNTS = ("trips", "arrived", "never_inserted", "teleports")
 @contextmanager
 def atomic(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         yield tmp
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    with atomic(path) as tmp:
-        tmp.write_text(text)
+    atomic_write_text(path, text)
 
 
 def to_table(rows: Sequence[dict]) -> pd.DataFrame:
@@ -62,19 +56,7 @@ class Journal:
 
     def reusable(self, specs: Sequence[RunSpec]) -> dict[str, dict]:
         """Successful rows of earlier runs whose inputs equal one of ``specs`` (by digest)."""
-        wanted = {s.digest for s in specs}
-        kept: dict[str, dict] = {}
-        if not self.path.is_file():
-            return kept
-        for line in self.path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by an interruption
-            digest, row = entry.get("digest"), entry.get("row") or {}
-            if digest in wanted and not row.get("error") and not _nan(row.get("mean_delay_s")):
-                kept[digest] = row
-        return kept
+        return reusable(read_journal(self.path), specs)
 
     def start(self, kept: dict[str, dict]) -> None:
         """Begin a journal holding only ``kept``."""
@@ -83,6 +65,32 @@ class Journal:
     def add(self, spec: RunSpec, row: dict) -> None:
         with self.path.open("a") as fh:
             fh.write(_line(spec.digest, row))
+
+
+def read_journal(path: Path) -> dict[str, dict]:
+    """Every successful row of a journal, by digest (lines cut short by a kill are skipped)."""
+    kept: dict[str, dict] = {}
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return kept
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption
+        if not isinstance(entry, dict):
+            continue
+        digest, row = entry.get("digest"), entry.get("row") or {}
+        if isinstance(digest, str) and not row.get("error") and not _nan(row.get("mean_delay_s")):
+            kept[digest] = row
+    return kept
+
+
+def reusable(known: dict[str, dict], specs: Sequence[RunSpec]) -> dict[str, dict]:
+    """The rows of ``known`` (by digest) that one of ``specs`` would produce."""
+    wanted = {s.digest for s in specs}
+    return {d: r for d, r in known.items() if d in wanted}
 
 
 def _line(digest: str, row: dict) -> str:

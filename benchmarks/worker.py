@@ -44,6 +44,7 @@ class RunSpec:
     begin: float = 0.0
     max_depart_delay: float = -1.0  # SUMO's convention: -1 never drops
     time_to_teleport: float = 300.0  # -1: never teleports
+    inputs: str = ""  # hash of the contents of its network, route, demand and model files and the code version
 
     @property
     def key(self) -> tuple:
@@ -52,7 +53,8 @@ class RunSpec:
 
     @property
     def digest(self) -> str:
-        """Hash of every input, so that a resumed benchmark reuses only identical runs."""
+        """Hash of every input (options, and through ``inputs`` the files' contents and the code
+        version), so that a resumed benchmark reuses only identical runs."""
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
     @property

@@ -92,6 +92,33 @@ def seed_count_arg(text: str) -> int:
     return value
 
 
+def finite_arg(what: str, low: float = 0.0):
+    """An argparse type: a finite number >= ``low``, named ``what`` in the error."""
+
+    def parse(text: str) -> float:
+        value = _number(text, what)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{what} must be >= {low:g}, got {text}")
+        return value
+
+    return parse
+
+
+def positive_int_arg(what: str):
+    """An argparse type: a whole number >= 1, named ``what`` in the error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{what} must be >= 1, got {text}")
+        return value
+
+    return parse
+
+
 def never_or_seconds(text: str) -> float:
     """Seconds for --max-depart-delay / --time-to-teleport; 'never' (or a negative number) is -1."""
     if text.strip().lower() in ("never", "none", "off"):
@@ -136,10 +163,20 @@ def _scenario(args: argparse.Namespace):
 def cmd_simulate(args: argparse.Namespace) -> int:
     from engine.controllers.loading import load_controller
     from engine.loop import LoopOptions
-    from engine.metrics import write_json_atomic
+    from engine.outputs import atomic_write_json
     from engine.report import console, kpi_table, progress_bar
     from engine.runner import run_controller
+    from engine.signal_controller import check_green_bounds
+    from engine.sim import check_display
 
+    from engine.outputs import check_out, model_files, namespace_options, scenario_files, staged_output
+
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_out(out, SIMULATE_FILES)  # a bad --out is refused before any work
+    if args.gui:
+        check_display()  # at once, not after SUMO has tried for a minute
+    check_green_bounds(args.min_green, args.max_green)
     scenario = _scenario(args)
     controller = load_controller(args.controller, scenario, fallback=args.fallback)
     options = LoopOptions(adaptive=controller.adaptive, delta=args.delta, min_green=args.min_green,
@@ -149,17 +186,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     for reason in load_network(scenario.net_file, scenario.additional_files).uncontrolled.values():
         console.print(f"not controlled: {reason}")
-    out = Path(args.out) if args.out else None
-    with progress_bar("simulating", scenario.duration) as advance:
-        kpis = run_controller(scenario, controller, options, out=out, progress=advance)
-    console.print(kpi_table({controller.name: kpis.to_dict()}))
-    if out is not None:
-        write_json_atomic(out / "kpis.json", {
+    if out is None:
+        with progress_bar("simulating", scenario.duration) as advance:
+            kpis = run_controller(scenario, controller, options, progress=advance)
+        console.print(kpi_table({controller.name: kpis.to_dict()}))
+        return 0
+    # the folder is built beside --out and replaces it whole at the end (engine/outputs.py)
+    with staged_output(out, command="cqsignal simulate", options=namespace_options(args),
+                       inputs=scenario_files(scenario) + model_files(getattr(controller, "model_path", None)),
+                       known=SIMULATE_FILES, say=console.print) as stage:
+        with progress_bar("simulating", scenario.duration) as advance:
+            kpis = run_controller(scenario, controller, options, out=stage.path, progress=advance)
+        console.print(kpi_table({controller.name: kpis.to_dict()}))
+        atomic_write_json(stage.path / "kpis.json", {
             **kpis.to_dict(), "end_s": scenario.end, "controller": controller.name, "network": scenario.name,
             "period": scenario.period, "seed": scenario.seed, "scale": scenario.scale,
         })
-        console.print(f"wrote {out / 'kpis.json'} and {out / 'tripinfo.xml'}")
+    console.print(f"wrote {out / 'kpis.json'} and {out / 'tripinfo.xml'} ({out / 'manifest.json'} lists them)")
     return 0
+
+
+SIMULATE_FILES = ("kpis.json", "tripinfo.xml", "statistics.xml")  # what simulate --out wrote before manifests
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -195,10 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed, webster, max_pressure, sotl, actuated, greedy, or a model .zip")
     p.add_argument("--fallback", action="store_true",
                    help="if the model does not fit this network, use the default heuristic instead")
-    p.add_argument("--delta", type=int, default=5, help="seconds between decisions (adaptive controllers)")
-    p.add_argument("--min-green", type=float, default=10.0)
-    p.add_argument("--max-green", type=float, default=60.0)
-    p.add_argument("--detector-range", type=float, default=150.0, metavar="M",
+    p.add_argument("--delta", type=positive_int_arg("delta"), default=5,
+                   help="seconds between decisions (adaptive controllers)")
+    p.add_argument("--min-green", type=finite_arg("min green"), default=10.0)
+    p.add_argument("--max-green", type=finite_arg("max green"), default=60.0)
+    p.add_argument("--detector-range", type=finite_arg("detector range"), default=150.0, metavar="M",
                    help="how far upstream adaptive controllers see each approach, m (0: the stop-line lane only)")
     p.add_argument("--gui", action="store_true", help="watch in sumo-gui (TraCI)")
     p.add_argument("--out", default=None, help="folder for kpis.json and tripinfo.xml")
@@ -209,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--movements", action="store_true", help="list every movement")
     p.set_defaults(func=cmd_info)
 
-    for name, module in _EXTRA_COMMANDS.items():
+    for module in _EXTRA_COMMANDS.values():
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as exc:

@@ -15,7 +15,6 @@ never disagree. The road graph and the signals come from the network model
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -327,15 +326,9 @@ def write_routes(demand: Demand, net_file: Path, period: str, seed: int, scale: 
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from engine.outputs import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 # ----------------------------------------------------------------------------- v/c
@@ -372,6 +365,8 @@ def _sumo_check(demand: Demand, net_file: Path, period: str, seed: int) -> dict[
 
     import sumolib
 
+    from engine.procs import child_kwargs
+
     from networks.build import sumo_env, sumo_home
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -381,7 +376,7 @@ def _sumo_check(demand: Demand, net_file: Path, period: str, seed: int) -> dict[
             [str(sumo_home() / "bin" / "sumo"), "-n", str(net_file), "-r", str(routes),
              "--no-step-log", "--end", "4500", "--seed", str(seed),
              "--tripinfo-output", str(trips), "--duration-log.statistics"],
-            capture_output=True, text=True, env=sumo_env())
+            capture_output=True, text=True, env=sumo_env(), **child_kwargs())
         if res.returncode != 0:
             raise NetworkError(f"sumo failed on {net_file}: {res.stderr.strip().splitlines()[-1:]}")
         done = [(float(t.timeLoss) + float(t.departDelay), float(t.routeLength), float(t.duration))

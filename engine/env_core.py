@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from gymnasium import error as gym_error
 
 from engine.errors import ConfigError, NetworkError, SimulationError
 from engine.loop import ControlLoop, LoopOptions
@@ -18,6 +19,20 @@ from engine.network import DEFAULT_DETECTOR_RANGE_M, load_network
 from engine.observations import DEFAULT_OBSERVATION, Observer
 from engine.rewards import Reward
 from engine.scenario import ENV_MAX_DEPART_DELAY_S, Scenario, finite
+from engine.signal_controller import check_green_bounds
+
+
+class ResetNeeded(ConfigError, gym_error.ResetNeeded):
+    """step() before reset() or after the episode ended."""
+
+
+class EnvClosed(ConfigError, gym_error.ClosedEnvironmentError):
+    """step(), reset() or masks on an environment that was closed."""
+
+
+class ActionError(ConfigError, ValueError):
+    """An action that is not a whole number inside the action space (or a missing agent)."""
+
 
 ACTION_MODES = ("phase", "switch")
 ERROR_MODES = ("raise", "end_episode")
@@ -64,9 +79,17 @@ class EnvOptions:
             raise ConfigError(f"action_mode '{self.action_mode}': choose from {', '.join(ACTION_MODES)}")
         if self.on_sumo_error not in ERROR_MODES:
             raise ConfigError(f"on_sumo_error '{self.on_sumo_error}': choose from {', '.join(ERROR_MODES)}")
-        for name in ("scale", "duration", "begin", "max_depart_delay", "time_to_teleport"):
+        for name in ("scale", "duration", "begin", "max_depart_delay", "time_to_teleport", "min_green",
+                     "max_green", "detector_range_m"):
             if getattr(self, name) is not None:
                 finite(getattr(self, name), name)
+        if (isinstance(self.delta, bool) or not isinstance(self.delta, (int, float, np.integer, np.floating))
+                or not float(self.delta).is_integer() or self.delta < 1):
+            raise ConfigError(f"delta must be a whole number of seconds >= 1, got {self.delta!r}")
+        if self.detector_range_m < 0:
+            raise ConfigError(f"detector_range_m must be >= 0, got {self.detector_range_m:g}")
+        check_green_bounds(self.min_green, self.max_green)
+        Reward(self.reward)  # unknown names, NaN or infinite weights
         if self.max_depart_delay is not None and self.max_depart_delay <= 0:
             raise ConfigError(f"max_depart_delay must be positive (or None: never), "
                               f"got {self.max_depart_delay:g}")
@@ -120,6 +143,7 @@ class EnvCore:
         self.n_actions = self.n_phases if options.action_mode == "phase" else np.full(len(self.n_phases), 2)
         self._needs_fresh_start = False
         self._episode_over = True
+        self._closed = False
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -127,6 +151,7 @@ class EnvCore:
 
     def reset(self, seed: int, period: str | None) -> np.ndarray:
         """Start an episode with the demand of ``seed`` and ``period``; observation rows."""
+        self._check_open("reset()")
         if self._needs_fresh_start:
             self.loop.sim.close()
             self._needs_fresh_start = False
@@ -139,11 +164,12 @@ class EnvCore:
 
     def step(self, actions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, dict]:
         """Apply one action per intersection; (observation rows, rewards, episode over, info)."""
+        self._check_open("step()")
         if self._episode_over:
-            raise ConfigError("step() called on a finished episode: call reset() first")
-        actions = np.asarray(actions, dtype=np.int64).reshape(-1)
+            raise ResetNeeded("step() called before reset() or on a finished episode: call reset() first")
+        actions = self._whole_actions(actions)
         if actions.shape[0] != len(self.n_actions) or np.any(actions < 0) or np.any(actions >= self.n_actions):
-            raise ConfigError(f"action {actions.tolist()} outside the action space {self.n_actions.tolist()}")
+            raise ActionError(f"action {actions.tolist()} outside the action space {self.n_actions.tolist()}")
         t0 = self.loop.time
         try:
             if self.options.action_mode == "phase":
@@ -165,8 +191,29 @@ class EnvCore:
             info["kpis"] = self.loop.finish().to_dict()
         return obs, rewards, done, info
 
+    def _check_open(self, call: str) -> None:
+        if self._closed:
+            raise EnvClosed(f"{call} called after close(): make a new environment")
+
+    @staticmethod
+    def _whole_actions(actions) -> np.ndarray:
+        """Actions as int64; ActionError for anything but whole numbers (0.5, NaN, None, text)."""
+        try:
+            raw = np.asarray(actions)
+        except (TypeError, ValueError) as exc:
+            raise ActionError(f"action {actions!r}: not an array of whole numbers ({exc})") from None
+        if raw.dtype == bool or np.issubdtype(raw.dtype, np.integer):
+            return raw.astype(np.int64).reshape(-1)
+        if np.issubdtype(raw.dtype, np.floating):
+            flat = raw.reshape(-1)
+            if np.all(np.isfinite(flat)) and np.all(flat == np.round(flat)):
+                return flat.astype(np.int64)
+        raise ActionError(f"action {np.asarray(actions, dtype=object).reshape(-1).tolist()}: "
+                          "actions must be whole numbers (one per signal)")
+
     def masks(self) -> list[np.ndarray]:
         """Allowed actions per intersection (True: allowed)."""
+        self._check_open("action_masks()")
         now = self.loop.time
         if self.options.action_mode == "phase":
             full = self.loop.signals.phase_mask(now)
@@ -175,6 +222,8 @@ class EnvCore:
         return [np.array([True, bool(f)]) for f in free]
 
     def close(self) -> None:
+        self._closed = True
+        self._episode_over = True
         self.loop.close()
 
     def _end_after_error(self, exc: SimulationError) -> tuple[np.ndarray, np.ndarray, bool, dict]:

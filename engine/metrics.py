@@ -21,9 +21,9 @@ Which of SUMO's options were in effect (``max_depart_delay_s``,
 
 from __future__ import annotations
 
-import json
 import math
 import xml.etree.ElementTree as ET
+from collections import deque
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -232,14 +232,13 @@ def read_dropped(summary: Path) -> tuple[int, float]:
     step) and the time of that step."""
     import sumolib
 
-    last = None
     try:
-        for last in sumolib.xml.parse(str(summary), "step"):
-            pass
+        steps = deque(sumolib.xml.parse(str(summary), "step"), maxlen=1)  # only the last is needed
     except (ET.ParseError, FileNotFoundError) as exc:
         raise SimulationError(f"{summary}: summary unreadable ({exc})") from None
-    if last is None:
+    if not steps:
         return 0, -math.inf
+    last = steps[0]
     if last.hasAttribute("discarded"):
         return int(float(last.discarded)), float(last.time)
     return max(int(float(last.ended)) - int(float(last.arrived)), 0), float(last.time)  # SUMO < 1.20
@@ -299,8 +298,7 @@ def compute_kpis(tripinfo: Path, statistics: Path, scenario, queue: QueueSampler
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON so that a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    """Write JSON so that a reader never sees half a file (:func:`engine.outputs.atomic_write_json`)."""
+    from engine.outputs import atomic_write_json
+
+    atomic_write_json(path, data)

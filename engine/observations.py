@@ -30,7 +30,7 @@ class ObsIndex:
     max_phases: int
 
     @classmethod
-    def of(cls, layout: Layout) -> "ObsIndex":
+    def of(cls, layout: Layout) -> ObsIndex:
         n_int, n_lanes = len(layout.intersections), len(layout.lanes)
         blocks = [layout.in_lanes_of(k) for k in range(n_int)]
         max_in = max(len(b) for b in blocks)

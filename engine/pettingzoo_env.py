@@ -7,14 +7,14 @@ single shared policy can serve every intersection. Each agent's
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from engine.env_core import EnvCore, env_options
+from engine.env_core import ActionError, EnvCore, ResetNeeded, env_options
 
 
 class SignalParallelEnv(ParallelEnv):
@@ -26,15 +26,22 @@ class SignalParallelEnv(ParallelEnv):
         self.agents: list[str] = []
         self._obs_space = spaces.Box(self.core.observer.low.astype(np.float32),
                                      self.core.observer.high.astype(np.float32), dtype=np.float32)
+        # one space object per agent, made once (PettingZoo expects the same object on every call;
+        # an lru_cache on the methods would keep every env alive)
+        self._action_spaces = {a: spaces.Discrete(int(n)) for a, n in zip(self.possible_agents, self.core.n_actions)}
         self._rng = np.random.default_rng()
 
-    @functools.lru_cache(maxsize=None)
     def observation_space(self, agent: str) -> spaces.Box:
+        self._agent(agent)
         return self._obs_space
 
-    @functools.lru_cache(maxsize=None)
     def action_space(self, agent: str) -> spaces.Discrete:
-        return spaces.Discrete(int(self.core.n_actions[self.possible_agents.index(agent)]))
+        return self._action_spaces[self._agent(agent)]
+
+    def _agent(self, agent: str) -> str:
+        if agent not in self._action_spaces:
+            raise ActionError(f"unknown agent {agent!r} (agents: {', '.join(self.possible_agents)})")
+        return agent
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         if seed is not None:
@@ -48,7 +55,19 @@ class SignalParallelEnv(ParallelEnv):
                                                **self.core.base.sumo_options()})
 
     def step(self, actions: dict[str, int]):
-        ordered = [int(actions[a]) for a in self.possible_agents]
+        self.core._check_open("step()")
+        if not self.agents:
+            raise ResetNeeded("step() called before reset() or on a finished episode: call reset() first")
+        if not isinstance(actions, Mapping):
+            raise ActionError(f"actions must be a dict of agent -> action, got {type(actions).__name__}")
+        missing = [a for a in self.possible_agents if a not in actions]
+        if missing:
+            raise ActionError(f"no action for agent {missing[0]!r} (every agent acts each step: "
+                              f"{', '.join(self.possible_agents)})")
+        unknown = [a for a in actions if a not in self.possible_agents]
+        if unknown:
+            raise ActionError(f"unknown agent {unknown[0]!r} (agents: {', '.join(self.possible_agents)})")
+        ordered = [actions[a] for a in self.possible_agents]
         rows, rewards, done, info = self.core.step(ordered)
         obs = self._split(rows)
         rew = {a: float(r) for a, r in zip(self.possible_agents, rewards)}

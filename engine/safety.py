@@ -95,34 +95,38 @@ class SafetyMonitor:
             self._yellow_since[tid] = {L: now for L, c in enumerate(state) if c in YELLOW}
         elif prev != state:
             own = (prev, state) in ix.program_transitions
-            yellow_since = self._yellow_since[tid]
-            green_end = self._green_end[tid]
             for L, (p, c) in enumerate(zip(prev, state)):
-                if p == c:
-                    continue
-                if p in GREEN and c not in GREEN:
-                    green_end[L] = now
-                    if c not in ACTIVE and L not in ix.crossing_links and not own:
-                        self._flag(now, tid, "green ended without yellow", f"link {L}: {prev} -> {state}")
-                if c in YELLOW and p not in YELLOW:
-                    yellow_since[L] = now
-                if p in YELLOW and c not in YELLOW:
-                    held = now - yellow_since.get(L, now)
-                    if c in GREEN and not own:
-                        self._flag(now, tid, "yellow back to green", f"link {L}: {prev} -> {state}")
-                    need = self._needed(ix.yellow_time(L, shortest=True), own)
-                    if c not in GREEN and held + TOLERANCE_S < need:
-                        self._flag(now, tid, "yellow too short", f"link {L}: {held:g}s < {need:g}s")
-                if c in GREEN and p not in GREEN:
-                    for foe in self._conflicting[tid].get(L, ()):
-                        if foe not in green_end or state[foe] in ACTIVE:
-                            continue  # never ended, or still active (flagged as a conflict above)
-                        gap = now - green_end[foe]
-                        need = self._needed(ix.intergreen(foe, L), own)
-                        if gap + TOLERANCE_S < need:
-                            self._flag(now, tid, "intergreen too short",
-                                       f"link {L} green {gap:g}s after foe {foe} ended, needs {need:g}s")
+                if p != c:
+                    self._check_link(now, ix, prev, state, own, L)
         self._check_green_time(now, tid, state)
+
+    def _check_link(self, now: float, ix: Intersection, prev: str, state: str, own: bool, L: int) -> None:
+        """Link ``L`` changed from ``prev[L]`` to ``state[L]``: yellow, clearance and intergreen rules."""
+        tid, p, c = ix.id, prev[L], state[L]
+        yellow_since = self._yellow_since[tid]
+        green_end = self._green_end[tid]
+        if p in GREEN and c not in GREEN:
+            green_end[L] = now
+            if c not in ACTIVE and L not in ix.crossing_links and not own:
+                self._flag(now, tid, "green ended without yellow", f"link {L}: {prev} -> {state}")
+        if c in YELLOW and p not in YELLOW:
+            yellow_since[L] = now
+        if p in YELLOW and c not in YELLOW:
+            held = now - yellow_since.get(L, now)
+            if c in GREEN and not own:
+                self._flag(now, tid, "yellow back to green", f"link {L}: {prev} -> {state}")
+            need = self._needed(ix.yellow_time(L, shortest=True), own)
+            if c not in GREEN and held + TOLERANCE_S < need:
+                self._flag(now, tid, "yellow too short", f"link {L}: {held:g}s < {need:g}s")
+        if c in GREEN and p not in GREEN:
+            for foe in self._conflicting[tid].get(L, ()):
+                if foe not in green_end or state[foe] in ACTIVE:
+                    continue  # never ended, or still active (flagged as a conflict above)
+                gap = now - green_end[foe]
+                need = self._needed(ix.intergreen(foe, L), own)
+                if gap + TOLERANCE_S < need:
+                    self._flag(now, tid, "intergreen too short",
+                               f"link {L} green {gap:g}s after foe {foe} ended, needs {need:g}s")
 
     def _needed(self, seconds: float, own: bool) -> float:
         """A duration the states must show; in the program's own changes, as SUMO shows it.

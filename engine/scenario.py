@@ -130,7 +130,7 @@ class Scenario:
         end: float | None = None,
         max_depart_delay: float | None = None,
         time_to_teleport: float | None = None,
-    ) -> "Scenario":
+    ) -> Scenario:
         """Resolve ``network`` (a name or a path) into a scenario.
 
         ``begin``, ``end``/``duration``, ``max_depart_delay`` and ``time_to_teleport``
@@ -170,11 +170,11 @@ class Scenario:
                                  max_depart_delay=max_depart_delay, time_to_teleport=time_to_teleport)
 
     @classmethod
-    def of_network(cls, network: str | Path = DEFAULT_NETWORK) -> "Scenario":
+    def of_network(cls, network: str | Path = DEFAULT_NETWORK) -> Scenario:
         """The network alone (no demand checks): enough to read its signals."""
         return _resolve(network)
 
-    def with_options(self, **changes) -> "Scenario":
+    def with_options(self, **changes) -> Scenario:
         """A copy with some options changed (None leaves one as it is), validated."""
         changes = {k: v for k, v in changes.items() if v is not None}
         out = dataclasses.replace(self, **changes)

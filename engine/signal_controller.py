@@ -33,6 +33,19 @@ from engine.signals import Intersection
 SetState = Callable[[str, str], None]
 
 
+def check_green_bounds(min_green: float, max_green: float) -> None:
+    """ConfigError unless 0 <= min_green <= max_green, max_green > 0, both finite."""
+    import math
+
+    for name, value in (("min_green", min_green), ("max_green", max_green)):
+        if not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number of seconds, got {value!r}")
+    if min_green < 0 or max_green <= 0:
+        raise ConfigError(f"min_green={min_green:g}, max_green={max_green:g}: must be >= 0 and > 0")
+    if max_green < min_green:
+        raise ConfigError(f"max_green={max_green:g} is smaller than min_green={min_green:g}")
+
+
 class SignalController:
     """Applies phase wishes safely, one intersection at a time, in whole seconds."""
 
@@ -46,10 +59,7 @@ class SignalController:
     ) -> None:
         if not max_ped_wait > 0:
             raise ConfigError(f"max_ped_wait={max_ped_wait}: must be > 0 s")
-        if min_green < 0 or max_green <= 0:
-            raise ConfigError(f"min_green={min_green}, max_green={max_green}: must be >= 0 and > 0")
-        if max_green < min_green:
-            raise ConfigError(f"max_green={max_green} is smaller than min_green={min_green}")
+        check_green_bounds(min_green, max_green)
         self.intersections = tuple(intersections)
         self.set_state = set_state
         self.min_green = float(min_green)

@@ -205,13 +205,16 @@ def program_timing(program: Sequence[tuple[str, float]], phases: Sequence[Phase]
     shortest and longest unbroken yellow it shows. Returns (intergreens as
     (ending, starting, s), yellows as (link, shortest s, longest s)).
     """
-    n = len(program)
-    if not phases or n == 0:
+    if not phases or not program:
         return (), ()
-    starts = [0.0]
-    for _, d in program:
-        starts.append(starts[-1] + d)
-    cycle = starts[-1]
+    return _intergreens(program, phases, n_links, foes), _yellows(program, n_links, crossings)
+
+
+def _intergreens(program: Sequence[tuple[str, float]], phases: Sequence[Phase], n_links: int,
+                 foes: frozenset[tuple[int, int]]) -> tuple[tuple[int, int, float], ...]:
+    """(ending, starting, s) for each foe pair across each change of green phase (see program_timing)."""
+    n = len(program)
+    cycle = sum(d for _, d in program)
     result: dict[tuple[int, int], float] = {}
     for k, ph in enumerate(phases):
         nxt = phases[(k + 1) % len(phases)]
@@ -245,6 +248,13 @@ def program_timing(program: Sequence[tuple[str, float]], phases: Sequence[Phase]
                 gap = t - t_end
                 if gap <= cycle:
                     result[(e_link, s_link)] = max(result.get((e_link, s_link), 0.0), gap)
+    return tuple((a, b, t) for (a, b), t in sorted(result.items()))
+
+
+def _yellows(program: Sequence[tuple[str, float]], n_links: int,
+             crossings: frozenset[int]) -> tuple[tuple[int, float, float], ...]:
+    """(link, shortest s, longest s) of the unbroken yellows each link shows (see program_timing)."""
+    n = len(program)
     yellows: dict[int, list[float]] = {}
     for L in range(n_links):
         if L in crossings:
@@ -260,8 +270,7 @@ def program_timing(program: Sequence[tuple[str, float]], phases: Sequence[Phase]
             elif run > 0:
                 yellows.setdefault(L, []).append(run)
                 run = 0.0
-    return (tuple((a, b, t) for (a, b), t in sorted(result.items())),
-            tuple((L, min(v), max(v)) for L, v in sorted(yellows.items())))
+    return tuple((L, min(v), max(v)) for L, v in sorted(yellows.items()))
 
 
 def starts_green(before: str, state: str) -> bool:
@@ -274,8 +283,8 @@ def green_phase_steps(program: Sequence[tuple[str, float]]) -> tuple[int, ...]:
     """Indices of the program's green phases.
 
     A green phase is a step without yellow that starts a green for at least one
-    link (or makes a permissive ``g`` a protected ``G``). A green step that only ends greens (the pedestrian clearance of
-    netconvert's programs, where crossings turn red while vehicles keep green)
+    link (or makes a permissive ``g`` a protected ``G``). A green step that only ends greens (the
+    pedestrian clearance of netconvert's programs, where crossings turn red while vehicles keep green)
     belongs to the clearance before the next phase. A program whose greens never
     change has its first green step as its only phase.
     """

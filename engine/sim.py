@@ -26,7 +26,7 @@ _COUNT, _HALTING, _SPEED = (
 )
 _CO2 = tc.VAR_CO2EMISSION
 
-_ACTIVE: "Simulation | None" = None  # libsumo allows one simulation per process
+_ACTIVE: Simulation | None = None  # libsumo allows one simulation per process
 
 
 def sumo_binary(name: str = "sumo") -> str:
@@ -41,6 +41,18 @@ def sumo_tool(*parts: str) -> str:
     return str(Path(sumo.SUMO_HOME, "tools", *parts))
 
 
+def check_display() -> None:
+    """SimulationError at once when sumo-gui could not open a window (Linux without X or Wayland).
+
+    Without this, sumo-gui retries the display for about a minute and prints a page of errors.
+    """
+    import sys
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise SimulationError("sumo-gui needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set "
+                              "(run without --gui, or under xvfb-run)")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or exc.__class__.__name__
     return text.splitlines()[0]
@@ -52,6 +64,7 @@ class Simulation:
     def __init__(self, gui: bool = False) -> None:
         self.gui = gui
         if gui:
+            check_display()
             import traci as api
         else:
             import libsumo as api
@@ -108,7 +121,7 @@ class Simulation:
     def running(self) -> bool:
         return self._running
 
-    def __enter__(self) -> "Simulation":
+    def __enter__(self) -> Simulation:
         return self
 
     def __exit__(self, *exc) -> None:

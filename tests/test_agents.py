@@ -32,7 +32,7 @@ def test_shared_vec_env_one_sub_env_per_signal_with_auto_reset(grid):
         for k, n in enumerate(np.tile(venv.shape.n_actions, 2)):
             assert not masks[k, n:].any()  # padding is never allowed
         rng = np.random.default_rng(0)
-        for step in range(4):  # 20 s at 5 s decisions
+        for _ in range(4):  # 20 s at 5 s decisions
             obs, rewards, dones, infos = venv.step(legal(venv.action_masks(), rng))
             assert rewards.shape == (venv.num_envs,) and np.all(rewards <= 0)
             per_network = rewards.reshape(2, n_signals)  # reward_share=1: every signal gets the mean

@@ -125,7 +125,8 @@ def test_time_parsing_and_clock():
     ("7h,07:15,a,,3\n", r"counts.csv:2: time '7h' is neither"),
     ("07:00,07:15,,,3\n", r"counts.csv:2: edge is missing"),
     ("07:00,07:15,a,3\n", r"counts.csv:2: 4 fields, the header has 5"),
-    ("07:00,07:15,a,,3\n07:10,07:25,a,,4\n", r"counts.csv:3: interval 07:10-07:25 at a overlaps 07:00-07:15 of .*counts.csv:2"),
+    ("07:00,07:15,a,,3\n07:10,07:25,a,,4\n",
+     r"counts.csv:3: interval 07:10-07:25 at a overlaps 07:00-07:15 of .*counts.csv:2"),
     ("07:00,07:15,a,b,3\n07:00,07:15,a,b,4\n", r"counts.csv:3: interval 07:00-07:15 at a>b repeats"),
 ])
 def test_bad_rows_name_the_row(tmp_path, rows, message):
@@ -146,7 +147,8 @@ def test_same_interval_at_different_locations_is_not_an_overlap(tmp_path):
     (b"time;edge;count\n07:00;a;3\n", r"counts.csv:1: not a counts CSV"),
     (b"", "no counts in file"),
     (b"interval_start,interval_end,edge,count,lane\n", "unknown column 'lane'"),
-    (b"<data><interval begin='0' end='900'><edge id='a' entered='3'></interval></data>", r"counts.csv:1: not valid XML"),
+    (b"<data><interval begin='0' end='900'><edge id='a' entered='3'></interval></data>",
+     r"counts.csv:1: not valid XML"),
     (b"<data>\n<interval begin='0' end='900'>\n<edge id='a' left='3'/>\n</interval></data>",
      r"counts.csv:3: <edge> has no 'entered' attribute"),
     (b"<data>\n<edge id='a' entered='3'/>\n</data>", r"counts.csv:2: <edge> outside an <interval>"),

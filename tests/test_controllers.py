@@ -35,6 +35,7 @@ def corridor() -> Scenario:
     return Scenario.load("chongqing", period="am_peak", seed=3, duration=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", HEURISTICS)
 def test_controller_runs_the_corridor_without_a_safety_violation(corridor, name):
     layout = build_layout(corridor.net_file)
@@ -157,6 +158,7 @@ def test_no_model_gives_the_default_heuristic_and_says_so():
     assert len(lines) == 1 and "no model given" in lines[0]
 
 
+@pytest.mark.slow
 def test_a_matching_model_is_chosen(tmp_path, corridor, stub_policy):
     # This checks the selection logic: the stub records that the policy class got the model.
     path = _write_model(tmp_path, corridor)

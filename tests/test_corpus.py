@@ -133,6 +133,18 @@ def clearance_s(programs) -> float:
     return longest
 
 
+def _check_crossings(links, program, stats, exclusive: bool) -> None:
+    """Four crossings, each with a green, an all-red step; an exclusive walk phase if ``exclusive``."""
+    states = [s for _d, s in program]
+    crossings = {i for i, _a, _b, d in links if d == "c"}
+    assert len(crossings) == 4 and stats["persons.loaded"] > 20
+    assert all(any(s[i] == "G" for s in states) for i in crossings)  # each crossing gets a green
+    assert (2.0, "r" * len(states[0])) in program
+    if exclusive:
+        walk = [s for s in states if all(s[i] == "G" for i in crossings)]
+        assert walk and all(c == "r" for s in walk for i, c in enumerate(s) if i not in crossings)
+
+
 def test_sumo_runs_each_network_with_the_structure_it_stands_for(entry: Built):
     """The corpus itself: SUMO loads and runs each network to the end, and each has its structure."""
     stats = netcorpus.sumo_run(entry.net, entry.routes, entry.additional, workdir=entry.net.parent)
@@ -149,13 +161,7 @@ def test_sumo_runs_each_network_with_the_structure_it_stands_for(entry: Built):
         assert any({i for i, c in enumerate(s) if c == "G"} == lefts for s in states)  # protected lefts
         assert (2.0, "r" * len(states[0])) in program and any(d == 3 and "y" in s for d, s in program)
     elif name in ("pedestrian", "exclusive_ped"):
-        crossings = {i for i, _a, _b, d in links[tid] if d == "c"}
-        assert len(crossings) == 4 and stats["persons.loaded"] > 20
-        assert all(any(s[i] == "G" for s in states) for i in crossings)  # each crossing gets a green
-        assert (2.0, "r" * len(states[0])) in program
-        if name == "exclusive_ped":
-            walk = [s for s in states if all(s[i] == "G" for i in crossings)]
-            assert walk and all(c == "r" for s in walk for i, c in enumerate(s) if i not in crossings)
+        _check_crossings(links[tid], program, stats, exclusive=name == "exclusive_ped")
     elif name == "joined":
         assert not others and {a for _i, a, _b, _d in links[tid]} >= {"WJ1", "J1J2", "EJ2", "J2J1", "N1J1", "N2J2"}
     elif name == "two_programs":

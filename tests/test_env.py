@@ -57,6 +57,7 @@ def run_episode(env: CorridorEnv, seed: int, actions_seed: int) -> tuple[list, l
     return observations, rewards, info
 
 
+@pytest.mark.slow
 def test_same_seed_and_actions_give_the_same_trajectory():
     env = CorridorEnv(period="am_peak", duration=300)
     a = run_episode(env, seed=7, actions_seed=3)
@@ -193,6 +194,7 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+@pytest.mark.slow
 def test_hundred_resets_leak_neither_memory_nor_files(grid):
     env = grid_env(grid, duration=10)
     for i in range(10):  # warm up allocator and caches

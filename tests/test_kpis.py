@@ -107,6 +107,7 @@ GRID_ROUTES = ["left0A0 A0B0 B0right0", "right0B0 B0A0 A0left0", "bottom0A0 A0A1
 
 
 # -- (i) the corridor ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_corridor_am_peak_delay_equals_bare_sumo(capsys, tmp_path):
     from engine.scenario import Scenario
 

@@ -118,7 +118,8 @@ def test_the_program_sumo_runs_is_read(tmp_path):
 
 def test_flashing_and_single_green_signals_keep_their_own_program(tmp_path):
     tll = """<tlLogics>
-      <tlLogic id="C" type="static" programID="flash" offset="0"><phase duration="5" state="oooooooooooooooooo"/></tlLogic>
+      <tlLogic id="C" type="static" programID="flash" offset="0">
+        <phase duration="5" state="oooooooooooooooooo"/></tlLogic>
     </tlLogics>"""
     net = netconvert(tmp_path, "flash", NODES, _edges(2), tll=tll)
     network = load_network(net)

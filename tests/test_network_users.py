@@ -142,7 +142,7 @@ def _flows() -> dict[tuple[str, str], float]:
 
 
 def _plan_config(folder: Path, out: Path, method: str, report: bool) -> Path:
-    cfg = out / "plan.yaml"
+    cfg = out.with_name(f"{out.name}.yaml")  # beside the output folder: plan replaces that folder whole
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(f"""network: {folder}
 periods: [am_peak]

@@ -97,7 +97,8 @@ def _plan(ix, greens, offset=0.0, cycle=None):
 def test_invalid_plans_are_refused_with_the_reason(grid_ix):
     ix = grid_ix["A0"]
     validate_period(_plan(ix, (30.0, 30.0)), grid_ix, LIMITS)
-    with pytest.raises(PlanValidationError, match=r"signal A0: green of phase 0 .* is 5 s, below its minimum green 7 s"):
+    with pytest.raises(PlanValidationError,
+                       match=r"signal A0: green of phase 0 .* is 5 s, below its minimum green 7 s"):
         validate_period(_plan(ix, (5.0, 30.0)), grid_ix, LIMITS)
     with pytest.raises(PlanValidationError, match="phase times sum to 70 s, not the cycle 80 s"):
         validate_period(_plan(ix, (30.0, 30.0), cycle=80), grid_ix, LIMITS)

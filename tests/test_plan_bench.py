@@ -39,6 +39,7 @@ def test_netconvert_reference_is_netconverts_own_untimed_programs_and_runs(tmp_p
         sim.close()
 
 
+@pytest.mark.slow
 def test_sensitivity_simulates_every_single_move_paired_with_the_start(tmp_path, capsys):
     rc = plan_sensitivity.main(["--duration", "60", "--seeds", "1", "--workers", "1", "--offset-step", "8",
                                 "--green-step", "4", "--out", str(tmp_path)])
@@ -130,11 +131,13 @@ def test_overlaps_and_permissive_lefts_change_exactly_what_they_say(current_am):
     with pytest.raises(PlanValidationError, match="conflicting green"):
         check_program("C4", ix, permissive, ctx.config.constraints)
     plan_structures.check_safe(ix, permissive, "permissive", ctx.config.constraints)
-    with pytest.raises(PlanValidationError, match="C4.*conflicting green"):  # a real conflict ('G' against 'G') is still refused
+    # a real conflict ('G' against 'G') is still refused
+    with pytest.raises(PlanValidationError, match="C4.*conflicting green"):
         plan_structures.check_safe(ix, tuple((s.replace("g", "G"), d) for s, d in permissive), "bad",
                                     ctx.config.constraints)
 
 
+@pytest.mark.slow
 def test_structures_benchmark_simulates_every_variant_paired(tmp_path, capsys):
     rc = plan_structures.main(["--duration", "60", "--seeds", "1", "--workers", "2", "--out", str(tmp_path)])
     assert rc == 0

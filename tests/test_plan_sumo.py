@@ -215,7 +215,7 @@ def test_distil_a_heuristic_policy_into_a_fixed_plan(grid, grid_ix):
     sc = Scenario.load(grid[0], routes=[grid[1]], duration=300, seed=1)
     policy = make_controller("max_pressure", sc)
     usage, kpis = record_usage(policy, [sc], grid_ix, LoopOptions())
-    for sid, u in usage.items():
+    for u in usage.values():
         assert sum(u.served) >= 2 and 0 < sum(u.green_s) <= u.span_s
         assert u.span_s == pytest.approx(300, abs=1)
     pp = distilled_period_plan("am_peak", usage, grid_ix, LIMITS, build_corridor(grid[0], grid_ix, ["A0", "B0"]))
@@ -292,6 +292,7 @@ def test_right_turn_overlaps_validate_export_and_run_safely_in_sumo(tmp_path):
     assert monitor.violations == [] and kpis.arrived > 0
 
 
+@pytest.mark.slow
 def test_the_final_round_can_try_right_turn_overlaps(tmp_path):
     from engine.plan.config import load_plan_config
     from engine.plan.pipeline import plan_search, resolve

@@ -7,6 +7,7 @@ of how it was produced; the first test shows it does catch an unsafe change.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
@@ -62,6 +63,7 @@ def test_monitor_catches_a_skipped_clearance(grid):
     assert "min green not held" in rules
 
 
+@pytest.mark.slow
 def test_random_actions_on_the_corridor_are_safe():
     env = CorridorEnv(period="am_peak", duration=1500, delta=3, min_green=10, max_green=40)
     monitor, decisions = drive(env, random_action)
@@ -70,6 +72,7 @@ def test_random_actions_on_the_corridor_are_safe():
     assert not monitor.violations, monitor.violations[:3]
 
 
+@pytest.mark.slow
 def test_adversarial_actions_on_the_corridor_are_safe():
     env = CorridorEnv(period="pm_peak", duration=900, delta=3, min_green=5, max_green=30)
     monitor, decisions = drive(env, always_different, seed=2)
@@ -78,6 +81,7 @@ def test_adversarial_actions_on_the_corridor_are_safe():
     assert not monitor.violations, monitor.violations[:3]
 
 
+@pytest.mark.slow
 def test_switch_mode_adversary_on_the_corridor_is_safe():
     env = CorridorEnv(period="am_peak", duration=600, delta=3, action_mode="switch")
     monitor, _ = drive(env, lambda env, rng: np.ones(len(env.signal_ids), dtype=int))
@@ -85,6 +89,7 @@ def test_switch_mode_adversary_on_the_corridor_is_safe():
     assert not monitor.violations, monitor.violations[:3]
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.generate])
 @given(
     delta=st.integers(3, 9),

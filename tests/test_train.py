@@ -108,6 +108,7 @@ def test_model_from_another_network_is_refused(tiny_run):
     assert cli.stderr.count("\n") == 1 and "trained on another network" in cli.stderr
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_checkpoint(grid, tmp_path):
     out = tmp_path / "killed"
     raw = grid_config(grid, out, total_timesteps=100_000)  # would run for minutes

@@ -73,7 +73,7 @@ class CountSet:
     def locations(self) -> list[str]:
         return sorted({c.location for c in self.counts})
 
-    def window(self, begin: float | None, end: float | None) -> "CountSet":
+    def window(self, begin: float | None, end: float | None) -> CountSet:
         """The counts whose interval lies inside [begin, end]; ConfigError if none do."""
         lo = self.begin if begin is None else begin
         hi = self.end if end is None else end
@@ -272,6 +272,35 @@ def check_network(counts: CountSet, edges: set[str]) -> None:
         for e in (c.edge, c.to_edge):
             if e is not None and e not in edges:
                 raise ConfigError(f"{c.row}: edge {e!r} does not exist in the network")
+
+
+# A lane discharges at most ~1,800-2,000 veh/h (HCM base saturation flow 1,900 pc/h/ln);
+# 2,400 leaves room for short intervals and detector noise and flags only the impossible
+# (a count in veh/h where veh/15 min was meant, two files added up, a detector counting twice).
+MAX_VEH_PER_LANE_HOUR = 2400.0
+
+
+def check_capacity(counts: Iterable[Count], lanes: dict[str, int],
+                   limit: float = MAX_VEH_PER_LANE_HOUR) -> None:
+    """ConfigError naming the row of the first count above ``limit`` veh/h per lane.
+
+    ``lanes`` gives the lanes a count's vehicles can use, by :attr:`Count.location`:
+    an edge's car lanes, or for a turning movement the lanes of ``edge`` with a
+    connection to ``to_edge``. Locations not in ``lanes`` are not checked.
+    """
+    for c in counts:
+        n = lanes.get(c.location)
+        if not n:
+            continue
+        most = limit * n * c.length / 3600.0
+        if c.value > most:
+            rate = c.value * 3600.0 / c.length / n
+            what = "edge" if c.to_edge is None else "turn"
+            raise ConfigError(
+                f"{c.row}: count {c.value:g} at {what} {c.location} in {clock(c.begin)}-{clock(c.end)} "
+                f"is {rate:,.0f} veh/h per lane over {n} lane(s), above a lane's capacity of "
+                f"{limit:,.0f} veh/h (at most {most:,.0f} in this interval)"
+            )
 
 
 def write_csv(counts: Iterable[Count], path: Path, comments: Iterable[str] = ()) -> None:

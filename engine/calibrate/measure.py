@@ -22,6 +22,7 @@ from pathlib import Path
 from engine.calibrate.counts import Count
 from engine.calibrate.files import write_text_atomic
 from engine.errors import ConfigError, SimulationError
+from engine.procs import child_kwargs
 from engine.scenario import Scenario
 from engine.sim import sumo_binary
 
@@ -71,7 +72,8 @@ def _simulate(scenario: Scenario, counts: Sequence[Count], offset: float, workdi
     log = workdir / "sumo-errors.log"
     try:
         proc = subprocess.run([sumo_binary("sumo"), *args, "--error-log", str(log)],
-                              capture_output=True, text=True, timeout=SUMO_TIMEOUT_S)
+                              capture_output=True, text=True, timeout=SUMO_TIMEOUT_S,
+                              **child_kwargs())  # dies with calibrate, kill -9 included
     except subprocess.TimeoutExpired:
         raise SimulationError(f"SUMO took longer than {SUMO_TIMEOUT_S} s measuring the twin") from None
     if proc.returncode != 0:

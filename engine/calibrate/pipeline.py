@@ -7,6 +7,7 @@ Simulation time 0 of the twin is the start of the counts' window.
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.calibrate.counts import Count, check_network, clock, read_counts
+from engine.calibrate.counts import Count, check_capacity, check_network, clock, read_counts
 from engine.calibrate.files import write_text_atomic
 from engine.calibrate.geh import Comparison, Summary, compare
 from engine.calibrate.measure import bin_seconds, simulate_counts
@@ -24,7 +25,7 @@ from engine.calibrate.report import ReportInfo, write_report
 from engine.calibrate.sampler import (enumerate_routes, read_candidates, read_net, run_route_sampler,
                                       unroutable, write_candidates, write_count_data)
 from engine.errors import ConfigError
-from engine.scenario import Scenario
+from engine.scenario import MAX_DURATION_S, Scenario
 
 ROUTES_FILE = "routes.rou.xml"
 VTYPES_FILE = "vtypes.rou.xml"
@@ -60,13 +61,19 @@ def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: s
         raise ConfigError(f"--bus-share must be in [0, 1], got {bus_share:g}")
     if warmup < 0:
         raise ConfigError(f"--warmup must be >= 0 seconds, got {warmup:g}")
+    if not math.isfinite(warmup):
+        raise ConfigError(f"--warmup must be a finite number of seconds, got {warmup}")
     base = Scenario.of_network(network)
     counts = read_counts(counts_file, edge_attribute, turn_attribute).window(begin, end)
     net = read_net(base.net_file)
     check_network(counts, set(net.edges))
+    check_capacity(counts.counts, count_lanes(base.net_file, counts.counts))
     start = counts.begin if begin is None else begin
     window = (counts.end if end is None else end) - start
     offset, duration = start - warmup, window + warmup  # twin time = counts' time - offset
+    if duration > MAX_DURATION_S:
+        raise ConfigError(f"the twin would run {duration:g} s (counts' window + warmup), longer than "
+                          f"the limit of {MAX_DURATION_S:g} s (7 days)")
     bin_seconds(counts.counts, offset)  # whole-second bounds, before any long work
 
     out = Path(out)
@@ -132,6 +139,25 @@ def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: s
                            "r2": round(summary.r2, 4), "verdict": summary.verdict()}
     _write_yaml(out / "network.yaml", meta)
     return Calibration(out=out, rows=rows, summary=summary, unroutable=lost, vehicles=vehicles, wall_s=wall)
+
+
+def count_lanes(net_file: Path, counts: list[Count] | tuple[Count, ...]) -> dict[str, int]:
+    """Lanes a count's vehicles can use, by location: an edge's car lanes, a turn's from-lanes."""
+    from engine.calibrate.sampler import VCLASS
+    from engine.network import load_network
+
+    net = load_network(net_file).net
+    lanes: dict[str, int] = {}
+    for c in counts:
+        if c.location in lanes or not net.hasEdge(c.edge):
+            continue
+        edge = net.getEdge(c.edge)
+        if c.to_edge is None:
+            lanes[c.location] = sum(1 for lane in edge.getLanes() if lane.allows(VCLASS))
+        elif net.hasEdge(c.to_edge):
+            links = edge.getOutgoing().get(net.getEdge(c.to_edge), [])
+            lanes[c.location] = len({con.getFromLane().getIndex() for con in links})
+    return lanes
 
 
 def _copy_into(src: Path, folder: Path) -> str:

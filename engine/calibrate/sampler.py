@@ -22,6 +22,7 @@ from engine.calibrate.counts import Count
 from engine.calibrate.files import write_text_atomic
 from engine.errors import ConfigError, SimulationError
 from engine.network import load_network
+from engine.procs import child_kwargs
 from engine.sim import sumo_tool
 
 VCLASS = "passenger"
@@ -188,7 +189,8 @@ def run_route_sampler(candidates: Path, edge_file: Path | None, turn_file: Path 
         cmd += ["--turn-files", str(turn_file)]
     env = dict(os.environ)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SAMPLER_TIMEOUT_S, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SAMPLER_TIMEOUT_S, env=env,
+                              **child_kwargs())  # dies with calibrate, kill -9 included
     except subprocess.TimeoutExpired:
         raise SimulationError(f"routeSampler.py took longer than {SAMPLER_TIMEOUT_S} s") from None
     write_text_atomic(log, proc.stdout + proc.stderr)

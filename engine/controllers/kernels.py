@@ -48,7 +48,7 @@ class Incidence:
         return int(max(self.mov_in.max(initial=-1), self.mov_out.max(initial=-1))) + 1
 
 
-_INCIDENCE: "weakref.WeakKeyDictionary[Layout, Incidence]" = weakref.WeakKeyDictionary()
+_INCIDENCE: weakref.WeakKeyDictionary[Layout, Incidence] = weakref.WeakKeyDictionary()
 
 
 def incidence(layout: Layout) -> Incidence:
@@ -324,6 +324,25 @@ def sotl_kernel(
 
 
 @numba.njit(cache=True)
+def _actuation_detection(mov_int, mov_in, mov_phases, n, count, speed, length, phase, passage_s):
+    """(vehicles waiting per signal and red phase, whether some lane of the current green still extends it)."""
+    n_p = mov_phases.shape[1]
+    demand = np.zeros((n, n_p))
+    extend = np.zeros(n, dtype=np.bool_)
+    for m in range(mov_int.shape[0]):
+        k = mov_int[m]
+        lane = mov_in[m]
+        if mov_phases[m, phase[k]]:
+            if count[lane] > 0 and count[lane] * speed[lane] * passage_s >= length[lane]:
+                extend[k] = True
+            continue
+        for p in range(n_p):
+            if mov_phases[m, p]:
+                demand[k, p] += count[lane]
+    return demand, extend
+
+
+@numba.njit(cache=True)
 def actuated_kernel(
     mov_int,
     mov_in,
@@ -359,19 +378,9 @@ def actuated_kernel(
     cycle has begun (position before phase 0's force-off) a side phase returns
     to phase 0.
     """
-    n, n_p = n_phases.shape[0], mov_phases.shape[1]
-    demand = np.zeros((n, n_p))
-    extend = np.zeros(n, dtype=np.bool_)
-    for m in range(mov_int.shape[0]):
-        k = mov_int[m]
-        lane = mov_in[m]
-        if mov_phases[m, phase[k]]:
-            if count[lane] > 0 and count[lane] * speed[lane] * passage_s >= length[lane]:
-                extend[k] = True
-            continue
-        for p in range(n_p):
-            if mov_phases[m, p]:
-                demand[k, p] += count[lane]
+    n = n_phases.shape[0]
+    demand, extend = _actuation_detection(mov_int, mov_in, mov_phases, n, count, speed, length, phase,
+                                          passage_s)
     targets = np.full(n, -1, dtype=np.int64)
     for k in range(n):
         if not can_switch[k]:

@@ -83,11 +83,38 @@ def load_controller(
             raise ConfigError(problem) from None
         say(f"controller: {DEFAULT_HEURISTIC} (fallback: {problem})")
         return make_controller(DEFAULT_HEURISTIC, scenario)
+    policy = PolicyController(meta.zip_path, meta.raw, scenario)  # a corrupt model fails here, silently
     say(
         f"controller: {meta.algorithm} policy {meta.zip_path.name} (fits {scenario.name}: "
         f"network {meta.fingerprint}, {len(meta.signals)} signals)"
     )
-    return PolicyController(meta.zip_path, meta.raw, scenario)
+    return policy
+
+
+def weights_error(zip_path: str | Path, algorithm: str, exc: BaseException) -> ConfigError:
+    """One line for a model whose weights do not load, naming the file.
+
+    torch's own messages run to several lines and some advise turning safe loading
+    (``weights_only``) off; that is never the fix for a file that fails it, so only
+    the exception's class is kept, or SB3's own one-line reason for a mismatch.
+    """
+    import pickle
+
+    reason = exc.__class__.__name__
+    text = str(exc).strip()
+    if (
+        isinstance(exc, (ValueError, KeyError))
+        and not isinstance(exc, pickle.UnpicklingError)
+        and text
+        and "\n" not in text
+        and "weights_only" not in text
+        and len(text) <= 200
+    ):
+        reason += f": {text}"
+    return ConfigError(
+        f"{zip_path}: the {algorithm} model's weights do not load; the file is corrupt, truncated "
+        f"or not a stable-baselines3 model ({reason})"
+    )
 
 
 def _shipped_model(name: str) -> Path | None:
@@ -119,6 +146,12 @@ def model_paths(spec: str | Path) -> tuple[Path, Path]:
 def read_meta(spec: str | Path) -> ModelMeta:
     """Read and validate a model's meta file (ConfigError naming the file and field)."""
     zip_path, meta_path = model_paths(spec)
+    if Path(spec).is_dir():
+        raise ConfigError(f"{spec}: a folder, not a model .zip")
+    if not meta_path.is_file():
+        from engine.outputs import recover_file_set
+
+        recover_file_set(meta_path)  # a model whose writer was killed while putting it in place
     if not zip_path.is_file():
         raise ConfigError(f"{zip_path}: model file not found")
     if not meta_path.is_file():

@@ -7,8 +7,6 @@ changes the safety intervals, only how long each green lasts.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -69,14 +67,6 @@ def write_tls_programs(
     offsets: Mapping[str, float] | None = None,
 ) -> Path:
     """Write :func:`tls_xml` to ``path`` atomically; returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(tls_xml(programs, program_id, offsets))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from engine.outputs import atomic_write_text
+
+    return atomic_write_text(path, tls_xml(programs, program_id, offsets))

@@ -166,7 +166,7 @@ def actuated_ref(
             count[i] > 0 and count[i] * speed[i] * passage_s >= length[i] for i in green_lanes
         )
 
-        def demand(p: int) -> float:
+        def demand(p: int, movs=movs, cur=cur) -> float:
             return sum(
                 count[inc.mov_in[m]]
                 for m in movs

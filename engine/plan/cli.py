@@ -10,7 +10,8 @@ def add_parser(sub) -> None:
     """Register the ``plan`` subcommand (engine.cli imports this module if present)."""
     p = sub.add_parser("plan", help="generate validated fixed time-of-day signal plans (SUMO WAUT, CSV, report)")
     p.add_argument("config", help="plan config (YAML), e.g. configs/plan_chongqing.yaml")
-    p.add_argument("--out", default="out/plan", help="folder for plan.add.xml, timing_sheet.csv, plan.json, report.html")
+    p.add_argument("--out", default="out/plan",
+                   help="folder for plan.add.xml, timing_sheet.csv, plan.json, report.html")
     p.add_argument("--from-model", default=None, metavar="MODEL",
                    help="distil this policy (model path or heuristic name) into fixed plans instead of searching")
     p.add_argument("--method", choices=("webster", "green_wave", "optimise"), default=None,
@@ -25,8 +26,10 @@ def add_parser(sub) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     from engine.plan.config import load_plan_config
     from engine.plan.pipeline import distil_plan, make_plan
+    from engine.outputs import check_out
     from engine.report import console, progress_bar
 
+    check_out(args.out, PLAN_FILES)  # a bad --out is refused before any work
     cfg = load_plan_config(args.config)
     updates: dict = {}
     if args.method:
@@ -52,17 +55,29 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if not args.quiet or not line.startswith("trial"):
             console.print(line, highlight=False, markup=False, soft_wrap=True)
 
+    from engine.outputs import model_files, namespace_options, scenario_files, staged_output
+    from engine.scenario import Scenario
+
     out = Path(args.out)
-    if args.from_model:
-        run = distil_plan(cfg, args.from_model, out, log, config_path=args.config)
-    else:
-        run = make_plan(cfg, out, log, progress_factory=lambda label: progress_bar(label, 1.0),
-                        config_path=args.config)
+    inputs = [Path(args.config), *scenario_files(Scenario.of_network(cfg.network)), *model_files(args.from_model)]
+    # the folder is built beside --out and replaces it whole at the end (engine/outputs.py)
+    with staged_output(out, command="cqsignal plan", inputs=inputs, known=PLAN_FILES, say=console.print,
+                       options={**namespace_options(args), "config": cfg.model_dump(mode="json")}) as stage:
+        if args.from_model:
+            run = distil_plan(cfg, args.from_model, stage.path, log, config_path=args.config)
+        else:
+            run = make_plan(cfg, stage.path, log, progress_factory=lambda label: progress_bar(label, 1.0),
+                            config_path=args.config)
+        files = {kind: stage.final(path) for kind, path in run.files.items()}
     console.print(_summary(run.summary))
-    for kind, path in run.files.items():
+    for kind, path in files.items():
         console.print(f"wrote {kind}: {path}")
     console.print(f"plan run wall time {run.wall_s:.0f} s")
     return 0
+
+
+# what plan --out wrote before manifests (a folder of only these may be replaced)
+PLAN_FILES = ("plan.add.xml", "timing_sheet.csv", "plan.json", "report.html")
 
 
 def _summary(rows):

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.errors import ConfigError
+from engine.scenario import MAX_DURATION_S, MAX_SEED
+
+MAX_SEED_COUNT = 10_000
 
 Method = Literal["webster", "green_wave", "optimise"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: NaN or infinity anywhere (also inside lists, tuples and maps) is refused
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]  # SUMO's --seed is a 32-bit signed integer
 
 
 class Constraints(_Strict):
@@ -31,7 +38,7 @@ class Constraints(_Strict):
     all_red_s: float = Field(2.0, ge=0)
 
     @model_validator(mode="after")
-    def _bounds(self) -> "Constraints":
+    def _bounds(self) -> Constraints:
         if self.cycle_max_s < self.cycle_min_s:
             raise ValueError(f"cycle_max_s ({self.cycle_max_s}) < cycle_min_s ({self.cycle_min_s})")
         return self
@@ -50,8 +57,8 @@ class Corridor(_Strict):
 class Evaluation(_Strict):
     """How plans are simulated (search and before/after tables)."""
 
-    duration_s: float = Field(1800.0, gt=0)
-    seeds: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
+    duration_s: float = Field(1800.0, gt=0, le=MAX_DURATION_S)
+    seeds: list[Seed] = Field(default_factory=lambda: [1, 2], min_length=1, max_length=MAX_SEED_COUNT)
     scale: float = Field(1.0, gt=0)
     stops_weight: float = Field(0.0, ge=0)  # objective = mean delay + w * mean stops
     workers: int = Field(1, ge=1, le=256)  # simulations at once (one process each)
@@ -62,7 +69,7 @@ class Optimiser(_Strict):
 
     sampler: Literal["tpe", "cmaes", "random"] = "tpe"
     trials: int = Field(30, ge=1, le=10000)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     bias_range: tuple[float, float] = (0.7, 1.5)  # weight of the arterial's coordinated phases
     turn_bias_range: tuple[float, float] = (0.7, 1.6)  # weight of turn-only (protected left) phases
     speed_factor_range: tuple[float, float] = (0.7, 1.2)
@@ -82,8 +89,8 @@ class Report(_Strict):
 
     enabled: bool = True
     periods: list[str] | None = None  # default: every planned period
-    seeds: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    duration_s: float | None = Field(None, gt=0)  # default: evaluation.duration_s
+    seeds: list[Seed] = Field(default_factory=lambda: [1], min_length=1, max_length=MAX_SEED_COUNT)
+    duration_s: float | None = Field(None, gt=0, le=MAX_DURATION_S)  # default: evaluation.duration_s
     diagram_cycles: int = Field(3, ge=1, le=10)
 
 
@@ -103,7 +110,7 @@ class PlanConfig(_Strict):
     report: Report = Report()
 
     @model_validator(mode="after")
-    def _periods(self) -> "PlanConfig":
+    def _periods(self) -> PlanConfig:
         if len(set(self.periods)) != len(self.periods):
             raise ValueError("periods: listed twice")
         for key, names in (("methods", list(self.methods)), ("schedule", self.schedule or []),

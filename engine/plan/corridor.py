@@ -51,7 +51,7 @@ class Corridor:
             out[i] = out[i + 1] + self.backward_times[i]
         return out
 
-    def with_speed(self, net_file: Path, speed_kmh: float | None, speed_factor: float) -> "Corridor":
+    def with_speed(self, net_file: Path, speed_kmh: float | None, speed_factor: float) -> Corridor:
         """The same corridor with travel times for another progression speed."""
         net = _net(str(net_file))
         fw = tuple(_travel_time(net, p, speed_kmh, speed_factor) for p in self.forward_edges)

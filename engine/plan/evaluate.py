@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import os
 import statistics
 import tempfile
 import xml.etree.ElementTree as ET
@@ -26,6 +27,7 @@ from engine.loop import LoopOptions, TrafficState
 from engine.metrics import KPIs
 from engine.plan.export import programs_xml, write_text_atomic
 from engine.plan.model import Plan, PeriodPlan
+from engine.procs import die_with_parent
 from engine.runner import run_controller
 from engine.scenario import Scenario
 from engine.signals import Intersection
@@ -195,7 +197,8 @@ class Evaluator:
             ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
             if "forkserver" in methods:
                 ctx.set_forkserver_preload(["engine.runner", "engine.plan.evaluate"])
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                             initializer=die_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     def close(self) -> None:
@@ -204,7 +207,7 @@ class Evaluator:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
-    def __enter__(self) -> "Evaluator":
+    def __enter__(self) -> Evaluator:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -31,21 +29,10 @@ WAUT_ID = "time_of_day"
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` so that a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's private 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``text`` so that a reader never sees half a file (:mod:`engine.outputs`)."""
+    from engine.outputs import atomic_write_text
+
+    return atomic_write_text(path, text)
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -249,7 +236,7 @@ def timing_rows(plan: Plan, intersections: Mapping[str, Intersection],
             by_phase: dict[int, dict] = {}
             steps = _named_steps(phases, timing.greens)
             t = 0.0
-            for state, dur, k, kind in steps:
+            for _state, dur, k, kind in steps:
                 if kind == "green":
                     added = set(phases.phases[k].green_links) - set(ix.phases[k].green_links)
                     overlaps = sorted({f"{m.from_edge}>{m.to_edge}" for m in ix.movements if m.link in added})
@@ -259,7 +246,7 @@ def timing_rows(plan: Plan, intersections: Mapping[str, Intersection],
                                    "green_s": dur, "pedestrian_clearance_s": 0.0, "yellow_s": 0.0,
                                    "all_red_s": 0.0, "start_in_cycle_s": t, "overlaps": " ".join(overlaps)}
                 t += dur
-            for state, dur, k, kind in steps:
+            for _state, dur, k, kind in steps:
                 if kind != "green":
                     by_phase[k][_SHEET_KEYS[kind]] += dur
             rows += [by_phase[k] for k in sorted(by_phase)]

@@ -37,7 +37,9 @@ class SignalTiming:
     """One signal's fixed-time program in one period."""
 
     signal: str
-    offset: float  # s, as SUMO reads it: the program's first step (the network's own, maybe a clearance) starts at offset + k * cycle
+    # s, as SUMO reads it: the program's first step (the network's own, maybe a clearance)
+    # starts at offset + k * cycle
+    offset: float
     greens: tuple[float, ...]  # s, one per green phase in the network's cycle order
     right_turn_overlaps: bool = False  # right turns also green wherever none of their foes is
 
@@ -52,7 +54,7 @@ class PeriodPlan:
     timings: dict[str, SignalTiming]
     notes: dict = field(default_factory=dict)  # method details: band widths, objective, ...
 
-    def with_timings(self, timings: dict[str, SignalTiming], **changes) -> "PeriodPlan":
+    def with_timings(self, timings: dict[str, SignalTiming], **changes) -> PeriodPlan:
         return PeriodPlan(period=changes.get("period", self.period), method=changes.get("method", self.method),
                           cycle=changes.get("cycle", self.cycle), timings=timings,
                           notes=changes.get("notes", dict(self.notes)))
@@ -71,7 +73,7 @@ class Plan:
                             for p, pp in self.periods.items()}}
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "plan") -> "Plan":
+    def from_dict(cls, data: dict, source: str = "plan") -> Plan:
         try:
             periods = {}
             for name, pp in data["periods"].items():
@@ -86,7 +88,7 @@ class Plan:
             raise ConfigError(f"{source}: not a plan ({exc.__class__.__name__}: {exc})") from None
 
     @classmethod
-    def load(cls, path: str | Path) -> "Plan":
+    def load(cls, path: str | Path) -> Plan:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

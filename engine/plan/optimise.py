@@ -239,41 +239,13 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
     for params in search.informed_params()[:max(opts.trials - 1, 0)]:
         study.enqueue_trial(params)
 
-    plans: dict[tuple, PeriodPlan] = {}
-    kpis: dict[tuple, dict[int, object]] = {}
     duration = evaluator.base.duration
     batch = evaluator.workers
     final_plans = opts.finalists + 3  # finalists, refined, start, current
     twins = final_plans * len(seeds) if opts.try_right_turn_overlaps else 0
     total = ((opts.trials + opts.refine_trials + 1) * len(search_seeds) + final_plans * len(rest) + twins) * duration
-    done = [0.0]
-
-    def score_many(pps: list[PeriodPlan], on: tuple[int, ...]) -> list[Evaluation]:
-        todo: dict[tuple[int, ...], list[PeriodPlan]] = {}
-        for pp in pps:
-            key = _key(pp)
-            plans.setdefault(key, pp)
-            missing = tuple(s for s in on if s not in kpis.setdefault(key, {}))
-            if missing and all(_key(q) != key for q in todo.get(missing, [])):
-                todo.setdefault(missing, []).append(pp)
-        for missing, group in todo.items():
-            base = done[0]
-
-            def tick(sim_done: float, _total: float) -> None:
-                if progress is not None:
-                    progress(base + sim_done, total)
-            for pp, ev in zip(group, evaluator.run_many(group, search.intersections, progress=tick,
-                                                        seeds=missing)):
-                kpis[_key(pp)].update(zip(missing, ev.kpis))
-            done[0] = base + len(group) * len(missing) * duration
-        out = []
-        for pp in pps:
-            runs = tuple(kpis[_key(pp)][s] for s in on)
-            out.append(Evaluation(runs, objective(runs, evaluator.stops_weight)))
-        return out
-
-    def score(pp: PeriodPlan, on: tuple[int, ...]) -> Evaluation:
-        return score_many([pp], on)[0]
+    scorer = _Scorer(evaluator, search.intersections, progress, total)
+    plans, score_many, score = scorer.plans, scorer.many, scorer.one
 
     start = search.decode(search.start_params())
     trials: list[tuple[dict, float]] = []
@@ -295,22 +267,8 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
         incumbent = current
     refined = _refine(search, incumbent, lambda pps: score_many(pps, search_seeds), batch, log)
 
-    start_key = _key(start)
-    trial_keys = [key for _, _, key in ranked if key != start_key]
-    finalists = trial_keys[:opts.finalists] if rest else list(trial_keys)
-    finalists.append(_key(refined))
-    if current is not None:
-        plans.setdefault(_key(current), current)
-        finalists.append(_key(current))
-    finalists = [start_key] + [k for i, k in enumerate(finalists) if k != start_key and k not in finalists[:i]]
-    overlaps = opts.try_right_turn_overlaps and any(with_right_turn_overlaps(ix).phases != ix.phases
-                                                    for ix in search.intersections.values())
-    if overlaps:  # twins of the start, the best trials, the refined plan and today's programs
-        keys = [start_key, *trial_keys[:opts.finalists], _key(refined)]
-        keys += [_key(current)] if current is not None else []
-        for twin in [with_overlaps(plans[k]) for k in dict.fromkeys(keys)]:
-            plans.setdefault(_key(twin), twin)
-            finalists.append(_key(twin))
+    finalists, overlaps = _finalists(search, plans, [key for _, _, key in ranked], start, refined, current,
+                                     all_of_them=not rest)
     if (rest or overlaps) and log is not None:
         kinds = "best trials, refined, start, current" + (", each with right-turn overlaps too" if overlaps else "")
         log(f"final round: {len(finalists)} plans ({kinds}) on seeds {list(seeds)}")
@@ -329,6 +287,79 @@ def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress
     plan = best_pp.with_timings(dict(best_pp.timings), method="optimise", notes=method_notes)
     return SearchResult(plan=plan, start=start, start_eval=start_eval, best_eval=best_eval, trials=trials,
                         wall_s=time.perf_counter() - t0, simulations=evaluator.runs - runs0)
+
+
+class _Scorer:
+    """Scores plans on seeds, each (plan, seed) simulated once, ``evaluator.workers`` at a time.
+
+    ``plans`` holds every plan scored, by key, in the order first seen; ``progress``
+    sees the simulated seconds done out of ``total``.
+    """
+
+    def __init__(self, evaluator: Evaluator, intersections, progress: Progress | None, total: float) -> None:
+        self.evaluator, self.intersections = evaluator, intersections
+        self.progress, self.total = progress, total
+        self.plans: dict[tuple, PeriodPlan] = {}
+        self.kpis: dict[tuple, dict[int, object]] = {}
+        self.done = 0.0
+
+    def many(self, pps: list[PeriodPlan], on: tuple[int, ...]) -> list[Evaluation]:
+        todo: dict[tuple[int, ...], list[PeriodPlan]] = {}
+        for pp in pps:
+            key = _key(pp)
+            self.plans.setdefault(key, pp)
+            missing = tuple(s for s in on if s not in self.kpis.setdefault(key, {}))
+            if missing and all(_key(q) != key for q in todo.get(missing, [])):
+                todo.setdefault(missing, []).append(pp)
+        for missing, group in todo.items():
+            self._run(group, missing)
+        out = []
+        for pp in pps:
+            runs = tuple(self.kpis[_key(pp)][s] for s in on)
+            out.append(Evaluation(runs, objective(runs, self.evaluator.stops_weight)))
+        return out
+
+    def one(self, pp: PeriodPlan, on: tuple[int, ...]) -> Evaluation:
+        return self.many([pp], on)[0]
+
+    def _run(self, group: list[PeriodPlan], seeds: tuple[int, ...]) -> None:
+        base = self.done
+
+        def tick(sim_done: float, _total: float) -> None:
+            if self.progress is not None:
+                self.progress(base + sim_done, self.total)
+        for pp, ev in zip(group, self.evaluator.run_many(group, self.intersections, progress=tick, seeds=seeds)):
+            self.kpis[_key(pp)].update(zip(seeds, ev.kpis))
+        self.done = base + len(group) * len(seeds) * self.evaluator.base.duration
+
+
+def _finalists(search: PlanSearch, plans: dict[tuple, PeriodPlan], ranked: list[tuple], start: PeriodPlan,
+               refined: PeriodPlan, current: PeriodPlan | None, all_of_them: bool) -> tuple[list[tuple], bool]:
+    """Keys of the final round's plans, the start's first, and whether right-turn overlap twins are in.
+
+    The best ``finalists`` trials (every trial if ``all_of_them``: no seeds are left to
+    re-score them on), the refined plan and the current programs, each once; with
+    ``try_right_turn_overlaps`` (and a signal where overlaps change something) also
+    each one's twin with right-turn overlaps. Plans not yet in ``plans`` are added.
+    """
+    opts = search.options
+    start_key = _key(start)
+    trial_keys = [key for key in ranked if key != start_key]
+    finalists = list(trial_keys) if all_of_them else trial_keys[:opts.finalists]
+    finalists.append(_key(refined))
+    if current is not None:
+        plans.setdefault(_key(current), current)
+        finalists.append(_key(current))
+    finalists = [start_key] + [k for i, k in enumerate(finalists) if k != start_key and k not in finalists[:i]]
+    overlaps = opts.try_right_turn_overlaps and any(with_right_turn_overlaps(ix).phases != ix.phases
+                                                    for ix in search.intersections.values())
+    if overlaps:  # twins of the start, the best trials, the refined plan and today's programs
+        keys = [start_key, *trial_keys[:opts.finalists], _key(refined)]
+        keys += [_key(current)] if current is not None else []
+        for twin in [with_overlaps(plans[k]) for k in dict.fromkeys(keys)]:
+            plans.setdefault(_key(twin), twin)
+            finalists.append(_key(twin))
+    return finalists, bool(overlaps)
 
 
 def _sampler(search: PlanSearch):

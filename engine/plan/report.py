@@ -46,7 +46,7 @@ def time_space_png(pp: PeriodPlan, corridor: Corridor, intersections: Mapping[st
     pos = corridor.positions
     fig, ax = plt.subplots(figsize=(11, 6.5), dpi=110)
     bar = max(pos[-1] * 0.012, 6.0) if len(pos) > 1 else 6.0
-    for i, sid in enumerate(corridor.signals):
+    for i in range(len(corridor.signals)):
         for arcs, dy in ((fw[i], +bar), (bw[i], -bar)):
             ax.broken_barh([(0, span)], (pos[i] + dy - bar / 2, bar), facecolors="#d62728", linewidth=0)
             g = shift(arcs, offsets[i], c)
@@ -138,7 +138,8 @@ def _approach_table(before: dict[str, list[ApproachResult]], after: dict[str, li
             rows.append(f"<tr><td class=l>{_e(sid)}</td><td class=l>{_e(r.approach.label)} "
                         f"({_e(r.approach.stop_edge)})</td><td>{r.vehicles}</td><td>{bd}</td>"
                         f"<td>{r.delay_s:.1f}</td><td>{bv}</td><td>{r.vc:.2f}</td><td>{bq}</td>"
-                        f"<td>{r.queue95_veh:.0f}</td><td class=los{bl}>{bl}</td><td class=los{r.los}>{r.los}</td></tr>")
+                        f"<td>{r.queue95_veh:.0f}</td><td class=los{bl}>{bl}</td>"
+                        f"<td class=los{r.los}>{r.los}</td></tr>")
         d_b, l_b = intersection_delay(before.get(sid, []))
         d_a, l_a = intersection_delay(after_rows)
         rows.append(f"<tr><th class=l>{_e(sid)}</th><th class=l>intersection</th><th></th><th>{d_b:.1f}</th>"
