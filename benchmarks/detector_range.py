@@ -14,7 +14,6 @@ Each run is a process of its own (libsumo: one simulation per process).
 from __future__ import annotations
 
 import argparse
-import csv
 import multiprocessing as mp
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.plan_vs_sumo import write_rows  # noqa: E402
 from benchmarks.stats import mean_ci, paired_difference  # noqa: E402
 
 
@@ -67,11 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row['controller']:>12} {row['period']:>8} seed {row['seed']:>2} range {row['range_m']:>5g} m: "
                   f"{row['mean_delay_s']:.1f} s/veh ({row['wall_s']:.0f} s)", flush=True)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(sorted(rows, key=lambda r: (r["period"], r["controller"], r["range_m"], r["seed"])))
+    write_rows(out, sorted(rows, key=lambda r: (r["period"], r["controller"], r["range_m"], r["seed"])))
     before, after = args.ranges
     print(f"\n| controller | period | delay, {before:g} m [s/veh] | delay, {after:g} m [s/veh] | change (paired) |")
     print("|---|---|---|---|---|")

@@ -179,8 +179,11 @@ def paired_changes(key: str, labels: Sequence[str], evals: Sequence, base, seeds
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
-    """``rows`` as a CSV file with their keys as the header."""
-    with path.open("w", newline="") as f:
+    """``rows`` as a CSV file with their keys as the header, written atomically."""
+    from engine.outputs import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
