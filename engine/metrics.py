@@ -47,8 +47,8 @@ class KPIs:
     mean_delay_s: float  # timeLoss + departDelay per trip (see the module docstring)
     mean_travel_time_s: float  # completed trips
     mean_stops: float  # halts per trip (SUMO waitingCount)
-    mean_queue_veh: float  # halting vehicles per signalised intersection, time average
-    max_queue_veh: float  # worst intersection, worst sample
+    mean_queue_veh: float | None  # halting vehicles per controlled signal, time average (None: none)
+    max_queue_veh: float | None  # worst intersection, worst sample
     throughput_veh_h: float  # arrivals per hour
     co2_kg: float | None  # None where the run did not measure emissions
     teleports: int
@@ -283,8 +283,8 @@ def compute_kpis(tripinfo: Path, statistics: Path, scenario, queue: QueueSampler
         mean_delay_s=total_delay / n if n else 0.0,
         mean_travel_time_s=float(travel.mean()) if travel.size else 0.0,
         mean_stops=float(trips.stops.sum()) / n if n else 0.0,
-        mean_queue_veh=queue.mean if queue else 0.0,
-        max_queue_veh=queue.worst if queue else 0.0,
+        mean_queue_veh=queue.mean if queue and queue.n_intersections else None,
+        max_queue_veh=queue.worst if queue and queue.n_intersections else None,
         throughput_veh_h=arrived * 3600.0 / duration if duration > 0 else 0.0,
         co2_kg=float(trips.co2_mg.sum()) / 1e6 if scenario.emissions else None,
         teleports=int(stats["teleports"]),

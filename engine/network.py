@@ -169,7 +169,7 @@ def _load(net_file: Path, additional: tuple[Path, ...], stamp: tuple) -> Network
             uncontrolled[tid] = (f"{tid}: program '{ix.program_id}' has no green phase (flashing or off); "
                                  "it keeps its own program")
         elif ix.kind == SINGLE_GREEN:
-            uncontrolled[tid] = (f"{tid}: program '{ix.program_id}' has a single green phase (a ramp meter); "
+            uncontrolled[tid] = (f"{tid}: program '{ix.program_id}' has a single green phase (a ramp meter, or greens that are all alike); "
                                  "it keeps metering with its own program")
     return Network(net_file, additional, net, signals, uncontrolled)
 
@@ -250,7 +250,8 @@ def _intersection(net, tls, prog) -> Intersection:
     crossings = frozenset(m.link for m in movements if m.crossing)
     n_links = len(program[0][0])
     intergreens, yellows = program_timing(program, phases, n_links, foes, crossings)
-    kind = CONTROLLED if len(phases) >= 2 else SINGLE_GREEN if phases else NO_GREEN
+    distinct = len({ph.state for ph in phases})  # two identical greens (netgenerate's corners) are one
+    kind = CONTROLLED if distinct >= 2 else SINGLE_GREEN if phases else NO_GREEN
     vehicle = [m for m in movements if not m.crossing]
     return Intersection(
         id=tid,

@@ -95,6 +95,7 @@ class RouteWindow:
     in_window: int  # of which may depart in [begin, end)
     first: float | None  # earliest and latest departure found (s)
     last: float | None
+    unsorted: str | None = None  # "FILE: element N departs at T s after one at U s" (SUMO would skip it)
 
 
 @dataclass(frozen=True)
@@ -272,12 +273,16 @@ class Scenario:
         return _route_window(self.route_files, self.begin, self.end)
 
     def check_routes(self, warn: bool = True) -> RouteWindow:
-        """ConfigError for an empty route file or a window no vehicle departs in; a one-line
+        """ConfigError for an empty or unsorted route file or a window no vehicle departs in; a one-line
         warning (once per process) when vehicles depart before ``begin``."""
         for path in self.route_files:
             if _is_empty(Path(path)):
                 raise ConfigError(f"{path}: route file is empty")
         rw = self.route_window()
+        if rw.unsorted:
+            raise ConfigError(f"{rw.unsorted}: the route file is not sorted by departure time, and SUMO "
+                              "ignores what comes out of order (sort it, e.g. with SUMO's "
+                              "tools/route/sort_routes.py)")
         if rw.vehicles == 0:
             raise ConfigError(f"{', '.join(str(p) for p in self.route_files)}: "
                               "no vehicles, trips or flows in the route files")
@@ -338,12 +343,17 @@ def _route_window(route_files: tuple[Path, ...], begin: float, end: float) -> Ro
     if key not in _ROUTE_CACHE:
         n = before = inside = 0
         first = last = None
+        unsorted = None
         for path in route_files:
-            for lo, hi in _departures(Path(path)):
+            previous = None
+            for i, (lo, hi) in enumerate(_departures(Path(path)), start=1):
                 n += 1
                 if lo is None:  # 'triggered' and the like: may depart any time
                     inside += 1
                     continue
+                if previous is not None and lo < previous and unsorted is None:
+                    unsorted = f"{path}: element {i} departs at {lo:g} s after one at {previous:g} s"
+                previous = lo if previous is None else max(previous, lo)
                 first = lo if first is None else min(first, lo)
                 last = hi if last is None else max(last, hi)
                 if lo == hi:  # a vehicle or trip
@@ -352,7 +362,7 @@ def _route_window(route_files: tuple[Path, ...], begin: float, end: float) -> Ro
                 else:  # a flow from lo to hi
                     before += hi <= begin
                     inside += lo < end and hi > begin
-        _ROUTE_CACHE[key] = RouteWindow(n, before, inside, first, last)
+        _ROUTE_CACHE[key] = RouteWindow(n, before, inside, first, last, unsorted)
     return _ROUTE_CACHE[key]
 
 

@@ -237,3 +237,33 @@ def test_short_approach_lanes_are_seen_up_to_the_detector_range(tmp_path):
     wide, stop_line = build_layout(net, None, (), 150.0), build_layout(net, None, (), 0.0)
     assert seen(wide, wide.area) and not seen(stop_line, stop_line.area)
     assert seen(stop_line, stop_line.zone)  # actuation's 30 m zone reaches the feeder too
+
+
+def test_identical_green_phases_are_one_green(tmp_path):
+    """netgenerate's grid corners: GG / yy / rr / GG / yy / rr has nothing to choose between."""
+    tll = """<tlLogics><tlLogic id="C" type="static" programID="0" offset="0">
+      <phase duration="30" state="GGggGGGggGGggGGGgg"/><phase duration="3" state="yyyyyyyyyyyyyyyyyy"/>
+      <phase duration="2" state="rrrrrrrrrrrrrrrrrr"/>
+      <phase duration="30" state="GGggGGGggGGggGGGgg"/><phase duration="3" state="yyyyyyyyyyyyyyyyyy"/>
+      <phase duration="2" state="rrrrrrrrrrrrrrrrrr"/></tlLogic></tlLogics>"""
+    net = netconvert(tmp_path, "alike", NODES, _edges(2), tll=tll)
+    network = load_network(net)
+    assert network.signals["C"].n_phases == 2
+    assert network.controllable == () and "all alike" in network.uncontrolled["C"]
+
+
+def test_an_unsorted_route_file_is_refused(tmp_path):
+    """SUMO skips what comes out of departure order (with a warning cqsignal would hide)."""
+    from engine.errors import ConfigError
+    from engine.scenario import Scenario
+
+    net = netconvert(tmp_path, "plain", NODES, _edges(2))
+    routes = tmp_path / "r.rou.xml"
+    routes.write_text("""<routes>
+      <vehicle id="a" depart="5"><route edges="WC CE"/></vehicle>
+      <vehicle id="b" depart="60"><route edges="WC CE"/></vehicle>
+      <flow id="f" begin="0" end="200" vehsPerHour="300" from="WC" to="CE"/>
+    </routes>""")
+    scenario = Scenario.load(net, routes=[routes], duration=200)
+    with pytest.raises(ConfigError, match="element 3 departs at 0 s after one at 60 s"):
+        scenario.check_routes()
