@@ -169,7 +169,8 @@ def _load(net_file: Path, additional: tuple[Path, ...], stamp: tuple) -> Network
             uncontrolled[tid] = (f"{tid}: program '{ix.program_id}' has no green phase (flashing or off); "
                                  "it keeps its own program")
         elif ix.kind == SINGLE_GREEN:
-            uncontrolled[tid] = (f"{tid}: program '{ix.program_id}' has a single green phase (a ramp meter, or greens that are all alike); "
+            uncontrolled[tid] = (f"{tid}: program '{ix.program_id}' has a single green phase "
+                                 "(a ramp meter, or greens that are all alike); "
                                  "it keeps metering with its own program")
     return Network(net_file, additional, net, signals, uncontrolled)
 
