@@ -267,3 +267,40 @@ def test_an_unsorted_route_file_is_refused(tmp_path):
     scenario = Scenario.load(net, routes=[routes], duration=200)
     with pytest.raises(ConfigError, match="element 3 departs at 0 s after one at 60 s"):
         scenario.check_routes()
+
+
+def test_exclusive_pedestrian_phase_with_right_turn_overlaps_exports_safely(corpus, tmp_path):
+    """A plan with right-turn overlaps on a signal with an exclusive pedestrian phase: the exported
+    program passes the plan validator, never runs a right turn across a green crossing, and SUMO
+    runs it under the monitor without a violation."""
+    from engine.controllers.programs import write_tls_programs
+    from engine.plan.config import Constraints
+    from engine.plan.model import SignalTiming, check_program, program_of
+
+    net, routes, _ = corpus("exclusive_ped")
+    ix = next(iter(load_network(net).intersections().values()))
+    assert any(all(ph.state[c] in GREEN for c in ix.crossing_links) for ph in ix.phases)
+    timing = SignalTiming(ix.id, 0.0, tuple(p.duration for p in ix.phases), right_turn_overlaps=True)
+    program = program_of(ix, timing)
+    check_program("exclusive_ped", ix, program, Constraints(pedestrian_min_s=None, yellow_s=0.0,
+                                                            all_red_s=0.0))
+    # every right turn here is a foe of some crossing of the exclusive pedestrian phase, and runs
+    # with its own through already: no overlap can be added without crossing a green crossing
+    assert program == ix.program
+    for state, _ in program:
+        for c in ix.crossing_links:
+            if state[c] in GREEN:
+                assert not any(state[g] in GREEN and ix.is_foe(c, g) for g in range(len(state))
+                               if g not in ix.crossing_links), state
+    add = write_tls_programs(tmp_path / "plan.add.xml", {ix.id: program}, "plan")
+    monitor = SafetyMonitor([load_network(net, [add]).signals[ix.id]])
+    libsumo.start([sumo_binary(), "-n", str(net), "-r", str(routes), "-a", str(add),
+                   "--no-step-log", "--no-warnings", "--end", "400"])
+    try:
+        assert libsumo.trafficlight.getProgram(ix.id) == "plan"
+        for _ in range(400):
+            monitor.observe(libsumo.simulation.getTime(), {ix.id: libsumo.trafficlight.getRedYellowGreenState(ix.id)})
+            libsumo.simulationStep()
+    finally:
+        libsumo.close()
+    assert not monitor.violations, monitor.violations[:3]
