@@ -65,14 +65,18 @@ def scale_arg(text: str) -> float:
     return value
 
 
+def _whole(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} must be a whole number, got {text!r}") from None
+
+
 def seed_arg(text: str) -> int:
     """A SUMO seed: a whole number in 0..2**31-1."""
     from engine.scenario import MAX_SEED
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be a whole number, got {text!r}") from None
+    value = _whole(text, "seed")
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"seed {text} is outside SUMO's range 0..{MAX_SEED}")
     return value
@@ -83,10 +87,7 @@ MAX_SEED_COUNT = 10_000
 
 def seed_count_arg(text: str) -> int:
     """How many seeds: 1..10,000."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed count must be a whole number, got {text!r}") from None
+    value = _whole(text, "seed count")
     if not 1 <= value <= MAX_SEED_COUNT:
         raise argparse.ArgumentTypeError(f"seed count must be between 1 and {MAX_SEED_COUNT:,}, got {text}")
     return value

@@ -169,25 +169,25 @@ class ControlLoop:
                 if adaptive:
                     self.signals.tick(self.time)
         self._read_lanes()
-        halting = self.layout.queue_area.aggregate(self.sim.lane_halting, len(self.layout.lanes),
-                                                   self.sim.lane_halting, self._area_length)
-        self.queue.add(self.layout.per_intersection_sum(halting))
+        self.queue.add(self.layout.per_intersection_sum(self._queue_halting))
 
     def _read_lanes(self) -> None:
-        """SUMO's lane values, summed over each watched lane's observation area."""
+        """SUMO's lane values, summed over each watched lane's observation area and stop-line zone."""
         self.sim.read_lanes()
-        agg = self.layout.aggregate
-        self.lane_count[:] = agg(self.sim.lane_count, self.sim.lane_halting, self._area_length)
-        self.lane_halting[:] = agg(self.sim.lane_halting, self.sim.lane_halting, self._area_length)
-        moving = agg(self.sim.lane_count * self.sim.lane_speed)
-        self.lane_speed[:] = np.where(self.lane_count > 0, moving / np.maximum(self.lane_count, 1e-9),
-                                      self.lane_max_speed)
-        zone, n = self.layout.zone, len(self.layout.lanes)
-        self.zone_count[:] = zone.aggregate(self.sim.lane_count, n, self.sim.lane_halting, self._area_length)
-        self.zone_halting[:] = zone.aggregate(self.sim.lane_halting, n, self.sim.lane_halting, self._area_length)
-        moving = zone.aggregate(self.sim.lane_count * self.sim.lane_speed, n)
-        self.zone_speed[:] = np.where(self.zone_count > 0, moving / np.maximum(self.zone_count, 1e-9),
-                                      self.lane_max_speed)
+        self.lane_count[:], self.lane_halting[:], self.lane_speed[:] = self._observe(self.layout.area)
+        self.zone_count[:], self.zone_halting[:], self.zone_speed[:] = self._observe(self.layout.zone)
+        queue_area = self.layout.queue_area
+        self._queue_halting = self.lane_halting if queue_area is self.layout.area else queue_area.aggregate(
+            self.sim.lane_halting, len(self.layout.lanes), self.sim.lane_halting, self._area_length)
+
+    def _observe(self, area) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(vehicles, halting, mean speed m/s) per watched lane over ``area``; empty lanes: the speed limit."""
+        sim, n = self.sim, len(self.layout.lanes)
+        count = area.aggregate(sim.lane_count, n, sim.lane_halting, self._area_length)
+        halting = area.aggregate(sim.lane_halting, n, sim.lane_halting, self._area_length)
+        moving = area.aggregate(sim.lane_count * sim.lane_speed, n)
+        speed = np.where(count > 0, moving / np.maximum(count, 1e-9), self.lane_max_speed)
+        return count, halting, speed
 
     def lane_co2(self) -> np.ndarray:
         """CO2 (mg/s) in each watched lane's observation area (needs ``watch_co2``)."""
