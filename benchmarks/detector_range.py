@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ranges", nargs=2, type=float, default=[0.0, 150.0], metavar=("BEFORE", "AFTER"))
     p.add_argument("--duration", type=float, default=3600.0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--out", default="benchmarks/results/detector_range.csv")
+    p.add_argument("--out", default="benchmarks/results_detector_range/detector_range.csv")
     args = p.parse_args(argv)
     periods = args.periods if not args.routes else [None]
     jobs = [(args.network, tuple(args.routes), period, c, s, r, args.duration)
