@@ -9,7 +9,7 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``evaluate`` on the cqsignal command line."""
-    from engine.cli import add_sumo_option_args, duration_arg, positive_int_arg, seed_arg, seed_count_arg
+    from engine.cli import add_ray_arg, add_sumo_option_args, duration_arg, positive_int_arg, seed_arg, seed_count_arg
 
     p = sub.add_parser("train", help="train an RL policy from a YAML config (resumable)")
     p.add_argument("config", help="training config, e.g. configs/train_corridor.yaml")
@@ -32,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="simulated seconds (default: the scenario's)")
     add_sumo_option_args(p)  # evaluation default: SUMO's (never drop), not the env's training bound
     p.add_argument("--jobs", type=positive_int_arg("jobs"), default=2, help="parallel simulations")
+    add_ray_arg(p)
     p.add_argument("--co2", action="store_true", help="measure CO2 (SUMO's emission device; slower)")
     p.add_argument("--out", default=None, help="write every run's KPIs to this JSON file")
     p.set_defaults(func=cmd_evaluate)
@@ -77,7 +78,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from agents import TEST_SEED_START, TRAIN_SEED_LIMIT
     from contextlib import ExitStack
 
-    from agents.evaluate import Evaluator, jobs_for
+    from agents.evaluate import jobs_for
     from engine.controllers.loading import check_model, read_meta
     from engine.env_core import env_options
     from engine.errors import ConfigError
@@ -115,19 +116,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         if args.out:
             stack.enter_context(OutputLock(args.out))  # a second evaluate into the same file refuses
-        return _evaluate_and_report(args, meta, scenario, Evaluator(args.jobs), model_jobs, base_jobs)
+        return _evaluate_and_report(args, meta, scenario, model_jobs, base_jobs)
 
 
-def _evaluate_and_report(args, meta, scenario, evaluator, model_jobs, base_jobs) -> int:
-    from agents.evaluate import compare, summarise
+def _evaluate_and_report(args, meta, scenario, model_jobs, base_jobs) -> int:
+    from agents.evaluate import compare, run_jobs, summarise
     from engine.metrics import write_json_atomic
     from engine.outputs import build_manifest, file_hashes, model_files, namespace_options, scenario_files
     from engine.report import console, kpi_table
 
-    try:
-        results = evaluator.run(model_jobs + base_jobs)
-    finally:
-        evaluator.close()
+    results = run_jobs(model_jobs + base_jobs, args.jobs, ray=args.ray)
     mine, base = results[: len(model_jobs)], results[len(model_jobs):]
     label = meta.zip_path.stem
     console.print(kpi_table({label: _mean_all(mine), args.baseline: _mean_all(base)},

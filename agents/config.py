@@ -69,6 +69,7 @@ class EvalConfig(_Strict):
     periods: list[str] | None = None  # default: the training periods
     duration: float = Field(3600.0, gt=0, le=MAX_DURATION_S)
     jobs: int | None = Field(None, gt=0)  # parallel evaluation processes (default: n_envs)
+    ray: str | None = Field(None, min_length=1)  # run evaluations on this Ray cluster ('auto', 'ray://...', 'local')
     baseline: str | None = "max_pressure"  # heuristic evaluated once on the same seeds, for reference
 
     @field_validator("seeds")

@@ -9,15 +9,10 @@ A job is one controller on one (period, seed); it runs through
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
-import os
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
-from agents.workers import THREAD_VARS
 
 # KPIs averaged and logged for every evaluation (engineering units).
 EVAL_KPIS = ("mean_delay_s", "mean_queue_veh", "throughput_veh_h", "mean_stops", "mean_travel_time_s",
@@ -61,7 +56,7 @@ def jobs_for(controller: str, options, periods: Iterable[str | None], seeds: Ite
             for p in periods for s in seeds]
 
 
-def run_job(job: Job) -> dict:
+def run_job(job: Job, progress: Callable[[float, float], None] | None = None) -> dict:
     """Run one job; its KPIs plus what it ran."""
     from engine.controllers.loading import load_controller
     from engine.loop import LoopOptions
@@ -76,44 +71,26 @@ def run_job(job: Job) -> dict:
     controller = load_controller(job.controller, scenario, say=lambda _line: None)
     options = LoopOptions(adaptive=controller.adaptive, delta=job.delta, min_green=job.min_green,
                           max_green=job.max_green)
-    kpis = run_controller(scenario, controller, options)
+    kpis = run_controller(scenario, controller, options, progress=progress)
     return {**kpis.to_dict(), **asdict(job), "label": controller.name}
 
 
-def _init_worker(ancestor: int | None = None) -> None:
-    from engine.procs import die_with_parent
+def run_jobs(jobs: Sequence[Job], workers: int = 1, ray: str | None = None) -> list[dict]:
+    """Results in the order of ``jobs``, run by :func:`engine.runs.run_all` (``workers`` processes at
+    once, or on the Ray cluster ``ray``; one worker and no Ray: in this process).
 
-    die_with_parent(ancestor)  # an evaluation worker ends with its trainer, kill -9 included
-    for var in THREAD_VARS:
-        os.environ[var] = "1"
-    try:
-        import torch
+    Raises :class:`SimulationError` naming the first job that failed.
+    """
+    from engine.errors import SimulationError
+    from engine.runs import RunFailed, run_all
 
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-
-
-class Evaluator:
-    """A pool of evaluation processes, started on first use and kept for the run."""
-
-    def __init__(self, jobs: int) -> None:
-        self.jobs = max(1, int(jobs))
-        self._pool: ProcessPoolExecutor | None = None
-
-    def run(self, jobs: Sequence[Job]) -> list[dict]:
-        """Results in the order of ``jobs``."""
-        if self.jobs == 1:
-            return [run_job(j) for j in jobs]  # in this process (it runs no other SUMO)
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(os.getpid(),))
-        return list(self._pool.map(run_job, jobs))
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    results = run_all(run_job, jobs, workers=max(1, int(workers)), ray=ray, inline=True,
+                      preload=("agents.evaluate",))
+    for job, result in zip(jobs, results):
+        if isinstance(result, RunFailed):
+            raise SimulationError(f"evaluation of {job.controller} ({job.period or 'routes'}, seed {job.seed}) "
+                                  f"failed: {result.error}")
+    return results
 
 
 def summarise(results: Sequence[dict]) -> dict[str, float]:

@@ -24,7 +24,7 @@ import yaml
 from agents.callbacks import TrainCallback
 from agents.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.config import TrainConfig, algorithm_class
-from agents.evaluate import EVAL_KPIS, Evaluator, jobs_for, summarise
+from agents.evaluate import EVAL_KPIS, jobs_for, run_jobs, summarise
 from agents.policy import build_meta, copy_artefact, save_artefact
 from agents.vec_env import SignalVecEnv
 from engine.errors import ConfigError
@@ -40,7 +40,7 @@ _RESUMABLE_CHANGES = ("total_timesteps", "eval", "checkpoint", "export", "n_envs
 
 
 class Run:
-    """The state of one training run: folder, envs, evaluator, history."""
+    """The state of one training run: folder, envs, evaluations, history."""
 
     def __init__(self, config: TrainConfig, resume: bool = False, quiet: bool = False) -> None:
         self.config = config
@@ -63,7 +63,6 @@ class Run:
             "pretrained": None,
         }
         self.venv: SignalVecEnv | None = None
-        self.evaluator = Evaluator(config.eval.jobs or config.n_envs)
         self.model = None
         self._t0 = time.perf_counter()
         self._wall_base = 0.0
@@ -215,7 +214,6 @@ class Run:
         if self.venv is not None:
             self.venv.close()
             self.venv = None
-        self.evaluator.close()
 
     # -- evaluation and checkpoints -------------------------------------------------
     def due(self, every: int, last: int) -> bool:
@@ -229,10 +227,14 @@ class Run:
         ev = self.config.eval
         return jobs_for(controller, self.options, self.config.eval_periods(), ev.seeds, ev.duration)
 
+    def _run_eval(self, controller: str) -> list[dict]:
+        ev = self.config.eval
+        return run_jobs(self._eval_jobs(controller), ev.jobs or self.config.n_envs, ray=ev.ray)
+
     def evaluate_baseline(self) -> None:
         t0 = time.perf_counter()
         name = self.config.eval.baseline
-        results = self.evaluator.run(self._eval_jobs(name))
+        results = self._run_eval(name)
         self.state["baseline"] = {"controller": name, "kpis": summarise(results), "runs": _runs(results)}
         self._eval_s += time.perf_counter() - t0
         if not self.quiet:
@@ -247,7 +249,7 @@ class Run:
         step = int(self.model.num_timesteps)
         candidate = self.out / "eval" / "candidate"
         save_artefact(self.model, candidate, self._meta(None))
-        results = self.evaluator.run(self._eval_jobs(str(candidate) + ".zip"))
+        results = self._run_eval(str(candidate) + ".zip")
         kpis = summarise(results)
         entry = {"step": step, "kpis": kpis, "runs": _runs(results), "wall_s": self.wall_s()}
         self.state["history"]["eval"].append(entry)

@@ -30,7 +30,8 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
 from agents import TRAIN_SEED_LIMIT
-from agents.workers import THREAD_VARS, run_worker
+from agents.workers import run_worker
+from engine.runs import THREAD_VARS
 from engine.env_core import EnvOptions
 from engine.errors import CqSignalError, SimulationError
 

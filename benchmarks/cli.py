@@ -10,6 +10,8 @@ import argparse
 import shlex
 from pathlib import Path
 
+from engine.cli import add_ray_arg
+
 EXIT_RUNS_FAILED = 1
 
 
@@ -20,8 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="parallel runs (default: the config's, else one per CPU)")
     p.add_argument("--out", default=None, help="output folder (default: out/bench_<config name>)")
-    p.add_argument("--ray", default=None, metavar="ADDRESS",
-                   help="run on a Ray cluster ('auto', 'ray://host:10001', or 'local'); needs the ray extra")
+    add_ray_arg(p)
     p.add_argument("--resume", action="store_true",
                    help="reuse finished runs with identical inputs (file contents, options, code version) "
                         "from the output folder's runs.jsonl, or from an interrupted run's")

@@ -18,11 +18,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from benchmarks.config import BenchConfig, ScenarioEntry
 from benchmarks.results import Journal, reusable, to_table, write_table, write_text_atomic
 from benchmarks.summary import console_table, failures_table, groups, markdown_tables, sweep_table
-from benchmarks.worker import RunSpec
+from benchmarks.worker import RunSpec, execute, failed_row
 from engine.errors import ConfigError, CqSignalError
 from engine.metrics import write_json_atomic
 from engine.outputs import content_key, file_hashes, model_files, scenario_files
 from engine.report import console
+from engine.runs import RunFailed, run_all
 
 
 @dataclass
@@ -290,22 +291,19 @@ def run_bench(config: BenchConfig, base: Path, out: Path, workers: int | None = 
 
     start = time.perf_counter()
     with bar.progress:
-        if not todo:
-            pass
-        elif ray_address:
-            from benchmarks.ray_pool import run_ray
-
-            run_ray(todo, ray_address, done, workers=workers)
-        else:
-            from benchmarks.pool import run_local
-
-            run_local(todo, workers, done, on_progress=bar.running, log_dir=out / "logs")
+        run_all(execute, todo, workers=workers, ray=ray_address, on_progress=bar.running,
+                on_done=lambda spec, outcome: done(spec, _row(spec, outcome)),
+                name=lambda spec: spec.slug, log_dir=out / "logs", preload=("benchmarks.worker",))
     wall = time.perf_counter() - start
     table = to_table([rows[s.digest] for s in plan.specs])
     result = BenchResult(table, out, wall, workers, f"ray ({ray_address})" if ray_address else "local",
                          plan.notes, len(plan.specs) - len(todo), plan.inputs, resume)
     write_table(table, out)
     return result
+
+
+def _row(spec: RunSpec, outcome: dict | RunFailed) -> dict:
+    return failed_row(spec, outcome.error) if isinstance(outcome, RunFailed) else outcome
 
 
 def write_report(result: BenchResult, config: BenchConfig, command: str,

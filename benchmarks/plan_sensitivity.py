@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.plan_vs_sumo import (paired_changes, plan_bench_parser, progress_lines, run_guarded,  # noqa: E402
                                      start_plan, write_rows)
-from engine.plan.evaluate import Evaluator  # noqa: E402
+from engine.plan.evaluate import PlanEvaluator  # noqa: E402
 from engine.plan.pipeline import plan_search  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with Evaluator(ctx.scenario.with_options(period=args.period), args.seeds, args.duration,
+    with PlanEvaluator(ctx.scenario.with_options(period=args.period), args.seeds, args.duration,
                    cfg.evaluation.scale, workdir=Path(tempfile.mkdtemp(prefix="cqsignal-sensitivity-")),
                    workers=args.workers) as evaluator:
         evals = evaluator.run_many([start] + [pp for _, pp in moves], ctx.intersections,

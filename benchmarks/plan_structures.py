@@ -48,7 +48,7 @@ from engine.controllers.programs import Program, timing_program, write_tls_progr
 from engine.errors import ConfigError  # noqa: E402
 from engine.plan.config import Constraints  # noqa: E402
 from engine.plan.corridor import Corridor  # noqa: E402
-from engine.plan.evaluate import Evaluator  # noqa: E402
+from engine.plan.evaluate import PlanEvaluator  # noqa: E402
 from engine.plan.model import PeriodPlan, check_program, program_of, signal_phases  # noqa: E402
 from engine.signals import GREEN, RIGHT_TURN, Intersection, with_phases, with_right_turn_overlaps  # noqa: E402
 
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with Evaluator(ctx.scenario.with_options(period=args.period), args.seeds, args.duration,
+    with PlanEvaluator(ctx.scenario.with_options(period=args.period), args.seeds, args.duration,
                    cfg.evaluation.scale, workdir=work, workers=args.workers) as evaluator:
         evals = evaluator.run_many([plan, *files.values()], ctx.intersections,
                                    progress=progress_lines("plan_structures", args.duration))

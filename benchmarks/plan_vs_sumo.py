@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.stats import mean_ci, paired_difference  # noqa: E402
 from engine.errors import ConfigError, CqSignalError, SimulationError  # noqa: E402
 from engine.plan.config import load_plan_config  # noqa: E402
-from engine.plan.evaluate import Evaluator  # noqa: E402
+from engine.plan.evaluate import PlanEvaluator  # noqa: E402
 from engine.plan.model import PeriodPlan, Plan  # noqa: E402
 from engine.plan.pipeline import PlanContext, period_plan, plan_search, resolve  # noqa: E402
 from engine.sim import sumo_tool  # noqa: E402
@@ -123,7 +123,7 @@ def plan_bench_parser(doc: str, plan_help: str, seeds: list[int], out: str) -> a
 
 
 def progress_lines(label: str, duration: float) -> Callable[[float, float], None]:
-    """A progress callback for :meth:`Evaluator.run_many` that prints a line per finished simulation."""
+    """A progress callback for :meth:`PlanEvaluator.run_many` that prints a line per finished simulation."""
     t0 = time.perf_counter()
     shown = [0]
 
@@ -236,7 +236,8 @@ def run(args: argparse.Namespace) -> int:
         guessed = (netconvert_programs(scenario.net_file, ctx.intersections, work),)
         notes["netconvert"] = "netconvert's own programs for this network (its tls defaults)"
     if "sumo_tools" in args.methods:
-        planning = Evaluator(scenario, [args.tools_seed], args.duration, cfg.evaluation.scale, workdir=work / "tools")
+        planning = PlanEvaluator(scenario, [args.tools_seed], args.duration, cfg.evaluation.scale,
+                                 workdir=work / "tools")
         routes = planning.scenario(args.tools_seed).route_files[0]
         c = cfg.constraints
         tools = sumo_tools_programs(scenario.net_file, routes, work, c.cycle_min_s, c.cycle_max_s, c.yellow_s,
@@ -245,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
 
     programs = {"default": None, "sumo_tools": tools, "netconvert": guessed, **plans}
     t0 = time.perf_counter()
-    with Evaluator(scenario, args.seeds, args.duration, cfg.evaluation.scale, workdir=work,
+    with PlanEvaluator(scenario, args.seeds, args.duration, cfg.evaluation.scale, workdir=work,
                    workers=args.workers) as evaluator:
         evals = evaluator.run_many([programs[m] for m in args.methods], ctx.intersections,
                                    progress=progress_lines("plan_vs_sumo", args.duration))

@@ -95,7 +95,7 @@ def measure_training(variant: str, n: int, steps: int) -> dict:
         from stable_baselines3.common.vec_env import SubprocVecEnv
 
         if variant == "sb3_1thread":
-            from agents.workers import THREAD_VARS
+            from engine.runs import THREAD_VARS
 
             torch.set_num_threads(1)
             os.environ.update({v: "1" for v in THREAD_VARS})

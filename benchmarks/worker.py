@@ -1,7 +1,7 @@
 """One benchmark run: a controller on a scenario with one seed, in a process of its own.
 
 libsumo allows one simulation per process, so every run gets a fresh process
-(local pool or Ray); :func:`execute` never raises: a failure becomes the row's
+(:func:`engine.runs.run_all`, local or Ray); :func:`execute` never raises: a failure becomes the row's
 ``error`` so the rest of the benchmark goes on.
 """
 
@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from engine.errors import CqSignalError
 from engine.metrics import KPIs
 
 NO_PERIOD = "-"  # networks with fixed route files have no period of day
@@ -72,17 +71,13 @@ def failed_row(spec: RunSpec, error: str, wall_s: float = math.nan) -> dict:
             "error": error or "failed"}
 
 
-def _one_line(exc: BaseException) -> str:
-    text = (str(exc).strip() or exc.__class__.__name__).splitlines()[0]
-    return text if isinstance(exc, CqSignalError) else f"{exc.__class__.__name__}: {text}"
-
-
 def execute(spec: RunSpec, progress: Callable[[float, float], None] | None = None) -> dict:
     """Run ``spec`` and return its row (KPIs, wall time, empty error) or a failed row."""
     from engine.controllers.loading import load_controller
     from engine.errors import ConfigError
     from engine.loop import LoopOptions
     from engine.runner import run_controller
+    from engine.runs import one_line
     from engine.scenario import Scenario
 
     start = time.perf_counter()
@@ -100,5 +95,5 @@ def execute(spec: RunSpec, progress: Callable[[float, float], None] | None = Non
                               min_green=spec.min_green, max_green=spec.max_green)
         kpis = run_controller(scenario, controller, options, progress=progress)
     except Exception as exc:  # noqa: BLE001 - recorded, never raised: one bad run must not stop the rest
-        return failed_row(spec, _one_line(exc), time.perf_counter() - start)
+        return failed_row(spec, one_line(exc), time.perf_counter() - start)
     return {**spec.identity(), **kpis.to_dict(), "wall_s": time.perf_counter() - start, "error": ""}

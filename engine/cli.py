@@ -127,6 +127,13 @@ def never_or_seconds(text: str) -> float:
     return _number(text, "value")
 
 
+def add_ray_arg(p: argparse.ArgumentParser) -> None:
+    """--ray ADDRESS: run the simulations on a Ray cluster (bench, plan, evaluate)."""
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the simulations on a Ray cluster ('auto', 'ray://host:10001', or 'local' "
+                        "for a private one); needs the optional ray extra")
+
+
 def add_sumo_option_args(p: argparse.ArgumentParser) -> None:
     """--max-depart-delay and --time-to-teleport (simulate, evaluate)."""
     p.add_argument("--max-depart-delay", type=never_or_seconds, default=None, metavar="S",

@@ -369,12 +369,11 @@ def _kill_session(sid: int) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-@pytest.mark.parametrize("how", ["spawn", "forkserver", "forkserver-pool", "subprocess"])
+@pytest.mark.parametrize("how", ["spawn", "forkserver", "run_all", "subprocess"])
 def test_workers_die_with_a_killed_parent(how):
     """A forkserver's workers keep its "alive" pipe open: they must watch the process that asked."""
     code = textwrap.dedent(f"""
         import multiprocessing as mp, os, subprocess, sys, time
-        from concurrent.futures import ProcessPoolExecutor
         from engine.procs import child_kwargs, die_with_parent
 
         def work(ancestor):
@@ -385,16 +384,17 @@ def test_workers_die_with_a_killed_parent(how):
             how = {how!r}
             if how == "subprocess":
                 child = subprocess.Popen(["sleep", "120"], **child_kwargs())
-            elif how == "forkserver-pool":
-                pool = ProcessPoolExecutor(1, mp_context=mp.get_context("forkserver"),
-                                           initializer=die_with_parent, initargs=(os.getpid(),))
-                pool.submit(time.sleep, 120)
-                time.sleep(1.0)
-                child = list(pool._processes.values())[0]
+            elif how == "run_all":
+                sys.path.insert(0, {str(Path(__file__).parent)!r})
+                from engine.runs import run_all
+                from test_runs import _work
+                run_all(_work, [("sleep", 120)])  # the worker prints its own pid
+                child = None
             else:
                 child = mp.get_context(how).Process(target=work, args=(os.getpid(),))
                 child.start()
-            print(child.pid, flush=True)
+            if child is not None:
+                print(child.pid, flush=True)
             time.sleep(120)
         """)
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,

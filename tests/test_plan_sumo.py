@@ -13,7 +13,7 @@ from engine.loop import ControlLoop, LoopOptions
 from engine.plan.config import Constraints, Optimiser, PlanConfig
 from engine.plan.corridor import build_corridor
 from engine.plan.distil import distilled_period_plan, record_usage
-from engine.plan.evaluate import Evaluator, PlanPrograms
+from engine.plan.evaluate import PlanEvaluator, PlanPrograms
 from engine.plan.export import check_switching, programs_xml, schedule_switches, write_text_atomic
 from engine.plan.model import PeriodPlan, Plan, PlanValidationError, SignalTiming, validate_period
 from engine.plan.optimise import PlanSearch, optimise_period
@@ -123,13 +123,13 @@ def test_short_optimise_never_returns_a_worse_plan(grid, grid_ix, tmp_path):
     corridor = build_corridor(grid[0], grid_ix, ["A0", "B0"])
     search = PlanSearch("am_peak", grid_ix, _route_flows(*grid), LIMITS, corridor, grid[0], None, 1.0,
                         (1.0, 1.0), Optimiser(trials=3, refine_trials=4, seed=0))
-    with Evaluator(sc, seeds=[1], duration=300, workdir=tmp_path, workers=2) as evaluator:
+    with PlanEvaluator(sc, seeds=[1], duration=300, workdir=tmp_path, workers=2) as evaluator:
         result = optimise_period(search, evaluator)
     assert len(result.trials) == 3 and result.trials[0][1] == result.start_eval.objective
     assert result.best_eval.objective <= result.start_eval.objective
     validate_period(result.plan, grid_ix, LIMITS)
     # scored again, independently, on the same seeds: no worse than the start
-    again = Evaluator(sc, seeds=[1], duration=300, workdir=tmp_path / "again").run(result.plan, grid_ix)
+    again = PlanEvaluator(sc, seeds=[1], duration=300, workdir=tmp_path / "again").run(result.plan, grid_ix)
     assert again.objective == pytest.approx(result.best_eval.objective)
     assert again.objective <= result.start_eval.objective + 1e-9
     if not result.improved:
@@ -137,7 +137,7 @@ def test_short_optimise_never_returns_a_worse_plan(grid, grid_ix, tmp_path):
     # nor worse than the programs the network runs today, when they are a legal plan
     current = search.current_plan()
     if current is not None:
-        today = Evaluator(sc, seeds=[1], duration=300, workdir=tmp_path / "today").run(current, grid_ix)
+        today = PlanEvaluator(sc, seeds=[1], duration=300, workdir=tmp_path / "today").run(current, grid_ix)
         assert result.best_eval.objective <= today.objective + 1e-9
 
 
@@ -146,7 +146,7 @@ def test_a_search_out_of_time_still_returns_a_checked_plan(grid, grid_ix, tmp_pa
     corridor = build_corridor(grid[0], grid_ix, ["A0", "B0"])
     search = PlanSearch("am_peak", grid_ix, _route_flows(*grid), LIMITS, corridor, grid[0], None, 1.0,
                         (1.0, 1.0), Optimiser(trials=5, timeout_s=1e-6))
-    result = optimise_period(search, Evaluator(sc, seeds=[1], duration=120, workdir=tmp_path))
+    result = optimise_period(search, PlanEvaluator(sc, seeds=[1], duration=120, workdir=tmp_path))
     assert result.trials == []
     current = search.current_plan()
     assert result.plan.timings in (result.start.timings, current.timings if current else None)
@@ -156,9 +156,9 @@ def test_a_search_out_of_time_still_returns_a_checked_plan(grid, grid_ix, tmp_pa
 def test_parallel_evaluation_gives_the_kpis_of_sequential_runs(grid, grid_ix, tmp_path):
     sc = Scenario.load(grid[0], routes=[grid[1]])
     plans = [_two_period_plan(grid_ix).periods["am_peak"], None]
-    one = Evaluator(sc, seeds=[1, 2], duration=200, workdir=tmp_path / "one")
+    one = PlanEvaluator(sc, seeds=[1, 2], duration=200, workdir=tmp_path / "one")
     sequential = [one.run(pp, grid_ix) for pp in plans]
-    with Evaluator(sc, seeds=[1, 2], duration=200, workdir=tmp_path / "two", workers=2) as two:
+    with PlanEvaluator(sc, seeds=[1, 2], duration=200, workdir=tmp_path / "two", workers=2) as two:
         parallel = two.run_many(plans, grid_ix)
     assert [e.kpis for e in parallel] == [e.kpis for e in sequential]
     assert two.runs == 4 and sequential[0].kpis[0] != sequential[0].kpis[1]
@@ -233,7 +233,7 @@ def test_a_plan_of_the_networks_own_programs_reproduces_them_exactly(grid, grid_
     sc = Scenario.load(grid[0], routes=[grid[1]])
     pp = PeriodPlan("am_peak", "default", default_timing(grid_ix["A0"])[1],
                     {s: default_timing(ix)[0] for s, ix in grid_ix.items()})
-    ev = Evaluator(sc, seeds=[1], duration=300, workdir=tmp_path)
+    ev = PlanEvaluator(sc, seeds=[1], duration=300, workdir=tmp_path)
     assert ev.run(pp, grid_ix).kpis[0] == ev.run(None, grid_ix).kpis[0]
 
 
@@ -303,7 +303,7 @@ def test_the_final_round_can_try_right_turn_overlaps(tmp_path):
     search.options = Optimiser(trials=1, refine_trials=0, finalists=1, try_right_turn_overlaps=True)
     lines = []
     sc = ctx.scenario.with_options(period="am_peak")
-    with Evaluator(sc, seeds=[1], duration=120, workdir=tmp_path, workers=2) as evaluator:
+    with PlanEvaluator(sc, seeds=[1], duration=120, workdir=tmp_path, workers=2) as evaluator:
         result = optimise_period(search, evaluator, log=lines.append)
     assert any("each with right-turn overlaps too" in line for line in lines)
     # the start and today's programs, each also with overlaps: four plans, one seed

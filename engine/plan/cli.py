@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.cli import add_ray_arg
+
 
 def add_parser(sub) -> None:
     """Register the ``plan`` subcommand (engine.cli imports this module if present)."""
@@ -18,6 +20,7 @@ def add_parser(sub) -> None:
                    help="override the config's method for every period")
     p.add_argument("--trials", type=int, default=None, help="override the optimiser's trial budget")
     p.add_argument("--workers", type=int, default=None, help="simulations at once (default: the config's)")
+    add_ray_arg(p)
     p.add_argument("--no-report", action="store_true", help="skip the report's before/after simulations")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines")
     p.set_defaults(func=cmd_plan)
@@ -46,6 +49,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
             raise ConfigError(f"--workers must be >= 1, got {args.workers}")
         updates["evaluation"] = cfg.evaluation.model_copy(update={"workers": args.workers})
+    if args.ray:
+        evaluation = updates.get("evaluation", cfg.evaluation)
+        updates["evaluation"] = evaluation.model_copy(update={"ray": args.ray})
     if args.no_report:
         updates["report"] = cfg.report.model_copy(update={"enabled": False})
     if updates:

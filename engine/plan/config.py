@@ -62,6 +62,7 @@ class Evaluation(_Strict):
     scale: float = Field(1.0, gt=0)
     stops_weight: float = Field(0.0, ge=0)  # objective = mean delay + w * mean stops
     workers: int = Field(1, ge=1, le=256)  # simulations at once (one process each)
+    ray: str | None = Field(None, min_length=1)  # run them on this Ray cluster ('auto', 'ray://...', 'local')
 
 
 class Optimiser(_Strict):

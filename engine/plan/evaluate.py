@@ -9,14 +9,10 @@ files are generated once per seed and reused by every candidate plan.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing as mp
-import os
 import statistics
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +23,8 @@ from engine.loop import LoopOptions, TrafficState
 from engine.metrics import KPIs
 from engine.plan.export import programs_xml, write_text_atomic
 from engine.plan.model import Plan, PeriodPlan
-from engine.procs import die_with_parent
 from engine.runner import run_controller
+from engine.runs import RunFailed, run_all
 from engine.scenario import Scenario
 from engine.signals import Intersection
 
@@ -100,16 +96,18 @@ def objective(kpis: Sequence[KPIs], stops_weight: float) -> float:
     return statistics.fmean(k.mean_delay_s + stops_weight * k.mean_stops for k in kpis)
 
 
-class Evaluator:
+class PlanEvaluator:
     """Runs period plans (or the network's defaults) on fixed seeds with cached routes.
 
-    With ``workers`` > 1 the simulations of a batch (plans x seeds) run in that
-    many worker processes at once (libsumo holds one simulation per process).
+    The simulations of a batch (plans x seeds) go to :func:`engine.runs.run_all`:
+    with ``workers`` > 1 that many worker processes at once (libsumo holds one
+    simulation per process), with ``ray`` on a Ray cluster; with one worker and no
+    Ray, in this process.
     """
 
     def __init__(self, scenario: Scenario, seeds: Sequence[int], duration: float, scale: float = 1.0,
                  stops_weight: float = 0.0, workdir: Path | None = None, emissions: bool = False,
-                 workers: int = 1) -> None:
+                 workers: int = 1, ray: str | None = None) -> None:
         # no emission device by default: a quarter of SUMO's step time, and the search needs no CO2
         self.base = dataclasses.replace(scenario.with_options(duration=duration, scale=scale), emissions=emissions)
         self.seeds = tuple(seeds)
@@ -117,8 +115,8 @@ class Evaluator:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="cqsignal-plan-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workers = max(1, int(workers))
+        self.ray = ray
         self.runs = 0
-        self._pool: ProcessPoolExecutor | None = None
         self._files = 0
 
     def scenario(self, seed: int) -> Scenario:
@@ -143,6 +141,8 @@ class Evaluator:
         A plan is a :class:`PeriodPlan`, None (the network's own programs), or
         additional files of programs that SUMO loads after the network's (it
         runs the last loaded), e.g. another tool's output.
+
+        Raises :class:`SimulationError` naming the first run that failed.
         """
         seeds = tuple(seeds) if seeds is not None else self.seeds
         jobs = []
@@ -162,52 +162,36 @@ class Evaluator:
                     sc = sc.with_options(additional_files=sc.additional_files + extra)
                 jobs.append((sc, add, name, keep))
         total = len(jobs) * self.base.duration
-        results: list[KPIs | None] = [None] * len(jobs)
-        if self.workers == 1 or len(jobs) == 1:
-            for i, job in enumerate(jobs):
-                tick = None
-                if progress is not None:
-                    def tick(done: float, _total: float, i: int = i) -> None:
-                        progress(i * self.base.duration + done, total)
-                results[i] = _simulate(job, tick)
-                self.runs += 1
-        else:
-            pool = self._pool_started()
-            futures = {pool.submit(_simulate, job): i for i, job in enumerate(jobs)}
-            finished = 0
-            for fut in as_completed(futures):
-                try:
-                    results[futures[fut]] = fut.result()
-                except BrokenProcessPool:
-                    self.close()
-                    raise SimulationError("a simulation worker process died (out of memory, or SUMO crashed); "
-                                          "run again with workers: 1 to see which run") from None
-                finished += 1
-                self.runs += 1
-                if progress is not None:
-                    progress(finished * self.base.duration, total)
+        partial: dict[int, float] = {}
+        finished = 0
+
+        def advanced(job: tuple, done: float) -> None:
+            partial[id(job)] = done
+            if progress is not None:
+                progress(finished * self.base.duration + sum(partial.values()), total)
+
+        def ended(job: tuple, _outcome) -> None:
+            nonlocal finished
+            partial.pop(id(job), None)
+            finished += 1
+            self.runs += 1
+            if progress is not None:
+                progress(finished * self.base.duration + sum(partial.values()), total)
+
+        results = run_all(_simulate, jobs, workers=self.workers, ray=self.ray, on_done=ended,
+                          on_progress=advanced, preload=("engine.plan.evaluate",), inline=True)
+        for job, result in zip(jobs, results):
+            if isinstance(result, RunFailed):
+                raise SimulationError(f"simulation of {job[2]} (seed {job[0].seed}) failed: {result.error}")
         n = len(seeds)
         return [Evaluation(tuple(results[k * n:(k + 1) * n]), objective(results[k * n:(k + 1) * n],
                                                                          self.stops_weight))
                 for k in range(len(plans))]
 
-    def _pool_started(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            methods = mp.get_all_start_methods()
-            ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
-            if "forkserver" in methods:
-                ctx.set_forkserver_preload(["engine.runner", "engine.plan.evaluate"])
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
-                                             initializer=die_with_parent, initargs=(os.getpid(),))
-        return self._pool
-
     def close(self) -> None:
-        """Stop the worker processes (a later batch starts them again)."""
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+        """Nothing to release: every run has its own process (kept for ``with`` blocks)."""
 
-    def __enter__(self) -> Evaluator:
+    def __enter__(self) -> PlanEvaluator:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -40,7 +40,7 @@ from pathlib import Path
 from engine.errors import ConfigError
 from engine.plan.config import Constraints, Optimiser
 from engine.plan.corridor import Corridor
-from engine.plan.evaluate import Evaluation, Evaluator, objective
+from engine.plan.evaluate import Evaluation, PlanEvaluator, objective
 from engine.plan.measure import default_timing
 from engine.webster import lost_time
 from engine.plan.model import (PeriodPlan, PlanValidationError, SignalTiming, phase_minimums,
@@ -209,7 +209,7 @@ def with_overlaps(pp: PeriodPlan) -> PeriodPlan:
                            notes={**pp.notes, "right_turn_overlaps": True})
 
 
-def optimise_period(search: PlanSearch, evaluator: Evaluator, progress: Progress | None = None,
+def optimise_period(search: PlanSearch, evaluator: PlanEvaluator, progress: Progress | None = None,
                     log: Callable[[str], None] | None = None) -> SearchResult:
     """Search ``search``'s space on ``evaluator``'s seeds; never worse than the start or today's programs.
 
@@ -296,7 +296,7 @@ class _Scorer:
     sees the simulated seconds done out of ``total``.
     """
 
-    def __init__(self, evaluator: Evaluator, intersections, progress: Progress | None, total: float) -> None:
+    def __init__(self, evaluator: PlanEvaluator, intersections, progress: Progress | None, total: float) -> None:
         self.evaluator, self.intersections = evaluator, intersections
         self.progress, self.total = progress, total
         self.plans: dict[tuple, PeriodPlan] = {}

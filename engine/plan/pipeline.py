@@ -12,7 +12,7 @@ from pathlib import Path
 from engine.errors import ConfigError
 from engine.plan.config import PlanConfig
 from engine.plan.corridor import Corridor, build_corridor
-from engine.plan.evaluate import Evaluator
+from engine.plan.evaluate import PlanEvaluator
 from engine.plan.export import (check_switching, phase_names, programs_xml, schedule_switches,
                                 timing_rows, timing_sheet_csv, write_plan_json, write_text_atomic)
 from engine.plan.model import PeriodPlan, Plan, validate_period, validate_plan
@@ -111,9 +111,10 @@ def period_plan(ctx: PlanContext, period: str, method: str, log: Log, progress=N
     if method == "optimise":
         search = plan_search(ctx, period)
         with tempfile.TemporaryDirectory(prefix=f"cqsignal-plan-{period}-") as work, \
-                Evaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
-                          cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
-                          workdir=Path(work), workers=cfg.evaluation.workers) as evaluator:
+                PlanEvaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
+                              cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
+                              workdir=Path(work), workers=cfg.evaluation.workers,
+                              ray=cfg.evaluation.ray) as evaluator:
             result = optimise_period(search, evaluator, progress=progress, log=log)
         pp = result.plan
         row.update(start_objective=result.start_eval.objective, objective=result.best_eval.objective,
@@ -171,8 +172,9 @@ def report(ctx: PlanContext, plan: Plan, out: Path, switch_log: Sequence[str], h
             flows = ctx.flows(period)
             with tempfile.TemporaryDirectory(prefix="cqsignal-report-") as tmp:
                 tmpd = Path(tmp)
-                ev = Evaluator(ctx.scenario.with_options(period=period), rc.seeds, duration, cfg.evaluation.scale,
-                               workdir=tmpd)
+                ev = PlanEvaluator(ctx.scenario.with_options(period=period), rc.seeds, duration,
+                                   cfg.evaluation.scale, workdir=tmpd, workers=cfg.evaluation.workers,
+                                   ray=cfg.evaluation.ray)
                 add = write_text_atomic(tmpd / "after.add.xml",
                                         programs_xml(Plan(plan.network, {period: pp}), ctx.intersections))
                 default_cycles = {s: default_timing(ix)[1] for s, ix in ctx.intersections.items()}
@@ -246,9 +248,9 @@ def distil_plan(config: PlanConfig, model: str, out: Path, log: Log, config_path
     cfg = config
     periods, rows = {}, []
     for period in cfg.periods:
-        evaluator = Evaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
-                              cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
-                              workdir=Path(tempfile.mkdtemp(prefix=f"cqsignal-distil-{period}-")))
+        evaluator = PlanEvaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
+                                  cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
+                                  workdir=Path(tempfile.mkdtemp(prefix=f"cqsignal-distil-{period}-")))
         scenarios = [evaluator.scenario(s) for s in evaluator.seeds]
         controller = load_controller(model, scenarios[0])
         log(f"{period}: recording {controller.name} on seeds {list(evaluator.seeds)}")
