@@ -96,6 +96,12 @@ class PretrainConfig(_Strict):
     learning_rate: float = Field(1e-3, gt=0)
 
 
+class CriticWarmupConfig(_Strict):
+    """Train the critic alone (actor frozen) before RL moves the actor (see agents/pretrain.py)."""
+
+    timesteps: int = Field(20_000, gt=0, description="timesteps of critic-only updates")
+
+
 class CheckpointConfig(_Strict):
     every: int = Field(10_000, gt=0, description="timesteps between checkpoints")
     keep: int = Field(2, gt=0)
@@ -119,6 +125,7 @@ class TrainConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     pretrain: PretrainConfig | None = None
+    critic_warmup: CriticWarmupConfig | None = None
     output: str = ""
     export: str | None = None
 
@@ -134,6 +141,8 @@ class TrainConfig(_Strict):
             self.output = f"runs/{self.name}"
         if self.algorithm.name == "DQN" and self.pretrain is not None:
             raise ValueError("pretrain: imitation needs an actor-critic algorithm (PPO, A2C, MaskablePPO)")
+        if self.critic_warmup is not None and self.algorithm.name not in ("PPO", "MaskablePPO"):
+            raise ValueError("critic_warmup: needs PPO or MaskablePPO")
         if self.algorithm.name == "DQN" and self.mode == "single":
             raise ValueError("algorithm.name: DQN needs one discrete action (mode: shared), "
                              "the single-agent env has one per signal")

@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from engine.controllers import kernels
-from engine.controllers.heuristics import LastServed
 from engine.errors import ConfigError
 from engine.loop import ControlLoop, TrafficState
 from engine.scenario import Scenario
@@ -82,23 +80,20 @@ def state_masks(state: TrafficState, action_mode: str, width: int) -> np.ndarray
 class PolicyController:
     """A learned policy in the controller's seat (``adaptive``: it decides every delta seconds).
 
-    Deployed behind the same starvation guard as max pressure: a phase with
-    vehicles that has been red ``max_red_s`` is served next whatever the policy
-    says (``None``: no guard). The training env has no such guard, and policies
-    that learned to hold a side street or a left-turn bay for minutes (vehicles
-    then wait out SUMO's 300 s teleport limit) are kept from doing it on the street.
+    Deployed behind the starvation guard it was trained under
+    (:class:`engine.controllers.heuristics.StarvationGuard`, the env option
+    ``max_red_s``; 180 s, max pressure's, for models trained without one): a phase
+    with vehicles that has been red that long is served next whatever the policy
+    says, so that a policy cannot hold a side street or a left-turn bay for minutes.
+    ``guard=False`` turns it off (for studies only).
     """
 
     adaptive = True
 
-    def __init__(self, model_path: str | Path, meta: dict, scenario: Scenario,
-                 max_red_s: float | None = 180.0) -> None:
-        from engine.env_core import env_options
+    def __init__(self, model_path: str | Path, meta: dict, scenario: Scenario, guard: bool = True) -> None:
+        from engine.controllers.heuristics import StarvationGuard
+        from engine.env_core import DEFAULT_MAX_RED_S, env_options
 
-        if max_red_s is not None and max_red_s <= 0:
-            raise ConfigError(f"policy: max_red_s must be positive or None, got {max_red_s}")
-        self.max_red_s = max_red_s
-        self._served = LastServed()
         self.meta = meta
         self.scenario = scenario
         self.model_path = Path(model_path)
@@ -106,6 +101,8 @@ class PolicyController:
         trained = {k: v for k, v in meta["env_options"].items() if k != "network"}
         trained.setdefault("detector_range_m", 0.0)  # models from before observation areas saw the stop-line lane
         self.options = env_options(**trained)
+        self.max_red_s = float(self.options.max_red_s or DEFAULT_MAX_RED_S)
+        self.guard = StarvationGuard(self.max_red_s) if guard else None
         self.signals = tuple(meta["signals"])
         self.shared = meta.get("mode", _guess_mode(meta)) == "shared"
         self.algorithm = str(meta["algorithm"])
@@ -142,7 +139,8 @@ class PolicyController:
             from engine.observations import Observer
 
             self._check_signals(state.layout.ids)
-            self._observer = Observer(self.options.observation, state.layout, self.options.max_green)
+            self._observer = Observer(self.options.observation, state.layout, self.options.max_green,
+                                      self.max_red_s)
             self._layout = state.layout
         rows = self._observer(state)
         n_phases = state.layout.n_phases
@@ -162,11 +160,9 @@ class PolicyController:
             targets = np.where(actions > 0, (phase + 1) % n_phases, -1)
         else:
             targets = np.where(actions < n_phases, actions, -1)
-        if self.max_red_s is not None:
-            inc = kernels.incidence(state.layout)
-            guard = kernels.starved(inc, state.lane_count, phase, state.can_switch,
-                                    self._served.update(state, inc), self.max_red_s)
-            targets = np.where(guard >= 0, guard, targets)
+        if self.guard is not None:
+            due = self.guard.update(state)
+            targets = np.where(due >= 0, due, targets)
         return targets
 
 

@@ -22,19 +22,36 @@ if TYPE_CHECKING:
 
 
 def collect(venv, heuristic: str, steps: int) -> dict[str, np.ndarray]:
-    """``steps`` lockstep steps of the heuristic: observations, masks, actions, rewards, dones."""
+    """``steps`` lockstep steps of the heuristic: observations, masks, actions, rewards, dones,
+    and where an episode hit its time limit the observation it ended in (``terminal``, zeros
+    elsewhere; ``truncated`` marks those steps)."""
     obs = venv.reset()
-    out = {"obs": [], "masks": [], "actions": [], "rewards": [], "dones": []}
+    out = {"obs": [], "masks": [], "actions": [], "rewards": [], "dones": [], "terminal": [], "truncated": []}
     for _ in range(steps):
         masks = venv.action_masks()
-        actions, (next_obs, rewards, dones, _infos) = venv.step_teacher(heuristic)
-        out["obs"].append(obs)
-        out["masks"].append(masks)
-        out["actions"].append(actions)
-        out["rewards"].append(rewards)
-        out["dones"].append(dones)
+        actions, (next_obs, rewards, dones, infos) = venv.step_teacher(heuristic)
+        terminal = np.zeros_like(obs)
+        truncated = np.zeros(len(infos), dtype=bool)
+        for k, info in enumerate(infos):
+            if dones[k] and info.get("TimeLimit.truncated") and "terminal_observation" in info:
+                terminal[k] = info["terminal_observation"]
+                truncated[k] = True
+        for key, value in (("obs", obs), ("masks", masks), ("actions", actions), ("rewards", rewards),
+                           ("dones", dones), ("terminal", terminal), ("truncated", truncated)):
+            out[key].append(value)
         obs = next_obs
     return {k: np.stack(v) for k, v in out.items()}  # (steps, num_envs, ...)
+
+
+def bootstrapped_rewards(rewards: np.ndarray, truncated: np.ndarray, terminal_values: np.ndarray,
+                         gamma: float) -> np.ndarray:
+    """Rewards with ``gamma x V(terminal observation)`` added where an episode hit its time limit.
+
+    A time limit is not a terminal state: PPO bootstraps there (SB3 adds the same term
+    on ``TimeLimit.truncated``), so the imitation step's value targets must too, or the
+    critic PPO starts from is biased near the end of every episode. Shapes (steps, envs).
+    """
+    return rewards + gamma * np.where(truncated, terminal_values, 0.0)
 
 
 def discounted_returns(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> np.ndarray:
@@ -53,19 +70,30 @@ def behaviour_clone(model, data: dict[str, np.ndarray], epochs: int, batch_size:
     import torch as th
 
     gamma = float(getattr(model, "gamma", 0.99))
-    returns = discounted_returns(data["rewards"], data["dones"], gamma)
+    truncated = data.get("truncated", np.zeros_like(data["dones"], dtype=bool))
+    terminal_obs = th.as_tensor(data["terminal"][truncated], dtype=th.float32) if truncated.any() else None
+    policy = model.policy
+
+    def value_targets() -> th.Tensor:
+        """Discounted returns, bootstrapped at time limits with the critic as it is now."""
+        boot = np.zeros(data["rewards"].shape)
+        if terminal_obs is not None:
+            with th.no_grad():
+                boot[truncated] = policy.predict_values(terminal_obs).flatten().numpy()
+        rewards = bootstrapped_rewards(data["rewards"], truncated, boot, gamma)
+        return th.as_tensor(discounted_returns(rewards, data["dones"], gamma).reshape(-1), dtype=th.float32)
+
     obs = th.as_tensor(data["obs"].reshape(-1, *data["obs"].shape[2:]), dtype=th.float32)
     masks = data["masks"].reshape(-1, data["masks"].shape[-1])
     actions_np = data["actions"].reshape(obs.shape[0], -1)
     actions = th.as_tensor(actions_np.squeeze(-1) if actions_np.shape[1] == 1 else actions_np)
-    target = th.as_tensor(returns.reshape(-1), dtype=th.float32)
     mask_t = th.as_tensor(masks)
-    policy = model.policy
     optimiser = th.optim.Adam(policy.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     n = obs.shape[0]
     policy.set_training_mode(True)
     for _ in range(epochs):
+        target = value_targets()
         for idx in np.array_split(rng.permutation(n), max(1, math.ceil(n / batch_size))):
             kwargs = {"action_masks": mask_t[idx]} if masked else {}
             values, log_prob, _ = policy.evaluate_actions(obs[idx], actions[idx], **kwargs)
@@ -75,6 +103,7 @@ def behaviour_clone(model, data: dict[str, np.ndarray], epochs: int, batch_size:
             th.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
             optimiser.step()
     policy.set_training_mode(False)
+    target = value_targets()
     with th.no_grad():  # how often the policy's most likely action is the heuristic's, where it had a choice
         kwargs = {"action_masks": masks} if masked else {}
         chosen, _ = policy.predict(obs.numpy(), deterministic=True, **kwargs)
@@ -107,3 +136,42 @@ def pretrain(run: Run) -> dict[str, float]:
     stats["wall_s"] = time.perf_counter() - t0
     stats["heuristic"] = cfg.heuristic
     return stats
+
+
+def actor_parameters(policy) -> list:
+    """The parameters of the policy's action head and its own hidden layers (not the critic's).
+
+    SB3's actor-critic MLP policies keep separate ``policy_net`` and ``value_net`` layers
+    under ``mlp_extractor`` (no shared layers unless ``net_arch`` asks for them, which a
+    critic warm-up refuses: training the critic would move the actor).
+    """
+    extractor = policy.mlp_extractor
+    if getattr(extractor, "shared_net", None) is not None and any(True for _ in extractor.shared_net.parameters()):
+        from engine.errors import ConfigError
+
+        raise ConfigError("critic_warmup: the policy shares layers between actor and critic; "
+                          "use separate ones (net_arch: {pi: [...], vf: [...]} or a list)")
+    return [*extractor.policy_net.parameters(), *policy.action_net.parameters()]
+
+
+def warm_up_critic(model, timesteps: int, callback=None) -> None:
+    """Train only the critic for ``timesteps`` (actor frozen, the learning rate held at its start).
+
+    After imitation the critic is weak and biased, and PPO's first updates would move
+    the actor on its advantages; fitting it first to the imitated policy's own returns
+    gives RL a sound baseline (the critic warm-up of issue 16, measured there). Rollouts
+    come from the frozen actor, so they are on-policy for the critic.
+    """
+    params = actor_parameters(model.policy)
+    saved = [p.requires_grad for p in params]
+    schedule = model.lr_schedule
+    start = float(schedule(1.0))
+    for p in params:
+        p.requires_grad_(False)
+    model.lr_schedule = lambda _progress: start
+    try:
+        model.learn(timesteps, callback=callback, reset_num_timesteps=False, progress_bar=False)
+    finally:
+        model.lr_schedule = schedule
+        for p, flag in zip(params, saved):
+            p.requires_grad_(flag)

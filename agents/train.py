@@ -15,6 +15,7 @@ The run folder (``output``) ends up holding::
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import yaml
 from agents.callbacks import TrainCallback
 from agents.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.config import TrainConfig, algorithm_class
-from agents.evaluate import EVAL_KPIS, jobs_for, run_jobs, summarise
+from agents.evaluate import EVAL_KPIS, compare, jobs_for, run_jobs, summarise
 from agents.policy import build_meta, copy_artefact, save_artefact
 from agents.vec_env import SignalVecEnv
 from engine.errors import ConfigError
@@ -60,7 +61,7 @@ class Run:
         self.state: dict[str, Any] = {
             "history": {"train": [], "eval": []}, "baseline": None, "best": None,
             "last_eval_step": 0, "last_checkpoint_step": 0, "wall_s": 0.0, "env_steps": 0,
-            "pretrained": None,
+            "pretrained": None, "critic_warmed": None,
         }
         self.venv: SignalVecEnv | None = None
         self.model = None
@@ -171,10 +172,12 @@ class Run:
                 self.evaluate_baseline()
             if self.config.pretrain is not None and self.state["pretrained"] is None:
                 self.run_pretraining()
-            remaining = self.config.total_timesteps - self.model.num_timesteps
             callback = TrainCallback(self)
+            if self.config.critic_warmup is not None and not self.state.get("critic_warmed"):
+                self.run_critic_warmup(callback)
+            remaining = self.config.total_timesteps - self.model.num_timesteps
             if remaining > 0:
-                self.model.learn(remaining, callback=callback, reset_num_timesteps=self.checkpoint is None,
+                self.model.learn(remaining, callback=callback, reset_num_timesteps=self.model.num_timesteps == 0,
                                  progress_bar=False)
             if self.state["last_eval_step"] < self.model.num_timesteps or not self.state["history"]["eval"]:
                 self.evaluate()
@@ -191,6 +194,18 @@ class Run:
             return best
         finally:
             self.close()
+
+    def run_critic_warmup(self, callback) -> None:
+        """Fit the critic to the current (imitated) policy's returns with the actor frozen."""
+        from agents.pretrain import warm_up_critic
+
+        steps = self.config.critic_warmup.timesteps
+        if not self.quiet:
+            console.print(f"critic warm-up: {steps:,} timesteps with the actor frozen")
+        start = int(self.model.num_timesteps)
+        warm_up_critic(self.model, steps, callback)
+        self.state["critic_warmed"] = {"from_step": start, "to_step": int(self.model.num_timesteps)}
+        self.save_checkpoint()
 
     def run_pretraining(self) -> None:
         """Imitate the configured heuristic, evaluate that policy (step 0) and checkpoint it."""
@@ -252,6 +267,13 @@ class Run:
         results = self._run_eval(str(candidate) + ".zip")
         kpis = summarise(results)
         entry = {"step": step, "kpis": kpis, "runs": _runs(results), "wall_s": self.wall_s()}
+        base = self.state["baseline"]
+        if base and base.get("runs"):
+            diff, pct = compare(entry["runs"], base["runs"])
+            entry["vs_baseline"] = {"baseline": base["controller"], "n": diff.n,
+                                    **{k: (None if math.isnan(v) else float(v)) for k, v in
+                                       (("mean", diff.mean), ("low", diff.low), ("high", diff.high),
+                                        ("percent", pct))}}
         self.state["history"]["eval"].append(entry)
         self.state["last_eval_step"] = step
         best = self.state["best"]
@@ -281,6 +303,10 @@ class Run:
         base = self.state["baseline"]
         if base:
             line += f"; {base['controller']} {base['kpis']['mean_delay_s']:.1f}"
+        vs = entry.get("vs_baseline")
+        if vs and vs["low"] is not None:
+            line += (f" (paired difference {vs['mean']:+.1f} s/veh, 95 % CI {vs['low']:+.1f} to "
+                     f"{vs['high']:+.1f}, n = {vs['n']})")
         return line
 
     def save_checkpoint(self) -> Path:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from gymnasium import error as gym_error
 
+from engine.controllers.heuristics import StarvationGuard
 from engine.errors import ConfigError, NetworkError, SimulationError
 from engine.loop import ControlLoop, LoopOptions
 from engine.network import DEFAULT_DETECTOR_RANGE_M, load_network
@@ -35,6 +36,7 @@ class ActionError(ConfigError, ValueError):
 
 
 ACTION_MODES = ("phase", "switch")
+DEFAULT_MAX_RED_S = 180.0  # the starvation guard of max pressure and of deployed policies
 ERROR_MODES = ("raise", "end_episode")
 
 
@@ -65,6 +67,9 @@ class EnvOptions:
     gui: bool = False
     measure_co2: bool = False  # SUMO's emission device for the CO2 KPI (a CO2 reward turns it on)
     detector_range_m: float = DEFAULT_DETECTOR_RANGE_M  # how far upstream each approach is seen (m)
+    # Starvation guard, as deployed (agents.policy): a phase with vehicles that has been red this
+    # many seconds is the only allowed action until served. None: no guard.
+    max_red_s: float | None = DEFAULT_MAX_RED_S
     extra: dict = field(default_factory=dict, compare=False)
 
     def periods(self) -> tuple[str | None, ...]:
@@ -80,12 +85,14 @@ class EnvOptions:
         if self.on_sumo_error not in ERROR_MODES:
             raise ConfigError(f"on_sumo_error '{self.on_sumo_error}': choose from {', '.join(ERROR_MODES)}")
         for name in ("scale", "duration", "begin", "max_depart_delay", "time_to_teleport", "min_green",
-                     "max_green", "detector_range_m"):
+                     "max_green", "detector_range_m", "max_red_s"):
             if getattr(self, name) is not None:
                 finite(getattr(self, name), name)
         if (isinstance(self.delta, bool) or not isinstance(self.delta, (int, float, np.integer, np.floating))
                 or not float(self.delta).is_integer() or self.delta < 1):
             raise ConfigError(f"delta must be a whole number of seconds >= 1, got {self.delta!r}")
+        if self.max_red_s is not None and self.max_red_s <= 0:
+            raise ConfigError(f"max_red_s must be positive (or None: no starvation guard), got {self.max_red_s:g}")
         if self.detector_range_m < 0:
             raise ConfigError(f"detector_range_m must be >= 0, got {self.detector_range_m:g}")
         check_green_bounds(self.min_green, self.max_green)
@@ -138,9 +145,13 @@ class EnvCore:
             reasons = "; ".join(load_network(self.base.net_file, self.base.additional_files).uncontrolled.values())
             raise NetworkError(f"{self.base.net_file}: no traffic lights an agent can control"
                                + (f" ({reasons})" if reasons else ""))
-        self.observer = Observer(options.observation, self.layout, options.max_green)
+        self.observer = Observer(options.observation, self.layout, options.max_green,
+                                 options.max_red_s or DEFAULT_MAX_RED_S)
         self.n_phases = self.layout.n_phases.copy()
         self.n_actions = self.n_phases if options.action_mode == "phase" else np.full(len(self.n_phases), 2)
+        self.guard = StarvationGuard(options.max_red_s) if options.max_red_s is not None else None
+        self._due = np.full(len(self.n_phases), -1, dtype=np.int64)  # phases the guard says must go next
+        self._phase = np.zeros(len(self.n_phases), dtype=np.int64)
         self._needs_fresh_start = False
         self._episode_over = True
         self._closed = False
@@ -160,7 +171,14 @@ class EnvCore:
         self._episode_over = False
         state = self.loop.state()
         self.reward.reset(state)
+        self._watch(state)
         return self.observer(state)
+
+    def _watch(self, state) -> None:
+        """What the starvation guard makes of a new state (the masks read it)."""
+        self._phase = np.asarray(state.phase, dtype=np.int64).copy()
+        if self.guard is not None:
+            self._due = self.guard.update(state)
 
     def step(self, actions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, dict]:
         """Apply one action per intersection; (observation rows, rewards, episode over, info)."""
@@ -183,6 +201,7 @@ class EnvCore:
         state = self.loop.state()
         co2 = self.loop.lane_co2() if self.reward.needs_co2 else None
         rewards = self.reward(state, self.loop.time - t0, co2)
+        self._watch(state)
         obs = self.observer(state)
         info: dict = {"time": self.loop.time}
         done = self.loop.done
@@ -212,14 +231,18 @@ class EnvCore:
                           "actions must be whole numbers (one per signal)")
 
     def masks(self) -> list[np.ndarray]:
-        """Allowed actions per intersection (True: allowed)."""
+        """Allowed actions per intersection (True: allowed): the SignalController's (min green,
+        clearances), then the starvation guard's (a due phase is the only choice)."""
         self._check_open("action_masks()")
         now = self.loop.time
         if self.options.action_mode == "phase":
             full = self.loop.signals.phase_mask(now)
-            return [full[k, : self.n_phases[k]].copy() for k in range(len(self.n_phases))]
-        free = self.loop.signals.can_switch(now)
-        return [np.array([True, bool(f)]) for f in free]
+            masks = [full[k, : self.n_phases[k]].copy() for k in range(len(self.n_phases))]
+        else:
+            masks = [np.array([True, bool(f)]) for f in self.loop.signals.can_switch(now)]
+        if self.guard is None:
+            return masks
+        return StarvationGuard.restrict(masks, self._due, self._phase, self.options.action_mode)
 
     def close(self) -> None:
         self._closed = True

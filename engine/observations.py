@@ -91,6 +91,56 @@ def pressure(state: TrafficState, idx: ObsIndex) -> np.ndarray:
     return (idx.mov_by_int @ (per_move[:, None] * idx.mov_phase)) / idx.moves_per_phase
 
 
+PHASE_VEHICLES_SCALE = 40.0  # vehicles per phase that read as 1.0 (a full 150 m area of 2-3 lanes)
+
+
+def phase_vehicles(state: TrafficState, idx: ObsIndex) -> np.ndarray:
+    """Per green phase: vehicles on the incoming lanes of its movements (a lane shared by
+    several movements counted once overall), over 40, in [0, 1]. Phase-aligned: slot p is
+    phase p at every signal."""
+    layout = state.layout
+    per_move = state.lane_count[layout.mov_in] * _share(layout)
+    return np.clip((idx.mov_by_int @ (per_move[:, None] * idx.mov_phase)) / PHASE_VEHICLES_SCALE, 0.0, 1.0)
+
+
+def phase_pressure(state: TrafficState, idx: ObsIndex) -> np.ndarray:
+    """Per green phase: max pressure's own score, sum over its movements of saturation flow
+    [veh/h/lane, relative to 1,800] x (vehicles on the incoming lane x its share - halting
+    vehicles on the outgoing lane), over 40, in [-1, 1] (Varaiya 2013, as in
+    :func:`engine.controllers.kernels.max_pressure_kernel`)."""
+    from engine.controllers import kernels
+
+    layout = state.layout
+    inc = kernels.incidence(layout)
+    per_move = (inc.mov_sat * 3600.0 / 1800.0) * (state.lane_count[layout.mov_in] * inc.mov_share
+                                                  - state.lane_halting[layout.mov_out])
+    return np.clip((idx.mov_by_int @ (per_move[:, None] * idx.mov_phase)) / PHASE_VEHICLES_SCALE, -1.0, 1.0)
+
+
+def _share(layout: Layout) -> np.ndarray:
+    from engine.controllers import kernels
+
+    return kernels.incidence(layout).mov_share
+
+
+def make_phase_wait(max_red_s: float) -> Callable[[TrafficState, ObsIndex], np.ndarray]:
+    """A ``phase_wait`` feature with its own memory of when each phase was last green."""
+    from engine.controllers import kernels
+    from engine.controllers.heuristics import LastServed
+
+    served = LastServed()
+
+    def phase_wait(state: TrafficState, idx: ObsIndex) -> np.ndarray:
+        """Per green phase: seconds since it was last green over the starvation guard's
+        ``max_red_s`` (180 s), in [0, 1]; what max pressure's guard decides on."""
+        waited = served.update(state, kernels.incidence(state.layout))
+        out = np.zeros((len(state.phase), idx.max_phases))
+        out[:, : waited.shape[1]] = np.clip(waited / max_red_s, 0.0, 1.0)
+        return out
+
+    return phase_wait
+
+
 @dataclass(frozen=True)
 class Feature:
     width: Callable[[ObsIndex], int]
@@ -105,14 +155,22 @@ FEATURES: dict[str, Feature] = {
     "time_in_phase": Feature(lambda i: 1, 0.0, 1.0),
     "min_green_passed": Feature(lambda i: 1, 0.0, 1.0),
     "pressure": Feature(lambda i: i.max_phases, -1.0, 1.0),
+    "phase_vehicles": Feature(lambda i: i.max_phases, 0.0, 1.0),
+    "phase_pressure": Feature(lambda i: i.max_phases, -1.0, 1.0),
+    "phase_wait": Feature(lambda i: i.max_phases, 0.0, 1.0),
 }
+# Phase-aligned: every slot means the same phase-level quantity at every signal, and max
+# pressure's inputs (its per-phase score, how long each phase has waited) are in it.
+PHASE_OBSERVATION = ("phase", "time_in_phase", "min_green_passed", "phase_vehicles", "phase_pressure",
+                     "phase_wait")
 DEFAULT_OBSERVATION = ("queue", "density", "phase", "time_in_phase", "min_green_passed", "pressure")
 
 
 class Observer:
     """Computes the selected features for every intersection at once."""
 
-    def __init__(self, names: tuple[str, ...] | list[str], layout: Layout, max_green: float) -> None:
+    def __init__(self, names: tuple[str, ...] | list[str], layout: Layout, max_green: float,
+                 max_red_s: float = 180.0) -> None:
         unknown = [n for n in names if n not in FEATURES]
         if unknown or not names:
             raise ConfigError(
@@ -123,7 +181,9 @@ class Observer:
         self.index = ObsIndex.of(layout)
         functions = {"queue": queue, "density": density, "phase": phase,
                      "time_in_phase": make_time_in_phase(max_green),
-                     "min_green_passed": min_green_passed, "pressure": pressure}
+                     "min_green_passed": min_green_passed, "pressure": pressure,
+                     "phase_vehicles": phase_vehicles, "phase_pressure": phase_pressure,
+                     "phase_wait": make_phase_wait(max_red_s)}
         self._functions = [functions[n] for n in self.names]
         widths = [FEATURES[n].width(self.index) for n in self.names]
         self.width = int(sum(widths))

@@ -93,6 +93,53 @@ class LastServed:
         return state.time - self.at
 
 
+class StarvationGuard:
+    """A phase with vehicles that has been red ``max_red_s`` seconds must be served next.
+
+    The one guard around learned policies, in training (it restricts the action
+    mask of :class:`engine.env_core.EnvCore`) and in deployment
+    (:class:`agents.policy.PolicyController`), so a policy learns within the rule
+    it runs under. Max pressure applies the same rule inside its own kernel.
+    Call :meth:`update` with every state the controller sees.
+    """
+
+    def __init__(self, max_red_s: float) -> None:
+        if not max_red_s > 0:
+            raise ConfigError(f"max_red_s must be positive, got {max_red_s}")
+        self.max_red_s = float(max_red_s)
+        self._served = LastServed()
+
+    def update(self, state: TrafficState) -> np.ndarray:
+        """Per signal: the phase that must be served now, else -1; shape (signals,)."""
+        inc = kernels.incidence(state.layout)
+        waited = self._served.update(state, inc)
+        return kernels.starved(inc, state.lane_count, np.asarray(state.phase, dtype=np.int64),
+                               state.can_switch, waited, self.max_red_s)
+
+    @staticmethod
+    def restrict(masks: list[np.ndarray], due: np.ndarray, phase: np.ndarray, action_mode: str) -> list[np.ndarray]:
+        """``masks`` with each signal whose phase is ``due`` left only the action that serves it.
+
+        ``phase`` mode: only that phase; ``switch`` mode: only "advance" (the guard's
+        phase comes up in turn). A due phase outside a mask's allowed set (a
+        clearance is running) leaves that mask as it is.
+        """
+        out = []
+        for k, m in enumerate(masks):
+            p = int(due[k])
+            if p < 0:
+                out.append(m)
+                continue
+            only = np.zeros_like(m)
+            action = p if action_mode == "phase" else (1 if p != int(phase[k]) else 0)
+            if action < len(m) and m[action]:
+                only[action] = True
+                out.append(only)
+            else:
+                out.append(m)
+        return out
+
+
 class Greedy:
     """Longest queue first: the phase whose lanes hold the most halting vehicles."""
 

@@ -1,0 +1,150 @@
+"""Issue 16's training recipe on real SUMO runs of the small grid: the critic warm-up moves only
+the critic, imitation value targets bootstrap at the time limit, the starvation guard restricts
+the training env's masks as it restricts deployment, and the phase-aligned observation carries
+max pressure's own inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.config import validate_config
+from agents.pretrain import actor_parameters, bootstrapped_rewards, discounted_returns
+from engine.controllers import kernels
+from engine.env_core import EnvCore, env_options
+from engine.observations import PHASE_OBSERVATION, PHASE_VEHICLES_SCALE
+
+
+def test_value_targets_bootstrap_where_an_episode_hits_its_time_limit():
+    """Two 3-step episodes in one sub-env; the first ends at a time limit whose state is worth 10."""
+    gamma = 0.5
+    rewards = np.array([[1.0], [1.0], [1.0], [2.0], [2.0], [2.0]])
+    dones = np.array([[0], [0], [1], [0], [0], [1]], dtype=float)
+    truncated = dones.astype(bool)
+    values = np.array([[0.0], [0.0], [10.0], [0.0], [0.0], [4.0]])  # V(terminal observation)
+    returns = discounted_returns(bootstrapped_rewards(rewards, truncated, values, gamma), dones, gamma)
+    # step 2: 1 + 0.5 x 10 = 6; step 1: 1 + 0.5 x 6 = 4; step 0: 1 + 0.5 x 4 = 3
+    assert returns[:3, 0].tolist() == [3.0, 4.0, 6.0]
+    # the next episode starts afresh: 2 + 0.5 x 4 = 4; 2 + 0.5 x 4 = 4; 2 + 0.5 x 4 = 4
+    assert returns[3:, 0].tolist() == [4.0, 4.0, 4.0]
+    plain = discounted_returns(rewards, dones, gamma)  # treating the limit as terminal: biased low
+    assert plain[2, 0] == 1.0
+
+
+@pytest.fixture()
+def warm_run(grid, tmp_path):
+    from agents.train import Run
+
+    net, routes = grid
+    raw = {
+        "name": "grid_warm", "mode": "shared",
+        "env": {"network": str(net), "routes": [str(routes)], "period": None, "duration": 60},
+        "algorithm": {"name": "MaskablePPO", "hyperparameters": {"n_steps": 12, "batch_size": 48, "n_epochs": 3,
+                                                                  "learning_rate": 1e-3},
+                      "policy_kwargs": {"net_arch": [16, 16]}},
+        "total_timesteps": 96, "n_envs": 1, "seed": 5,
+        "critic_warmup": {"timesteps": 96},
+        "eval": {"every": 100000, "seeds": [150001], "duration": 60, "jobs": 1, "baseline": None},
+        "checkpoint": {"every": 100000}, "output": str(tmp_path / "warm"),
+    }
+    run = Run(validate_config(raw), quiet=True)
+    run.build()
+    yield run
+    run.close()
+
+
+def test_critic_warmup_freezes_the_actor_and_moves_the_critic(warm_run):
+    import torch
+
+    from agents.pretrain import warm_up_critic
+
+    policy = warm_run.model.policy
+    actor = [p.detach().clone() for p in actor_parameters(policy)]
+    critic_params = [*policy.mlp_extractor.value_net.parameters(), *policy.value_net.parameters()]
+    critic = [p.detach().clone() for p in critic_params]
+    warm_up_critic(warm_run.model, 96)
+    assert warm_run.model.num_timesteps >= 96
+    assert all(torch.equal(a, p) for a, p in zip(actor, actor_parameters(policy)))
+    assert any(not torch.equal(c, p) for c, p in zip(critic, critic_params))
+    assert all(p.requires_grad for p in actor_parameters(policy))  # unfrozen afterwards
+
+
+def _hold(core: EnvCore) -> np.ndarray:
+    """Keep every signal's current green (an action that starves the other phases)."""
+    return core._phase.copy()
+
+
+def test_the_guard_restricts_the_training_masks_to_the_starved_phase(grid):
+    """A policy that never leaves its green: once a phase with vehicles has been red max_red_s,
+    it is the only allowed action (the SignalController's own mask allowing it), and every phase
+    the guard names has waited that long by an independent count."""
+    net, routes = grid
+    core = EnvCore(env_options(network=str(net), routes=(str(routes),), period=None, duration=300,
+                               max_red_s=30.0, max_depart_delay=None))
+    try:
+        core.reset(1, None)
+        layout = core.layout
+        last_green = np.zeros((len(layout.intersections), layout.max_phases))
+        forced = 0
+        for _ in range(50):
+            state = core.loop.state()
+            last_green[np.arange(len(state.phase)), state.phase] = state.time
+            masks = core.masks()
+            full = core.loop.signals.phase_mask(core.loop.time)
+            plain = [full[k, : core.n_phases[k]] for k in range(len(masks))]
+            for k, m in enumerate(masks):
+                p = int(core._due[k])
+                if p >= 0 and plain[k][p]:
+                    assert m.sum() == 1 and m[p], (k, m, p)
+                    assert state.time - last_green[k, p] >= 30.0 - 1e-6
+                    movs = np.flatnonzero((layout.mov_intersection == k) & layout.mov_phases[:, p])
+                    assert state.lane_count[layout.mov_in[movs]].sum() > 0  # it has vehicles
+                    forced += 1
+                elif p < 0:
+                    assert np.array_equal(m, plain[k])
+            # obey the guard where it speaks, else hold the current green
+            core.step(np.array([int(np.flatnonzero(m)[0]) if m.sum() == 1 else h
+                                for m, h in zip(masks, _hold(core))]))
+        assert forced > 0  # holding one green for 250 s, the guard had to speak
+    finally:
+        core.close()
+
+
+def test_phase_features_carry_max_pressures_inputs(grid):
+    """phase_pressure is max pressure's per-phase score recomputed from the lanes; phase_wait is
+    the time since each phase was green; both slot-aligned by phase."""
+    net, routes = grid
+    core = EnvCore(env_options(network=str(net), routes=(str(routes),), period=None, duration=200,
+                               observation=PHASE_OBSERVATION, max_depart_delay=None))
+    try:
+        core.reset(2, None)
+        last_green = None
+        for step in range(20):
+            rows, *_ = core.step(_hold(core) if step % 6 else (_hold(core) + 1) % core.n_phases)
+            state = core.loop.state()
+            layout = state.layout
+            inc = kernels.incidence(layout)
+            score = np.zeros((len(layout.intersections), layout.max_phases))
+            for m in range(len(layout.mov_in)):  # independent of the feature's matrix form
+                s = inc.mov_sat[m] * 2.0 * (state.lane_count[layout.mov_in[m]] * inc.mov_share[m]
+                                            - state.lane_halting[layout.mov_out[m]])
+                for p in np.flatnonzero(layout.mov_phases[m]):
+                    score[layout.mov_intersection[m], p] += s
+            names = list(PHASE_OBSERVATION)
+            widths = {"phase": layout.max_phases, "time_in_phase": 1, "min_green_passed": 1,
+                      "phase_vehicles": layout.max_phases, "phase_pressure": layout.max_phases,
+                      "phase_wait": layout.max_phases}
+            start = {n: sum(widths[x] for x in names[: names.index(n)]) for n in names}
+            got = rows[:, start["phase_pressure"]: start["phase_pressure"] + layout.max_phases]
+            np.testing.assert_allclose(got, np.clip(score / PHASE_VEHICLES_SCALE, -1, 1), atol=1e-5)
+            wait = rows[:, start["phase_wait"]: start["phase_wait"] + layout.max_phases]
+            now_green = np.zeros_like(wait, dtype=bool)
+            now_green[np.arange(len(state.phase)), state.phase] = True
+            assert np.all(wait[now_green] == 0.0)
+            if last_green is not None:  # a phase not green now has waited at least one more step
+                grew = ~now_green & (np.arange(layout.max_phases)[None, :] < layout.n_phases[:, None])
+                assert np.all(wait[grew] > 0.0)
+            last_green = now_green
+    finally:
+        core.close()
