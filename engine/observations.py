@@ -95,11 +95,19 @@ PHASE_VEHICLES_SCALE = 40.0  # vehicles per phase that read as 1.0 (a full 150 m
 
 
 def phase_vehicles(state: TrafficState, idx: ObsIndex) -> np.ndarray:
-    """Per green phase: vehicles on the incoming lanes of its movements (a lane shared by
-    several movements counted once overall), over 40, in [0, 1]. Phase-aligned: slot p is
-    phase p at every signal."""
+    """Per green phase: vehicles on the incoming lanes of its movements (shared lanes split
+    between their movements), over 40, in [0, 1]. Phase-aligned: slot p is phase p at every
+    signal."""
     layout = state.layout
     per_move = state.lane_count[layout.mov_in] * _share(layout)
+    return np.clip((idx.mov_by_int @ (per_move[:, None] * idx.mov_phase)) / PHASE_VEHICLES_SCALE, 0.0, 1.0)
+
+
+def phase_queue(state: TrafficState, idx: ObsIndex) -> np.ndarray:
+    """Per green phase: halting vehicles on the incoming lanes of its movements (shared lanes
+    split between their movements), over 40, in [0, 1]."""
+    layout = state.layout
+    per_move = state.lane_halting[layout.mov_in] * _share(layout)
     return np.clip((idx.mov_by_int @ (per_move[:, None] * idx.mov_phase)) / PHASE_VEHICLES_SCALE, 0.0, 1.0)
 
 
@@ -156,13 +164,14 @@ FEATURES: dict[str, Feature] = {
     "min_green_passed": Feature(lambda i: 1, 0.0, 1.0),
     "pressure": Feature(lambda i: i.max_phases, -1.0, 1.0),
     "phase_vehicles": Feature(lambda i: i.max_phases, 0.0, 1.0),
+    "phase_queue": Feature(lambda i: i.max_phases, 0.0, 1.0),
     "phase_pressure": Feature(lambda i: i.max_phases, -1.0, 1.0),
     "phase_wait": Feature(lambda i: i.max_phases, 0.0, 1.0),
 }
 # Phase-aligned: every slot means the same phase-level quantity at every signal, and max
 # pressure's inputs (its per-phase score, how long each phase has waited) are in it.
-PHASE_OBSERVATION = ("phase", "time_in_phase", "min_green_passed", "phase_vehicles", "phase_pressure",
-                     "phase_wait")
+PHASE_OBSERVATION = ("phase", "time_in_phase", "min_green_passed", "phase_vehicles", "phase_queue",
+                     "phase_pressure", "phase_wait")
 DEFAULT_OBSERVATION = ("queue", "density", "phase", "time_in_phase", "min_green_passed", "pressure")
 
 
@@ -182,7 +191,8 @@ class Observer:
         functions = {"queue": queue, "density": density, "phase": phase,
                      "time_in_phase": make_time_in_phase(max_green),
                      "min_green_passed": min_green_passed, "pressure": pressure,
-                     "phase_vehicles": phase_vehicles, "phase_pressure": phase_pressure,
+                     "phase_vehicles": phase_vehicles, "phase_queue": phase_queue,
+                     "phase_pressure": phase_pressure,
                      "phase_wait": make_phase_wait(max_red_s)}
         self._functions = [functions[n] for n in self.names]
         widths = [FEATURES[n].width(self.index) for n in self.names]

@@ -133,7 +133,8 @@ def test_phase_features_carry_max_pressures_inputs(grid):
                     score[layout.mov_intersection[m], p] += s
             names = list(PHASE_OBSERVATION)
             widths = {"phase": layout.max_phases, "time_in_phase": 1, "min_green_passed": 1,
-                      "phase_vehicles": layout.max_phases, "phase_pressure": layout.max_phases,
+                      "phase_vehicles": layout.max_phases, "phase_queue": layout.max_phases,
+                      "phase_pressure": layout.max_phases,
                       "phase_wait": layout.max_phases}
             start = {n: sum(widths[x] for x in names[: names.index(n)]) for n in names}
             got = rows[:, start["phase_pressure"]: start["phase_pressure"] + layout.max_phases]
