@@ -115,12 +115,7 @@ class TrainConfig(_Strict):
     total_timesteps: int = Field(..., gt=0)
     n_envs: int = Field(1, gt=0, le=64)
     seed: int = Field(0, ge=0, le=MAX_SEED)
-    reward_scale: float = Field(1.0, gt=0)
-    # weight of the delay the env's reward does not see (vehicles waiting to enter, queues
-    # upstream of the watched approach lanes), added to it in training (agents/workers.py)
-    unwatched_delay: float = Field(0.0, ge=0)
-    # shared mode: each signal's reward = (1 - w) x its own + w x the mean over the network's signals
-    reward_share: float = Field(0.0, ge=0, le=1)
+    reward_scale: float = Field(1.0, gt=0)  # the env's reward times this, for the learner (no other change)
     torch_threads: int = Field(1, gt=0)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
@@ -128,6 +123,17 @@ class TrainConfig(_Strict):
     critic_warmup: CriticWarmupConfig | None = None
     output: str = ""
     export: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            if "unwatched_delay" in raw:
+                raise ValueError("unwatched_delay: the reward lives in the env now; use env.reward: "
+                                 "{delay: 1, upstream_delay: W, entry_wait: W}")
+            if "reward_share" in raw:
+                raise ValueError("reward_share: the reward lives in the env now; use env.reward_share")
+        return raw
 
     @field_validator("env")
     @classmethod

@@ -125,8 +125,7 @@ class Run:
             episodes = saved.get("worker_episodes")
             episodes = _spread(episodes, self.config.n_envs)
         self.venv = SignalVecEnv(self.options, self.config.n_envs, self.shared, seed=self.config.seed,
-                                 reward_scale=self.config.reward_scale, episodes=episodes,
-                                 unwatched_delay=self.config.unwatched_delay, reward_share=self.config.reward_share)
+                                 reward_scale=self.config.reward_scale, episodes=episodes)
         if self.checkpoint is not None:
             self.model, saved = load_checkpoint(self.checkpoint, cls, self.venv)
             self.state.update({k: v for k, v in saved.items() if k in self.state})

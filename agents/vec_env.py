@@ -114,8 +114,7 @@ class SignalVecEnv(VecEnv):
 
     def __init__(self, options: EnvOptions, n_workers: int, shared: bool, seed: int = 0,
                  reward_scale: float = 1.0, episodes: Sequence[int] | None = None,
-                 seed_limit: int = TRAIN_SEED_LIMIT, unwatched_delay: float = 0.0,
-                 reward_share: float = 0.0) -> None:
+                 seed_limit: int = TRAIN_SEED_LIMIT) -> None:
         self.options = options
         self.shape = env_shape(options)
         self.shared = shared
@@ -123,7 +122,6 @@ class SignalVecEnv(VecEnv):
         self.n_signals = len(self.shape.signals)
         self.per_worker = self.n_signals if shared else 1
         self.reward_scale = float(reward_scale)
-        self.reward_share = float(reward_share)  # weight of the network mean in each signal's reward
         self._closed = True
         self._waiting = False
         ctx = mp.get_context("spawn")
@@ -135,7 +133,7 @@ class SignalVecEnv(VecEnv):
                 parent, child = ctx.Pipe()
                 spec = {"options": plain, "index": w, "seed": int(seed), "shared": shared,
                         "episode": int(episodes[w]) if w < len(episodes) else 0, "seed_limit": seed_limit,
-                        "unwatched_delay": float(unwatched_delay), "ancestor": os.getpid()}
+                        "ancestor": os.getpid()}
                 proc = ctx.Process(target=run_worker, args=(child, spec), daemon=True,
                                    name=f"cqsignal-env-{w}")
                 proc.start()
@@ -176,12 +174,9 @@ class SignalVecEnv(VecEnv):
         return rows if self.shared else rows.reshape(1, -1)
 
     def _rewards(self, rewards: np.ndarray) -> np.ndarray:
-        if self.shared:
-            # a signal that holds traffic back pushes queues onto its neighbours' approaches;
-            # sharing part of the network's reward makes it pay for that
-            r = (1.0 - self.reward_share) * rewards + self.reward_share * rewards.mean()
-        else:
-            r = np.array([rewards.sum()])
+        """The env's rewards (shared with ``reward_share`` there), times ``reward_scale``: one per
+        signal (shared policy) or their sum (single agent)."""
+        r = rewards if self.shared else np.array([rewards.sum()])
         return r * self.reward_scale
 
     # -- VecEnv ------------------------------------------------------------------

@@ -35,66 +35,6 @@ def pack_masks(masks: list[np.ndarray], width: int, shared: bool) -> np.ndarray:
     return out
 
 
-class UnwatchedDelay:
-    """Delay the env's reward cannot see, charged to the signal the vehicles will reach first.
-
-    The engine's delay reward sums over each signal's watched incoming lanes. On
-    the corridor those are the approach segments (``*.app``, the bays by the stop
-    line); the link sections upstream of them and the vehicles still waiting to
-    enter the network are not watched. Once a bay is full, more queue upstream
-    cost a policy nothing, and trained policies learned to hide queues there
-    (queue on the bays fell while the delay KPI rose). This term adds, in the
-    delay reward's units, the delay on unwatched edges that lead into a watched
-    approach (``n x (1 - v / v_max)``, like the reward) and the waiting time of
-    vehicles not yet inserted (the KPI's ``departDelay``). Training only: it is
-    not part of the observation, so deployed policies need nothing extra.
-    """
-
-    def __init__(self, core, weight: float) -> None:
-        from engine.rewards import DELAY_SCALE
-
-        self.core = core
-        self.api = core.loop.sim.api
-        self.edge_signal = {lane.rsplit("_", 1)[0]: k for k, ix in enumerate(core.layout.intersections)
-                            for lane in ix.in_lanes}
-        self.n = len(core.layout.intersections)
-        self.scale = weight * core.options.delta / DELAY_SCALE
-        self._first: dict[str, int] = {}
-        self._feeders: list[tuple[str, int, float]] | None = None  # (edge, signal, max speed)
-
-    def reset(self) -> None:
-        self._first.clear()
-
-    def _find_feeders(self) -> list[tuple[str, int, float]]:
-        """Unwatched edges upstream of each watched approach, back to the previous signal or a source."""
-        from engine.plan.measure import approaches  # the one tracing of approach links
-
-        ixs = self.core.layout.intersections
-        index = {ix.id: k for k, ix in enumerate(ixs)}
-        links = approaches(self.core.base.net_file, {ix.id: ix for ix in ixs})
-        return [(edge, index[sid], self.api.lane.getMaxSpeed(f"{edge}_0"))
-                for sid, approach_list in links.items() for a in approach_list
-                for edge in a.edges if edge not in self.edge_signal]
-
-    def __call__(self) -> np.ndarray:
-        api = self.api
-        if self._feeders is None:
-            self._feeders = self._find_feeders()
-        counts = np.zeros(self.n)
-        for edge, k, vmax in self._feeders:
-            n = api.edge.getLastStepVehicleNumber(edge)
-            if n:
-                counts[k] += n * max(0.0, 1.0 - api.edge.getLastStepMeanSpeed(edge) / vmax)
-        for vid in api.simulation.getPendingVehicles():
-            k = self._first.get(vid)
-            if k is None:  # the first signal on its route (source edges may lead to an approach)
-                route = api.vehicle.getRoute(vid)
-                k = self._first[vid] = next((self.edge_signal[e] for e in route if e in self.edge_signal), -1)
-            if k >= 0:
-                counts[k] += 1
-        return counts * self.scale
-
-
 def run_worker(conn: Connection, spec: dict) -> None:  # noqa: C901 - one message loop, a branch per command
     """Serve ``step``/``reset``/``state``/``close`` messages until closed."""
     from engine.procs import die_with_parent
@@ -113,7 +53,6 @@ def run_worker(conn: Connection, spec: dict) -> None:  # noqa: C901 - one messag
     conn.send(("ok", None))
     periods, shared = core.periods, spec["shared"]
     width = int(core.n_actions.max())
-    unwatched = UnwatchedDelay(core, spec["unwatched_delay"]) if spec.get("unwatched_delay") else None
     episode = int(spec["episode"])
     busy = 0.0
     current: dict = {}
@@ -123,16 +62,12 @@ def run_worker(conn: Connection, spec: dict) -> None:  # noqa: C901 - one messag
         seed, period = episode_draw(spec["seed"], spec["index"], episode, periods, spec["seed_limit"])
         current.update(seed=seed, period=period, episode=episode)
         episode += 1
-        if unwatched is not None:
-            unwatched.reset()
         return core.reset(seed, period)
 
     def step(actions: np.ndarray) -> tuple:
         if shared:  # padded actions (only unmasked algorithms pick them) keep the green
             actions = np.where(actions < core.n_actions, actions, core.loop.signals.phase)
-        rows, rewards, done, info = core.step(actions)
-        if unwatched is not None and not done:
-            rewards = rewards - unwatched()
+        rows, rewards, done, info = core.step(actions)  # the env's reward, as gym.make gives it
         extra = None
         if done:
             extra = {"terminal": rows, "kpis": info.get("kpis"), "error": info.get("error"), **current}

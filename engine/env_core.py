@@ -18,7 +18,7 @@ from engine.errors import ConfigError, NetworkError, SimulationError
 from engine.loop import ControlLoop, LoopOptions
 from engine.network import DEFAULT_DETECTOR_RANGE_M, load_network
 from engine.observations import DEFAULT_OBSERVATION, Observer
-from engine.rewards import Reward
+from engine.rewards import Reward, UnwatchedTraffic
 from engine.scenario import ENV_MAX_DEPART_DELAY_S, Scenario, finite
 from engine.signal_controller import check_green_bounds
 
@@ -55,7 +55,8 @@ class EnvOptions:
     min_green: float = 10.0
     max_green: float = 60.0
     observation: tuple[str, ...] = DEFAULT_OBSERVATION
-    reward: str | Mapping[str, float] = "delay"
+    reward: str | Mapping[str, float] = "delay"  # a term or {term: weight} (engine/rewards.py)
+    reward_share: float = 0.0  # each signal's reward: (1 - w) x its own + w x the network's mean
     on_sumo_error: str = "raise"  # or end_episode: truncate, and the next reset starts cleanly
     signals: tuple[str, ...] | None = None  # control a subset; None: every signal
     # A vehicle that cannot enter within this many seconds is dropped (and charged that wait
@@ -96,7 +97,7 @@ class EnvOptions:
         if self.detector_range_m < 0:
             raise ConfigError(f"detector_range_m must be >= 0, got {self.detector_range_m:g}")
         check_green_bounds(self.min_green, self.max_green)
-        Reward(self.reward)  # unknown names, NaN or infinite weights
+        Reward(self.reward, self.reward_share)  # unknown names, NaN or infinite weights, a bad share
         if self.max_depart_delay is not None and self.max_depart_delay <= 0:
             raise ConfigError(f"max_depart_delay must be positive (or None: never), "
                               f"got {self.max_depart_delay:g}")
@@ -126,7 +127,7 @@ class EnvCore:
         options.validate()
         self.options = options
         self.periods = options.periods()
-        self.reward = Reward(options.reward)
+        self.reward = Reward(options.reward, options.reward_share)
         self.base = Scenario.load(options.network, period=self.periods[0], routes=options.routes,
                                   scale=options.scale, duration=options.duration, begin=options.begin,
                                   max_depart_delay=-1.0 if options.max_depart_delay is None
@@ -149,6 +150,8 @@ class EnvCore:
                                  options.max_red_s or DEFAULT_MAX_RED_S)
         self.n_phases = self.layout.n_phases.copy()
         self.n_actions = self.n_phases if options.action_mode == "phase" else np.full(len(self.n_phases), 2)
+        self.unwatched = (UnwatchedTraffic(None, self.layout, self.base.net_file)
+                          if self.reward.needs_unwatched else None)
         self.guard = StarvationGuard(options.max_red_s) if options.max_red_s is not None else None
         self._due = np.full(len(self.n_phases), -1, dtype=np.int64)  # phases the guard says must go next
         self._phase = np.zeros(len(self.n_phases), dtype=np.int64)
@@ -171,6 +174,8 @@ class EnvCore:
         self._episode_over = False
         state = self.loop.state()
         self.reward.reset(state)
+        if self.unwatched is not None:
+            self.unwatched.reset(self.loop.sim.api)
         self._watch(state)
         return self.observer(state)
 
@@ -200,10 +205,11 @@ class EnvCore:
             return self._end_after_error(exc)
         state = self.loop.state()
         co2 = self.loop.lane_co2() if self.reward.needs_co2 else None
-        rewards = self.reward(state, self.loop.time - t0, co2)
+        unwatched = self.unwatched() if self.unwatched is not None else None
+        rewards = self.reward(state, self.loop.time - t0, co2, unwatched)
         self._watch(state)
         obs = self.observer(state)
-        info: dict = {"time": self.loop.time}
+        info: dict = {"time": self.loop.time, "reward_terms": self.reward.terms}
         done = self.loop.done
         if done:
             self._episode_over = True

@@ -82,11 +82,18 @@ class SignalParallelEnv(ParallelEnv):
         return {a: rows[k] for k, a in enumerate(self.possible_agents)}
 
     def _infos(self, shared: dict) -> dict[str, dict]:
+        """Each agent's info: the shared entries, its own reward terms and its action mask."""
         masks = self.core.masks() if self.core.loop.sim.running else None
-        return {
-            a: {**shared, **({"action_mask": masks[k].astype(np.int8)} if masks is not None else {})}
-            for k, a in enumerate(self.possible_agents)
-        }
+        terms = shared.get("reward_terms")
+        out = {}
+        for k, a in enumerate(self.possible_agents):
+            info = dict(shared)
+            if terms is not None:
+                info["reward_terms"] = {name: float(v[k]) for name, v in terms.items()}
+            if masks is not None:
+                info["action_mask"] = masks[k].astype(np.int8)
+            out[a] = info
+        return out
 
     def close(self) -> None:
         self.core.close()

@@ -21,7 +21,7 @@ def legal(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def test_shared_vec_env_one_sub_env_per_signal_with_auto_reset(grid):
-    venv = SignalVecEnv(grid_options(grid, duration=20), n_workers=2, shared=True, seed=1, reward_share=1.0)
+    venv = SignalVecEnv(grid_options(grid, duration=20, reward_share=1.0), n_workers=2, shared=True, seed=1)
     try:
         n_signals = venv.n_signals
         assert venv.num_envs == 2 * n_signals
@@ -128,32 +128,59 @@ def test_each_algorithm_learns_and_checkpoints_on_the_shared_env(shared_venv, tm
         torch.testing.assert_close(p, q)
 
 
-def test_unwatched_delay_charges_queues_upstream_and_vehicles_waiting_to_enter():
-    """Corridor approaches are watched only by the stop line; the rest of each link and the
-    vehicles not yet inserted are charged to the first signal they reach."""
-    from agents.workers import UnwatchedDelay
-
-    core = EnvCore(env_options(period="am_peak", duration=600, action_mode="switch"))
+def test_unwatched_terms_charge_queues_upstream_and_vehicles_waiting_to_enter():
+    """Corridor approaches are watched by their observation areas; the rest of each link and the
+    vehicles not yet inserted are charged to the first signal they reach, as reward terms of
+    the env itself (reported in info)."""
+    core = EnvCore(env_options(period="am_peak", duration=600, action_mode="switch", detector_range_m=0,
+                               reward={"delay": 1.0, "upstream_delay": 1.0, "entry_wait": 1.0}))
     try:
         core.reset(seed=5, period="am_peak")
-        unwatched = UnwatchedDelay(core, weight=1.0)
         api = core.loop.sim.api
-        pending = []
+        pending, info = [], {}
         for _ in range(80):  # never switching by choice: queues back up within minutes
-            core.step(np.zeros(7, dtype=np.int64))
+            _, rewards, _, info = core.step(np.zeros(7, dtype=np.int64))
             pending = api.simulation.getPendingVehicles()
             if len(pending) >= 5:
                 break
         assert len(pending) >= 5
-        charged = unwatched() * 100.0 / core.options.delta  # back to vehicle-seconds per second
-        feeders = {e: k for e, k, _ in unwatched._feeders}
+        terms = info["reward_terms"]
+        assert set(terms) == {"delay", "upstream_delay", "entry_wait"}
+        np.testing.assert_allclose(rewards, sum(terms.values()))
+        per_s = 100.0 / core.options.delta  # back to vehicle-seconds per second
+        feeders = {e: k for e, k, _ in core.unwatched.feeders()}
         assert feeders["W-C1"] == 0 and feeders["C1-C2"] == 1 and feeders["E-C7"] == 6
-        assert not set(feeders) & set(unwatched.edge_signal)  # only edges the reward does not watch
+        assert not set(feeders) & set(core.unwatched.edge_signal)  # only edges the reward does not watch
         upstream = sum(api.edge.getLastStepVehicleNumber(e) * max(0.0, 1 - api.edge.getLastStepMeanSpeed(e) / v)
-                       for e, _, v in unwatched._feeders)
-        assert charged.sum() == pytest.approx(len(pending) + upstream)
-        assert charged[0] > 0  # the west entry feeds C1 first
+                       for e, _, v in core.unwatched.feeders())
+        assert -terms["entry_wait"].sum() * per_s == pytest.approx(len(pending))
+        assert -terms["upstream_delay"].sum() * per_s == pytest.approx(upstream)
+        assert -terms["entry_wait"][0] > 0  # the west entry feeds C1 first
     finally:
+        core.close()
+
+
+def test_training_workers_use_the_env_reward_itself(grid):
+    """One implementation: the vec env's rewards are EnvCore's (shared as the options say), times
+    reward_scale, step for step on the same demand."""
+    from agents.workers import episode_draw
+    from agents import TRAIN_SEED_LIMIT
+
+    options = grid_options(grid, duration=60, reward={"delay": 1.0, "upstream_delay": 0.5, "entry_wait": 2.0},
+                           reward_share=0.3)
+    venv = SignalVecEnv(options, n_workers=1, shared=True, seed=4, reward_scale=0.1)
+    core = EnvCore(options)
+    try:
+        venv.reset()
+        seed, period = episode_draw(4, 0, 0, options.periods(), TRAIN_SEED_LIMIT)
+        core.reset(seed, period)
+        for step in range(12):
+            actions = np.array([int(np.flatnonzero(m)[step % m.sum()]) for m in core.masks()])
+            _, expected, _, _ = core.step(actions)
+            _, got, _, _ = venv.step(actions)
+            np.testing.assert_allclose(got, expected * 0.1, rtol=1e-5, atol=1e-7)
+    finally:
+        venv.close()
         core.close()
 
 
