@@ -111,6 +111,24 @@ def phase_queue(state: TrafficState, idx: ObsIndex) -> np.ndarray:
     return np.clip((idx.mov_by_int @ (per_move[:, None] * idx.mov_phase)) / PHASE_VEHICLES_SCALE, 0.0, 1.0)
 
 
+GREEN_FLOW_SCALE = 10.0  # moving vehicles per green lane that read as 1.0
+
+
+def green_flow(state: TrafficState, idx: ObsIndex) -> np.ndarray:
+    """Per signal: moving vehicles per lane of the current green's movements (lanes weighted by
+    the share of their movements the phase serves), over 10, in [0, 1]: whether the green still
+    discharges, max pressure's rule for holding it."""
+    layout = state.layout
+    share = _share(layout)
+    moving = (state.lane_count - state.lane_halting)[layout.mov_in] * share
+    on_green = layout.mov_phases[np.arange(len(layout.mov_in)), np.asarray(state.phase)[layout.mov_intersection]]
+    n = len(state.phase)
+    flowing = np.bincount(layout.mov_intersection, moving * on_green, minlength=n)
+    lanes = np.bincount(layout.mov_intersection, share * on_green, minlength=n)
+    per_lane = np.divide(flowing, lanes, out=np.zeros(n), where=lanes > 0)
+    return np.clip(per_lane / GREEN_FLOW_SCALE, 0.0, 1.0)[:, None]
+
+
 def phase_pressure(state: TrafficState, idx: ObsIndex) -> np.ndarray:
     """Per green phase: max pressure's own score, sum over its movements of saturation flow
     [veh/h/lane, relative to 1,800] x (vehicles on the incoming lane x its share - halting
@@ -167,11 +185,12 @@ FEATURES: dict[str, Feature] = {
     "phase_queue": Feature(lambda i: i.max_phases, 0.0, 1.0),
     "phase_pressure": Feature(lambda i: i.max_phases, -1.0, 1.0),
     "phase_wait": Feature(lambda i: i.max_phases, 0.0, 1.0),
+    "green_flow": Feature(lambda i: 1, 0.0, 1.0),
 }
 # Phase-aligned: every slot means the same phase-level quantity at every signal, and max
 # pressure's inputs (its per-phase score, how long each phase has waited) are in it.
-PHASE_OBSERVATION = ("phase", "time_in_phase", "min_green_passed", "phase_vehicles", "phase_queue",
-                     "phase_pressure", "phase_wait")
+PHASE_OBSERVATION = ("phase", "time_in_phase", "min_green_passed", "green_flow", "phase_vehicles",
+                     "phase_queue", "phase_pressure", "phase_wait")
 DEFAULT_OBSERVATION = ("queue", "density", "phase", "time_in_phase", "min_green_passed", "pressure")
 
 
@@ -192,7 +211,7 @@ class Observer:
                      "time_in_phase": make_time_in_phase(max_green),
                      "min_green_passed": min_green_passed, "pressure": pressure,
                      "phase_vehicles": phase_vehicles, "phase_queue": phase_queue,
-                     "phase_pressure": phase_pressure,
+                     "phase_pressure": phase_pressure, "green_flow": green_flow,
                      "phase_wait": make_phase_wait(max_red_s)}
         self._functions = [functions[n] for n in self.names]
         widths = [FEATURES[n].width(self.index) for n in self.names]

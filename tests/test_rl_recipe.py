@@ -132,7 +132,7 @@ def test_phase_features_carry_max_pressures_inputs(grid):
                 for p in np.flatnonzero(layout.mov_phases[m]):
                     score[layout.mov_intersection[m], p] += s
             names = list(PHASE_OBSERVATION)
-            widths = {"phase": layout.max_phases, "time_in_phase": 1, "min_green_passed": 1,
+            widths = {"phase": layout.max_phases, "time_in_phase": 1, "min_green_passed": 1, "green_flow": 1,
                       "phase_vehicles": layout.max_phases, "phase_queue": layout.max_phases,
                       "phase_pressure": layout.max_phases,
                       "phase_wait": layout.max_phases}
