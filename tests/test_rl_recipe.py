@@ -13,7 +13,7 @@ from agents.config import validate_config
 from agents.pretrain import actor_parameters, bootstrapped_rewards, discounted_returns
 from engine.controllers import kernels
 from engine.env_core import EnvCore, env_options
-from engine.observations import PHASE_OBSERVATION, PHASE_VEHICLES_SCALE
+from engine.observations import PHASE_OBSERVATION
 
 
 def test_value_targets_bootstrap_where_an_episode_hits_its_time_limit():
@@ -138,7 +138,9 @@ def test_phase_features_carry_max_pressures_inputs(grid):
                       "phase_wait": layout.max_phases}
             start = {n: sum(widths[x] for x in names[: names.index(n)]) for n in names}
             got = rows[:, start["phase_pressure"]: start["phase_pressure"] + layout.max_phases]
-            np.testing.assert_allclose(got, np.clip(score / PHASE_VEHICLES_SCALE, -1, 1), atol=1e-5)
+            expected = np.sign(score) * np.log1p(np.abs(score) / 10.0) / np.log1p(40.0)  # vehicles_scale
+            np.testing.assert_allclose(got, np.clip(expected, -1, 1), atol=1e-5)
+            assert np.all(np.diff(got[0, : layout.n_phases[0]]) * np.diff(score[0, : layout.n_phases[0]]) >= -1e-9)
             wait = rows[:, start["phase_wait"]: start["phase_wait"] + layout.max_phases]
             now_green = np.zeros_like(wait, dtype=bool)
             now_green[np.arange(len(state.phase)), state.phase] = True
