@@ -127,9 +127,21 @@ def never_or_seconds(text: str) -> float:
     return _number(text, "value")
 
 
+def ray_address_arg(text: str) -> str:
+    """An argparse type: a Ray address that can work, checked before any work (engine.runs.check_ray)."""
+    from engine.errors import ConfigError
+    from engine.runs import check_ray
+
+    try:
+        check_ray(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def add_ray_arg(p: argparse.ArgumentParser) -> None:
     """--ray ADDRESS: run the simulations on a Ray cluster (bench, plan, evaluate)."""
-    p.add_argument("--ray", default=None, metavar="ADDRESS",
+    p.add_argument("--ray", default=None, metavar="ADDRESS", type=ray_address_arg,
                    help="run the simulations on a Ray cluster ('auto', 'ray://host:10001', or 'local' "
                         "for a private one); needs the optional ray extra")
 

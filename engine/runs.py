@@ -14,9 +14,13 @@ killer) fails its own run and no other.
   engine (and ``preload``), so a run starts in milliseconds. Each worker dies with
   the process that asked for it, kill -9 included (:mod:`engine.procs`), runs
   with one BLAS/torch thread (one core per simulation), and streams its progress.
-- **Ray** (``ray="auto"``, ``"ray://host:10001"`` or ``"local"``): one Ray task
-  per run with ``max_calls=1`` (a fresh worker process per run). Every node needs
-  cqsignal installed and the network files at the same paths.
+- **Ray** (``ray="auto"``, ``"ray://host:10001"``, ``"host:6379"`` or ``"local"``):
+  one Ray task per run with ``max_calls=1`` (a fresh worker process per run). Every
+  node needs cqsignal installed and the network files at the same paths. The
+  address is checked first (:func:`check_ray`). After a ``kill -9`` of the command,
+  the tasks and a ``local`` instance's GCS and raylet end at once; Ray's own node
+  agents (dashboard and runtime-env agents) exit by themselves within about two
+  minutes (Ray's supervision, not cqsignal's).
 - **Inline** (``inline=True`` with one worker and no Ray): in this process, for
   callers that run no other simulation themselves.
 
@@ -103,7 +107,7 @@ def run_all(work: Work, tasks: Sequence[T], *, workers: int = 1, ray: str | None
 
     if not tasks:
         return outcomes
-    if ray:
+    if ray is not None:
         _run_ray(work, tasks, ray, workers, finished)
     elif inline and workers <= 1:
         for i, task in enumerate(tasks):
@@ -219,6 +223,39 @@ def _drop_empty(log: Path) -> None:
 
 # -- Ray ------------------------------------------------------------------------------
 
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_ray(address: str) -> None:
+    """Refuse, in one line and at once, a Ray address that cannot work.
+
+    ``local`` and ``auto`` need only the ``ray`` extra; ``ray://host:port`` (Ray Client)
+    and ``host:port`` (a cluster's GCS) must accept a TCP connection within 5 s. Without
+    this check Ray retries an unreachable GCS for minutes and a Client address for 30 s,
+    printing its own log lines. Raises :class:`ConfigError`.
+    """
+    import socket
+
+    if not address or not address.strip():
+        raise ConfigError("--ray: give an address ('auto', 'local', 'ray://host:10001' or 'host:6379')")
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ConfigError("--ray needs the optional extra: pip install 'cqsignal[ray]'") from None
+    if address in ("local", "auto"):
+        return
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"ray address '{address}': expected 'auto', 'local', 'ray://host:port' or 'host:port'")
+    try:
+        with socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        why = exc.strerror or exc.__class__.__name__
+        raise ConfigError(f"ray address '{address}': cannot connect ({why})") from None
+
+
 def _ray_task(work: Work, task: Any) -> Any:
     limit_threads()
     return _call(work, task)
@@ -226,17 +263,22 @@ def _ray_task(work: Work, task: Any) -> Any:
 
 def _run_ray(work: Work, tasks: list, address: str, workers: int,
              finished: Callable[[int, Any], None]) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--ray needs the optional extra: pip install 'cqsignal[ray]'") from None
+    import logging
+    import warnings
+
+    check_ray(address)
+    import ray
+
     started = False
     if not ray.is_initialized():
         kwargs: dict = {"include_dashboard": False} if address == "local" else {}
+        kwargs["logging_level"] = logging.ERROR  # Ray's own INFO lines would break the one-line contract
         if address == "local" and workers:
             kwargs["num_cpus"] = workers
         try:
-            ray.init(address=address, log_to_driver=False, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ray.init(address=address, log_to_driver=False, **kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             ray.shutdown()  # a half-made client connection would spoil the next ray.init in this process
             raise ConfigError(f"ray address '{address}': cannot connect ({one_line(exc)})") from None
@@ -258,4 +300,4 @@ def _run_ray(work: Work, tasks: list, address: str, workers: int,
             ray.shutdown()
 
 
-__all__ = ["THREAD_VARS", "RunFailed", "limit_threads", "one_line", "run_all"]
+__all__ = ["THREAD_VARS", "RunFailed", "check_ray", "limit_threads", "one_line", "run_all"]

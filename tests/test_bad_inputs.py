@@ -156,6 +156,13 @@ CASES = [
     S("evaluate-max-depart-delay-inf", lambda c: c.evaluate("--max-depart-delay", "inf"), "finite number"),
     S("evaluate-corrupt-model", lambda c: ["evaluate", str(c.corrupt), "--seeds", "1", "--duration", "60",
                                            "--out", str(c.out)], "weights do not load", subprocess=True, slow=True),
+    # -- Ray addresses that cannot work, refused before any work (no minutes of Ray retries) ---------
+    S("bench-ray-empty", lambda c: [*c.bench(), "--ray", ""], "--ray: give an address"),
+    S("bench-ray-unreachable-gcs", lambda c: [*c.bench(), "--ray", "127.0.0.1:1"],
+      "ray address '127.0.0.1:1': cannot connect"),
+    S("evaluate-ray-unreachable-client", lambda c: [*c.evaluate(), "--ray", "ray://127.0.0.1:1"],
+      "ray address 'ray://127.0.0.1:1': cannot connect"),
+    S("plan-ray-malformed", lambda c: [*c.plan(), "--ray", "bogus"], "expected 'auto', 'local'"),
     # -- bench: config keys, refused when the config loads -----------------------------------------
     S("bench-min-green-nan", lambda c: c.bench(loop={"min_green": NAN}), "loop.min_green: Input should be a finite"),
     S("bench-max-green-inf", lambda c: c.bench(loop={"max_green": INF}), "loop.max_green: Input should be a finite"),

@@ -8,6 +8,9 @@ location is an edge (a loop detector across all its lanes) or a turning movement
     07:00,07:15,W-C1,,512            <- edge count (to_edge empty)
     07:00,07:15,C1-C2.app,C2-C2N,31  <- turning movement count
 
+An optional ``occupancy`` column (percent of the interval, loop detectors) is read
+and checked; the twin's detector feeds (``engine/twin/detectors.py``) write it.
+
 Times are seconds or clock times ``HH:MM`` / ``HH:MM:SS``; the ``to_edge``
 column may be left out when every row is an edge count; lines starting with
 ``#`` are comments. Every error names the file and the row (CSV line or XML
@@ -27,7 +30,7 @@ from pathlib import Path
 from engine.errors import ConfigError
 
 REQUIRED_COLUMNS = ("interval_start", "interval_end", "edge", "count")
-COLUMNS = ("interval_start", "interval_end", "edge", "to_edge", "count")
+COLUMNS = ("interval_start", "interval_end", "edge", "to_edge", "count", "occupancy")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Count:
     to_edge: str | None  # None for an edge count
     value: float
     row: str  # where it came from, for messages: "counts.csv:12"
+    occupancy: float | None = None  # % of the interval a detector was occupied (loop detectors), if given
 
     @property
     def location(self) -> str:
@@ -130,7 +134,7 @@ def _count_value(text: str | None, where: str) -> float:
 
 
 def _make(begin: str, end: str, edge: str | None, to_edge: str | None, count: str | None,
-          where: str) -> Count:
+          where: str, occupancy: str | None = None) -> Count:
     b, e = parse_time(begin, where), parse_time(end, where)
     if e <= b:
         raise ConfigError(f"{where}: interval_end {end.strip()} is not after interval_start {begin.strip()}")
@@ -138,7 +142,15 @@ def _make(begin: str, end: str, edge: str | None, to_edge: str | None, count: st
     if not edge:
         raise ConfigError(f"{where}: edge is missing")
     to = (to_edge or "").strip() or None
-    return Count(b, e, edge, to, _count_value(count, where), where)
+    occ = None
+    if (occupancy or "").strip():
+        try:
+            occ = float(occupancy)
+        except ValueError:
+            raise ConfigError(f"{where}: occupancy {occupancy.strip()!r} is not a number") from None
+        if not 0.0 <= occ <= 100.0:
+            raise ConfigError(f"{where}: occupancy {occ:g} is outside 0..100 %")
+    return Count(b, e, edge, to, _count_value(count, where), where, occ)
 
 
 # ----------------------------------------------------------------------------- readers
@@ -204,7 +216,7 @@ def _read_csv(path: Path, text: str) -> list[Count]:
             raise ConfigError(f"{where}: {len(cells)} fields, the header has {len(names)}")
         row = dict(zip(names, cells))
         out.append(_make(row["interval_start"], row["interval_end"], row["edge"], row.get("to_edge"),
-                         row["count"], where))
+                         row["count"], where, row.get("occupancy")))
     return out
 
 
