@@ -322,9 +322,12 @@ def write_csv(counts: Iterable[Count], path: Path, comments: Iterable[str] = ())
     buf = io.StringIO()
     for line in comments:
         buf.write(f"# {line}\n" if line else "#\n")
+    counts = list(counts)
+    occupancy = any(c.occupancy is not None for c in counts)  # the column only when there is one
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
+    w.writerow(COLUMNS if occupancy else COLUMNS[:-1])
     for c in counts:
         value = int(c.value) if float(c.value).is_integer() else c.value
-        w.writerow([clock(c.begin), clock(c.end), c.edge, c.to_edge or "", value])
+        row = [clock(c.begin), clock(c.end), c.edge, c.to_edge or "", value]
+        w.writerow(row + ["" if c.occupancy is None else f"{c.occupancy:g}"] if occupancy else row)
     write_text_atomic(path, buf.getvalue())
