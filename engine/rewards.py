@@ -115,9 +115,11 @@ class UnwatchedTraffic:
 
     ``upstream``: delaying vehicles (``n x (1 - v / v_max)`` per edge) on the link
     sections that lead into an observed approach, back to the previous signal or the
-    network's edge; ``entry``: vehicles queued to enter whose route reaches the signal
-    first. Without these, trained policies learned to hold traffic back where their
-    reward did not look (queues upstream, entry backlog) while the delay KPI rose.
+    network's edge, each edge weighted by the part of it outside the observation
+    areas (so that ``delay`` and ``upstream_delay`` never count the same road);
+    ``entry``: vehicles queued to enter whose route reaches the signal first.
+    Without these, trained policies learned to hold traffic back where their reward
+    did not look (queues upstream, entry backlog) while the delay KPI rose.
     Reads SUMO through ``api`` (libsumo/traci); shapes (signals,).
     """
 
@@ -129,7 +131,13 @@ class UnwatchedTraffic:
                             for lane in ix.in_lanes}
         self.n = len(layout.intersections)
         self._first: dict[str, int] = {}
-        self._feeders: list[tuple[str, int, float]] | None = None  # (edge, signal, max speed)
+        self._feeders: list[tuple[str, int, float, float]] | None = None  # (edge, signal, max speed, weight)
+        self._observed: dict[str, float] = {}  # edge -> the part of it inside an approach's area
+        area, incoming = layout.area, set(layout.in_lane_index.tolist())  # the delay term's lanes
+        for row, lane_index, covered in zip(area.row, area.col, area.covered):
+            if int(row) in incoming:
+                edge = layout.area_lanes[int(lane_index)].rsplit("_", 1)[0]
+                self._observed[edge] = max(self._observed.get(edge, 0.0), float(covered))
 
     def reset(self, api=None) -> None:
         """A new episode (``api``: the simulation's, if it was restarted)."""
@@ -137,27 +145,30 @@ class UnwatchedTraffic:
         if api is not None:
             self.api = api
 
-    def feeders(self) -> list[tuple[str, int, float]]:
-        """(edge, signal index, max speed) of unobserved edges upstream of each observed approach."""
+    def feeders(self) -> list[tuple[str, int, float, float]]:
+        """(edge, signal index, max speed, weight) of edges upstream of each observed approach,
+        weight = the part of the edge outside the observation areas (> 0)."""
         if self._feeders is None:
             from engine.plan.measure import approaches  # the one tracing of approach links
 
             ixs = self.layout.intersections
             index = {ix.id: k for k, ix in enumerate(ixs)}
             links = approaches(self.net_file, {ix.id: ix for ix in ixs})
-            self._feeders = [(edge, index[sid], self.api.lane.getMaxSpeed(f"{edge}_0"))
-                             for sid, approach_list in links.items() for a in approach_list
-                             for edge in a.edges if edge not in self.edge_signal]
+            feeders = [(edge, index[sid], self.api.lane.getMaxSpeed(f"{edge}_0"),
+                        1.0 - self._observed.get(edge, 0.0))
+                       for sid, approach_list in links.items() for a in approach_list
+                       for edge in a.edges if edge not in self.edge_signal]
+            self._feeders = [f for f in feeders if f[3] > 1e-9]
         return self._feeders
 
     def __call__(self) -> tuple[np.ndarray, np.ndarray]:
         """(upstream delaying vehicles, vehicles waiting to enter) per signal, now."""
         api = self.api
         upstream = np.zeros(self.n)
-        for edge, k, vmax in self.feeders():
+        for edge, k, vmax, weight in self.feeders():
             n = api.edge.getLastStepVehicleNumber(edge)
             if n:
-                upstream[k] += n * max(0.0, 1.0 - api.edge.getLastStepMeanSpeed(edge) / vmax)
+                upstream[k] += weight * n * max(0.0, 1.0 - api.edge.getLastStepMeanSpeed(edge) / vmax)
         entry = np.zeros(self.n)
         for vid in api.simulation.getPendingVehicles():
             k = self._first.get(vid)

@@ -148,14 +148,34 @@ def test_unwatched_terms_charge_queues_upstream_and_vehicles_waiting_to_enter():
         assert set(terms) == {"delay", "upstream_delay", "entry_wait"}
         np.testing.assert_allclose(rewards, sum(terms.values()))
         per_s = 100.0 / core.options.delta  # back to vehicle-seconds per second
-        feeders = {e: k for e, k, _ in core.unwatched.feeders()}
+        feeders = {e: k for e, k, _, _ in core.unwatched.feeders()}
         assert feeders["W-C1"] == 0 and feeders["C1-C2"] == 1 and feeders["E-C7"] == 6
         assert not set(feeders) & set(core.unwatched.edge_signal)  # only edges the reward does not watch
-        upstream = sum(api.edge.getLastStepVehicleNumber(e) * max(0.0, 1 - api.edge.getLastStepMeanSpeed(e) / v)
-                       for e, _, v in core.unwatched.feeders())
+        upstream = sum(w * api.edge.getLastStepVehicleNumber(e) * max(0.0, 1 - api.edge.getLastStepMeanSpeed(e) / v)
+                       for e, _, v, w in core.unwatched.feeders())
+        assert all(w == 1.0 for *_, w in core.unwatched.feeders())  # stop-line areas: no upstream edge observed
         assert -terms["entry_wait"].sum() * per_s == pytest.approx(len(pending))
         assert -terms["upstream_delay"].sum() * per_s == pytest.approx(upstream)
         assert -terms["entry_wait"][0] > 0  # the west entry feeds C1 first
+    finally:
+        core.close()
+
+
+def test_upstream_delay_leaves_out_the_road_the_observation_areas_see():
+    """With 150 m areas the delay term already sees part of the upstream link sections: those are
+    weighted by the part outside the areas, so no road is charged twice."""
+    core = EnvCore(env_options(period="am_peak", duration=60, detector_range_m=150,
+                               reward={"delay": 1.0, "upstream_delay": 1.0}))
+    try:
+        core.reset(seed=5, period="am_peak")
+        net = core.loop.layout
+        weights = {e: w for e, _, _, w in core.unwatched.feeders()}
+        lengths = {lane.rsplit("_", 1)[0]: core.loop.sim.api.lane.getLength(lane) for lane in net.area_lanes}
+        for edge, w in weights.items():
+            assert 0.0 < w <= 1.0
+            if edge in lengths and w < 1.0:  # partly inside an area: the rest is what is charged
+                assert w == pytest.approx(1.0 - core.unwatched._observed[edge])
+        assert any(w < 1.0 for w in weights.values())  # 150 m reaches past the approach bays
     finally:
         core.close()
 
