@@ -7,6 +7,11 @@ from pathlib import Path
 import numpy as np
 
 
+def _thousands(x: float, _pos: int) -> str:
+    """Tick label of a timestep count: 400000 -> '400k'."""
+    return f"{x / 1000:g}k" if abs(x) >= 1000 else f"{x:g}"
+
+
 def learning_curve(state: dict, path: Path, title: str) -> Path:
     """Mean delay of training episodes and evaluations against timesteps (PNG, written atomically)."""
     import matplotlib
@@ -33,6 +38,7 @@ def learning_curve(state: dict, path: Path, title: str) -> Path:
         ax.axhline(base["kpis"]["mean_delay_s"], ls="--", color="k",
                    label=f"{base['controller']} (evaluation seeds)")
     ax.set_xlabel("timesteps")
+    ax.xaxis.set_major_formatter(_thousands)
     ax.set_ylabel("mean delay [s/veh]")
     ax.set_title(f"{title}: delay")
     ax.legend(fontsize=8)
@@ -46,6 +52,7 @@ def learning_curve(state: dict, path: Path, title: str) -> Path:
         ax2.set_ylabel("throughput [veh/h]")
         ax2.legend(fontsize=8, loc="lower right")
     ax.set_xlabel("timesteps")
+    ax.xaxis.set_major_formatter(_thousands)
     ax.set_ylabel("mean queue [veh]")
     ax.set_title("evaluation: queue and throughput")
     ax.legend(fontsize=8, loc="upper right")
