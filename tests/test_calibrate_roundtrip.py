@@ -8,41 +8,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
 from engine.calibrate import calibrate
-from engine.calibrate.counts import Count, read_counts, write_csv
-from engine.calibrate.measure import simulate_counts
+from engine.calibrate.counts import Count, read_counts
 from engine.calibrate.sampler import enumerate_routes, read_net
 from engine.cli import main as cli_main
 from engine.errors import ConfigError
 from engine.scenario import Scenario
-from engine.network import read_intersections
 
-START = 7 * 3600  # counts are labelled from 07:00
 INTERVALS = 2
 
 
 @pytest.fixture(scope="module")
-def grid_counts(grid, tmp_path_factory) -> Path:
+def grid_counts(make_grid_counts) -> Path:
     """15-minute counts of every signal movement and entry edge of the grid, 5 % noise."""
-    net, routes = grid
-    scenario = Scenario.load(net, routes=[routes], seed=3, duration=900 * (INTERVALS + 1))
-    turns = sorted({(m.from_edge, m.to_edge) for ix in read_intersections(net).values() for m in ix.movements})
-    locations = [(e, None) for e in read_net(net).sources] + turns
-    probes = [Count(START + 900 * k, START + 900 * (k + 1), e, to, 0.0, "probe")
-              for e, to in locations for k in range(INTERVALS)]
-    # the first 900 s warm the grid up, as real counts start on a loaded network
-    simulated = simulate_counts(scenario, probes, offset=START - 900)
-    rng = np.random.default_rng(5)
-    noisy = [Count(c.begin, c.end, c.edge, c.to_edge,
-                   float(max(0, round(simulated[c] * (1 + 0.05 * rng.standard_normal())))), "x")
-             for c in probes]
-    path = tmp_path_factory.mktemp("counts") / "grid_counts.csv"
-    write_csv(noisy, path, comments=["synthetic test counts"])
-    return path
+    return make_grid_counts(INTERVALS)
 
 
 @pytest.fixture(scope="module")

@@ -527,30 +527,9 @@ def test_kill_plan(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def grid_counts(grid, tmp_path_factory) -> Path:
+def grid_counts(make_grid_counts) -> Path:
     """One 15-minute interval of counts on the grid (every entry and turn)."""
-    import numpy as np
-
-    from engine.calibrate.counts import Count, write_csv
-    from engine.calibrate.measure import simulate_counts
-    from engine.calibrate.sampler import read_net
-    from engine.network import read_intersections
-    from engine.scenario import Scenario
-
-    net, routes = grid
-    start = 7 * 3600
-    scenario = Scenario.load(net, routes=[routes], seed=3, duration=1800)
-    turns = sorted({(m.from_edge, m.to_edge) for ix in read_intersections(net).values() for m in ix.movements})
-    probes = [Count(start, start + 900, e, to, 0.0, "probe")
-              for e, to in [(e, None) for e in read_net(net).sources] + turns]
-    simulated = simulate_counts(scenario, probes, offset=start - 900)
-    rng = np.random.default_rng(5)
-    counts = [Count(c.begin, c.end, c.edge, c.to_edge,
-                    float(max(0, round(simulated[c] * (1 + 0.05 * rng.standard_normal())))), "x")
-              for c in probes]
-    path = tmp_path_factory.mktemp("counts") / "grid_counts.csv"
-    write_csv(counts, path)
-    return path
+    return make_grid_counts(1)
 
 
 @pytest.mark.slow
