@@ -9,14 +9,13 @@ workers and the learner share two cores without oversubscription.
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from multiprocessing.connection import Connection
 
 import numpy as np
 
-from engine.runs import THREAD_VARS
+from engine.runs import limit_threads
 
 
 def episode_draw(seed: int, worker: int, episode: int, periods: tuple, limit: int) -> tuple[int, object]:
@@ -40,8 +39,7 @@ def run_worker(conn: Connection, spec: dict) -> None:  # noqa: C901 - one messag
     from engine.procs import die_with_parent
 
     die_with_parent(spec.get("ancestor"))  # an env worker ends with its trainer, kill -9 included
-    for var in THREAD_VARS:
-        os.environ[var] = "1"
+    limit_threads()
     from engine.env_core import EnvCore, env_options
 
     try:

@@ -179,14 +179,16 @@ def read_counts(path: str | Path, edge_attribute: str = "entered",
     if text.lstrip().startswith("<"):
         counts = _read_xml(path, raw, edge_attribute, turn_attribute)
     else:
-        counts = _read_csv(path, text)
+        counts = parse_counts_csv(path, text)
     if not counts:
         raise ConfigError(f"{path}: no counts in file")
     check_overlaps(counts)
     return CountSet(path, tuple(counts))
 
 
-def _read_csv(path: Path, text: str) -> list[Count]:
+def parse_counts_csv(path: Path, text: str) -> list[Count]:
+    """Counts from the text of a counts CSV (``path`` names it in messages), each row validated;
+    :class:`ConfigError` naming the file and line. Overlaps are not checked here (:func:`read_counts`)."""
     lines = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1)
              if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.calibrate.counts import COLUMNS, Count, clock
+from engine.calibrate.counts import COLUMNS, Count, clock, parse_counts_csv
 from engine.errors import ConfigError
 from engine.signals import Intersection
 
@@ -139,8 +139,6 @@ class CountsFeed:
         self._header: str | None = None
 
     def read(self) -> list[Count]:
-        from engine.calibrate.counts import _read_csv
-
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self._offset)
@@ -165,4 +163,4 @@ class CountsFeed:
             text = "\n".join([self._header] + ["#"] * (before - 1) + lines)
         if sum(1 for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")) <= 1:
             return []
-        return _read_csv(self.path, text)
+        return parse_counts_csv(self.path, text)
