@@ -63,7 +63,20 @@ def test_untrustworthy_counts_fall_back_to_the_profile_and_say_why():
     assert forecast(inner_gap, prof, steps=6).method == "ets"
 
 
+def test_edge_cases_fall_back_with_a_reason():
+    prof = peak_profile()
+    empty = forecast([], prof, steps=4, method="last")
+    assert empty.method == "profile" and "no interval counted" in empty.fallback
+    np.testing.assert_allclose(empty.mean, prof[:4])
+    flat = forecast([300.0] * 8, [0.0] * 12, steps=4)  # a profile without traffic: hold the counted level
+    assert flat.method == "last" and "expects no traffic" in flat.fallback
+    np.testing.assert_allclose(flat.mean, 300.0)
+    assert forecast([300.0] * 8, prof, steps=0).mean.shape == (0,)
+
+
 @pytest.mark.parametrize("kwargs, match", [
+    ({"steps": -2}, "whole number >= 0"),
+    ({"steps": 2.5}, "whole number >= 0"),
     ({"method": "arima"}, "choose from"),
     ({"level": 100.0}, "level"),
     ({"steps": 60}, "the profile covers"),

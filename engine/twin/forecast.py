@@ -84,6 +84,8 @@ def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *,
     """
     if method not in METHODS:
         raise ConfigError(f"forecast method {method!r}: choose from {', '.join(METHODS)}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ConfigError(f"forecast steps must be a whole number >= 0, got {steps!r}")
     if not 0.0 < level < 100.0:
         raise ConfigError(f"forecast level must be in (0, 100) %, got {level:g}")
     y = np.asarray(observed, dtype=float)
@@ -97,17 +99,34 @@ def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *,
     ahead = prof[n:n + steps]
     issued = n * step_s
     problem = _untrustworthy(y, prof[:n])
-    if method == "profile" or problem or (method == "ets" and np.isfinite(y).sum() < MIN_HISTORY):
-        reason = None if method == "profile" else (problem or f"fewer than {MIN_HISTORY} intervals counted")
+    counted = y[np.isfinite(y)]
+    if not problem and method == "ets" and not np.any(prof[:n + steps] > 0) and np.any(counted > 0):
+        # a profile without traffic gives the ratio nothing to scale: hold the counted level
+        return _last(location, issued, step_s, counted, steps, level,
+                     "the profile expects no traffic here; the last value is held")
+    if method == "profile" or problem or not len(counted) or (method == "ets" and len(counted) < MIN_HISTORY):
+        if method == "profile":
+            reason = None
+        elif problem:
+            reason = problem
+        elif not len(counted):
+            reason = "no interval counted yet"
+        else:
+            reason = f"fewer than {MIN_HISTORY} intervals counted"
         return _profile(location, issued, step_s, ahead, y, prof[:n], level, reason, method)
     if method == "last":
-        last = float(y[np.isfinite(y)][-1])
-        spread = _z(level) * _residual_sd(np.diff(y[np.isfinite(y)]))
-        mean = np.full(steps, last)
-        widen = np.sqrt(np.arange(1, steps + 1))  # a random walk's error grows with the horizon
-        return FlowForecast(location, issued, step_s, mean, np.maximum(mean - spread * widen, 0.0),
-                            mean + spread * widen, level, "last")
+        return _last(location, issued, step_s, counted, steps, level, None)
     return _ets(location, issued, step_s, y, prof[:n], ahead, level)
+
+
+def _last(location: str, issued: float, step_s: float, counted: np.ndarray, steps: int, level: float,
+          fallback: str | None) -> FlowForecast:
+    """The last counted flow held, its interval widening like a random walk's."""
+    spread = _z(level) * _residual_sd(np.diff(counted))
+    mean = np.full(steps, float(counted[-1]))
+    widen = np.sqrt(np.arange(1, steps + 1))
+    return FlowForecast(location, issued, step_s, mean, np.maximum(mean - spread * widen, 0.0),
+                        mean + spread * widen, level, "last", fallback)
 
 
 def _untrustworthy(y: np.ndarray, prof: np.ndarray) -> str | None:
