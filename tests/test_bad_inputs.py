@@ -112,6 +112,23 @@ class Case:
 
 S = Case  # short, for the table below
 
+
+def _twin(c: Ctx, calibrated: bool = True) -> str:
+    """A twin folder of the grid (its routes), as `cqsignal calibrate` writes one (or without its window)."""
+    folder = c.tmp / "twin"
+    folder.mkdir(exist_ok=True)
+    meta = {"net": str(c.net), "routes": [str(c.routes)], "duration": 3600}
+    if calibrated:
+        meta["calibration"] = {"counts": "counts.csv", "begin": "07:00", "end": "07:45", "warmup_s": 900}
+    (folder / "network.yaml").write_text(yaml.safe_dump(meta))
+    return str(folder)
+
+
+def _plan_demand(c: Ctx, network: str = "chongqing", **source) -> list[str]:
+    """``plan`` with the am_peak demand from ``source`` (twin or counts and their options)."""
+    return c.plan(network=network, demand={"am_peak": source})
+
+
 CASES = [
     # -- simulate: numbers in flags --------------------------------------------------------------
     S("simulate-duration-nan", lambda c: c.simulate("--duration", "nan"), "duration must be a finite number"),
@@ -215,6 +232,38 @@ CASES = [
       lambda c: c.calibrate(counts="interval_start,interval_end,edge,to_edge,count\n"
                                    "07:00,07:15,C1-C2.app,C2-C2N,700\n"),
       "counts.csv:2: count 700 at turn C1-C2.app>C2-C2N"),
+    # -- plan: a period's demand from a calibrated twin or counts (config demand.<period>) -----------
+    S("plan-demand-twin-missing", lambda c: _plan_demand(c, twin=str(c.tmp / "nowhere")),
+      "demand.am_peak.twin: "),
+    S("plan-demand-counts-missing", lambda c: _plan_demand(c, counts=str(c.tmp / "none.csv")),
+      "demand.am_peak.counts: "),
+    S("plan-demand-counts-of-another-network", lambda c: _plan_demand(c, str(c.net), counts=str(COUNTS)),
+      "does not exist in the network"),
+    S("plan-demand-twin-of-another-network", lambda c: _plan_demand(c, twin=_twin(c)),
+      "is a twin of another network"),
+    S("plan-period-without-demand", lambda c: c.plan(network=str(c.net)), "periods: 'am_peak' has no demand"),
+    S("plan-demand-of-an-unplanned-period", lambda c: c.plan(demand={"pm_peak": {"counts": str(COUNTS)}}),
+      "demand: period 'pm_peak' is not in periods"),
+    S("plan-demand-twin-and-counts", lambda c: _plan_demand(c, twin=str(c.tmp), counts=str(COUNTS)),
+      "demand.am_peak: give one of twin"),
+    S("plan-demand-seed-of-a-twin", lambda c: _plan_demand(c, twin=str(c.tmp), seed=3),
+      "seed: only for counts"),
+    S("plan-demand-window-not-a-window", lambda c: _plan_demand(c, counts=str(COUNTS), window="seven"),
+      "demand.am_peak.window: expected a time-of-day window"),
+    S("plan-demand-window-without-counts", lambda c: _plan_demand(c, counts=str(COUNTS), window="17:00-18:00"),
+      "no count lies inside 17:00-18:00"),
+    S("plan-demand-twin-without-window", lambda c: _plan_demand(c, str(c.net), twin=_twin(c, calibrated=False)),
+      "has no calibration window"),
+    S("plan-demand-window-outside-the-twin", lambda c: _plan_demand(c, str(c.net), twin=_twin(c),
+                                                                    window="06:00-07:00"),
+      "is outside the twin's counts (07:00-07:45)"),
+    S("plan-demand-zero-counts", lambda c: _plan_demand(c, counts=c.write(
+        "zero.csv", "interval_start,interval_end,edge,to_edge,count\n07:00,07:15,C1N-C1,,0\n")),
+      "is 0: period am_peak would have no demand"),
+    S("plan-demand-evaluation-longer-than-counts",
+      lambda c: c.plan(demand={"am_peak": {"counts": str(COUNTS), "window": "07:00-07:30"}},
+                       evaluation={"duration_s": 3600}),
+      "evaluation.duration_s: 3600 s is longer than period am_peak's demand: 2700 s"),
 ]
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from engine.calibrate.counts import Count, check_capacity, check_network, clock, read_counts
+from engine.calibrate.counts import (Count, CountSet, check_capacity, check_network, clock, parse_time,
+                                     read_counts)
 from engine.calibrate.files import write_text_atomic
 from engine.calibrate.geh import Comparison, Summary, compare
 from engine.calibrate.measure import bin_seconds, simulate_counts
@@ -57,24 +58,12 @@ def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: s
     the first count (the twin's time ``warmup`` is the start of the counts).
     """
     t0 = time.perf_counter()
-    if not 0.0 <= bus_share <= 1.0:
-        raise ConfigError(f"--bus-share must be in [0, 1], got {bus_share:g}")
-    if warmup < 0:
-        raise ConfigError(f"--warmup must be >= 0 seconds, got {warmup:g}")
-    if not math.isfinite(warmup):
-        raise ConfigError(f"--warmup must be a finite number of seconds, got {warmup}")
     base = Scenario.of_network(network)
-    counts = read_counts(counts_file, edge_attribute, turn_attribute).window(begin, end)
+    checked = check_counts(counts_file, base.net_file, begin, end, warmup, bus_share, edge_attribute,
+                           turn_attribute)
+    counts, start, window = checked.counts, checked.start, checked.window
+    offset, duration = checked.offset, checked.duration  # twin time = counts' time - offset
     net = read_net(base.net_file)
-    check_network(counts, set(net.edges))
-    check_capacity(counts.counts, count_lanes(base.net_file, counts.counts))
-    start = counts.begin if begin is None else begin
-    window = (counts.end if end is None else end) - start
-    offset, duration = start - warmup, window + warmup  # twin time = counts' time - offset
-    if duration > MAX_DURATION_S:
-        raise ConfigError(f"the twin would run {duration:g} s (counts' window + warmup), longer than "
-                          f"the limit of {MAX_DURATION_S:g} s (7 days)")
-    bin_seconds(counts.counts, offset)  # whole-second bounds, before any long work
 
     out = Path(out)
     work = out / WORK_DIR
@@ -139,6 +128,63 @@ def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: s
                            "r2": round(summary.r2, 4), "verdict": summary.verdict()}
     _write_yaml(out / "network.yaml", meta)
     return Calibration(out=out, rows=rows, summary=summary, unroutable=lost, vehicles=vehicles, wall_s=wall)
+
+
+@dataclass(frozen=True)
+class CheckedCounts:
+    """Counts that passed every check against a network, and the clock of the twin made from them."""
+
+    counts: CountSet
+    start: float  # s since midnight (the counts' clock): the twin's time ``warmup`` is this
+    window: float  # s of counts from ``start``
+    warmup: float  # s of first-interval demand before ``start``
+
+    @property
+    def offset(self) -> float:
+        """Counts' time of the twin's time 0 (s): twin time = counts' time - offset."""
+        return self.start - self.warmup
+
+    @property
+    def duration(self) -> float:
+        """Seconds the twin runs: the warm-up plus the counted window."""
+        return self.window + self.warmup
+
+
+def check_counts(counts_file: str | Path, net_file: Path, begin: float | None = None, end: float | None = None,
+                 warmup: float = 900.0, bus_share: float = 0.0, edge_attribute: str = "entered",
+                 turn_attribute: str = "count") -> CheckedCounts:
+    """Every check ``calibrate`` makes before any work: the file, its window (``begin``/``end``, s in
+    the counts' clock), its edges in ``net_file``, lane capacity, whole-second bounds, warm-up
+    (s) and bus share; a one-line :class:`ConfigError` naming the file and row otherwise."""
+    if not 0.0 <= bus_share <= 1.0:
+        raise ConfigError(f"--bus-share must be in [0, 1], got {bus_share:g}")
+    if warmup < 0:
+        raise ConfigError(f"--warmup must be >= 0 seconds, got {warmup:g}")
+    if not math.isfinite(warmup):
+        raise ConfigError(f"--warmup must be a finite number of seconds, got {warmup}")
+    counts = read_counts(counts_file, edge_attribute, turn_attribute).window(begin, end)
+    check_network(counts, set(read_net(net_file).edges))
+    check_capacity(counts.counts, count_lanes(net_file, counts.counts))
+    start = counts.begin if begin is None else begin
+    window = (counts.end if end is None else end) - start
+    checked = CheckedCounts(counts, start, window, warmup)
+    if checked.duration > MAX_DURATION_S:
+        raise ConfigError(f"the twin would run {checked.duration:g} s (counts' window + warmup), longer than "
+                          f"the limit of {MAX_DURATION_S:g} s (7 days)")
+    bin_seconds(counts.counts, checked.offset)  # whole-second bounds, before any long work
+    return checked
+
+
+def twin_clock(meta: dict) -> tuple[float, float, float] | None:
+    """(start, end, warm-up) in seconds of a twin's counted window, from its ``network.yaml``
+    (the ``calibration`` entry ``calibrate`` writes); None when it has none. The twin's time
+    ``warm-up`` is the counts' ``start``."""
+    cal = meta.get("calibration")
+    if not isinstance(cal, dict) or not {"begin", "end", "warmup_s"} <= set(cal):
+        return None
+    where = "network.yaml: calibration"
+    warmup = parse_time(str(cal["warmup_s"]), f"{where}.warmup_s")
+    return parse_time(str(cal["begin"]), f"{where}.begin"), parse_time(str(cal["end"]), f"{where}.end"), warmup
 
 
 def count_lanes(net_file: Path, counts: list[Count] | tuple[Count, ...]) -> dict[str, int]:

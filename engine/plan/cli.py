@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("plan", help="generate validated fixed time-of-day signal plans (SUMO WAUT, CSV, report)")
     p.add_argument("config", help="plan config (YAML), e.g. configs/plan_chongqing.yaml")
     p.add_argument("--out", default="out/plan",
-                   help="folder for plan.add.xml, timing_sheet.csv, plan.json, report.html")
+                   help="folder for plan.add.xml, timing_sheet.csv, plan.json, report.html "
+                        "(and demand/<period>/, the twins calibrated to counts the config gives)")
     p.add_argument("--from-model", default=None, metavar="MODEL",
                    help="distil this policy (model path or heuristic name) into fixed plans instead of searching")
     p.add_argument("--method", choices=("webster", "green_wave", "optimise"), default=None,
@@ -62,10 +63,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
             console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     from engine.outputs import model_files, namespace_options, scenario_files, staged_output
+    from engine.plan.sources import source_files
     from engine.scenario import Scenario
 
     out = Path(args.out)
-    inputs = [Path(args.config), *scenario_files(Scenario.of_network(cfg.network)), *model_files(args.from_model)]
+    inputs = [Path(args.config), *scenario_files(Scenario.of_network(cfg.network)), *source_files(cfg),
+              *model_files(args.from_model)]
     # the folder is built beside --out and replaces it whole at the end (engine/outputs.py)
     with staged_output(out, command="cqsignal plan", inputs=inputs, known=PLAN_FILES, say=console.print,
                        options={**namespace_options(args), "config": cfg.model_dump(mode="json")}) as stage:

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.calibrate.counts import parse_time
 from engine.errors import ConfigError
 from engine.scenario import MAX_DURATION_S, MAX_SEED
 
@@ -95,6 +96,56 @@ class Report(_Strict):
     diagram_cycles: int = Field(3, ge=1, le=10)
 
 
+DAY_S = 86400
+
+
+def parse_window(text: str) -> tuple[float, float]:
+    """(start, end) in seconds since midnight of a time-of-day window ``'HH:MM-HH:MM'`` (or
+    ``HH:MM:SS``, or seconds); an end before the start runs past midnight (end + 86,400 s)."""
+    parts = text.split("-")
+    try:
+        if len(parts) != 2:
+            raise ConfigError(text)
+        start, end = (parse_time(p, "window") for p in parts)
+    except ConfigError:
+        raise ValueError(f"expected a time-of-day window 'HH:MM-HH:MM', got {text!r}") from None
+    if end == start:
+        raise ValueError(f"empty window {text!r}")
+    return start, end + DAY_S if end < start else end
+
+
+class DemandSource(_Strict):
+    """A period's demand from counts: a twin folder written by ``cqsignal calibrate``, or a counts
+    file that the plan calibrates itself (give one). Relative paths are from the config's folder."""
+
+    twin: Path | None = None  # folder written by `cqsignal calibrate`: its routes are the demand
+    counts: Path | None = None  # counts CSV or SUMO XML, calibrated into OUT/demand/<period>/
+    window: str | None = None  # time of day 'HH:MM-HH:MM'; default: the twin's or the counts' whole window
+    seed: Seed = 1  # counts: routeSampler's seed
+    warmup_s: float = Field(900.0, ge=0, le=MAX_DURATION_S)  # counts: s of first-interval demand before them
+    bus_share: float = Field(0.0, ge=0, le=1)  # counts: share of sampled vehicles that are buses
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DemandSource:
+        if (self.twin is None) == (self.counts is None):
+            raise ValueError("give one of twin (a folder written by `cqsignal calibrate`) or counts (a counts file)")
+        calibration = sorted({"seed", "warmup_s", "bus_share"} & self.model_fields_set)
+        if self.twin is not None and calibration:
+            raise ValueError(f"{calibration[0]}: only for counts (a twin is calibrated already)")
+        return self
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, text: str | None) -> str | None:
+        if text is not None:
+            parse_window(text)
+        return text
+
+    def clock_window(self) -> tuple[float, float] | None:
+        """The configured time-of-day window (s since midnight), or None."""
+        return parse_window(self.window) if self.window is not None else None
+
+
 class PlanConfig(_Strict):
     """One ``cqsignal plan`` run."""
 
@@ -109,13 +160,15 @@ class PlanConfig(_Strict):
     evaluation: Evaluation = Evaluation()
     optimiser: Optimiser = Optimiser()
     report: Report = Report()
+    # per period: demand from a calibrated twin or counts; a period not listed uses the network's demand file
+    demand: dict[str, DemandSource] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _periods(self) -> PlanConfig:
         if len(set(self.periods)) != len(self.periods):
             raise ValueError("periods: listed twice")
         for key, names in (("methods", list(self.methods)), ("schedule", self.schedule or []),
-                           ("report.periods", self.report.periods or [])):
+                           ("report.periods", self.report.periods or []), ("demand", list(self.demand))):
             stray = [p for p in names if p not in self.periods]
             if stray:
                 raise ValueError(f"{key}: period {stray[0]!r} is not in periods")
@@ -123,6 +176,15 @@ class PlanConfig(_Strict):
 
     def method_of(self, period: str) -> Method:
         return self.methods.get(period, self.method)
+
+    def with_base(self, folder: Path) -> PlanConfig:
+        """This config with the relative paths of ``demand`` taken from ``folder`` (the config file's)."""
+        if not self.demand:
+            return self
+        demand = {p: s.model_copy(update={k: Path(folder) / v for k in ("twin", "counts")
+                                          if (v := getattr(s, k)) is not None})
+                  for p, s in self.demand.items()}
+        return self.model_copy(update={"demand": demand})
 
 
 def load_plan_config(path: str | Path) -> PlanConfig:
@@ -139,7 +201,7 @@ def load_plan_config(path: str | Path) -> PlanConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings")
     try:
-        return PlanConfig.model_validate(raw)
+        return PlanConfig.model_validate(raw).with_base(path.parent)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_first_error(exc)}") from None
 

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import ConfigError
 from engine.plan.config import PlanConfig
 from engine.plan.corridor import Corridor, build_corridor
 from engine.plan.evaluate import PlanEvaluator
@@ -17,6 +16,7 @@ from engine.plan.export import (check_switching, phase_names, programs_xml, sche
                                 timing_rows, timing_sheet_csv, write_plan_json, write_text_atomic)
 from engine.plan.model import PeriodPlan, Plan, validate_period, validate_plan
 from engine.plan.optimise import PlanSearch, optimise_period
+from engine.plan.sources import DEMAND_DIR, PeriodDemand, calibrate_periods, resolve_demands
 from engine.plan.webster_plan import band_weights
 from engine.scenario import Scenario
 from engine.network import read_intersections
@@ -35,17 +35,26 @@ class PlanContext:
     corridor: Corridor
     windows: dict[str, tuple[int, int]]
     switches: list[tuple[int, str]]
-    flow_source: Callable[[str], dict] | None = None  # period -> movement flows; default: the demand file
+    flow_source: Callable[[str], dict] | None = None  # period -> movement flows; default: the period's demand
+    demands: dict[str, PeriodDemand] = field(default_factory=dict)  # default: the network's demand file
+    _flows: dict[str, dict] = field(default_factory=dict, init=False, repr=False)
+
+    def demand(self, period: str) -> PeriodDemand:
+        """Where ``period``'s demand comes from (:mod:`engine.plan.sources`)."""
+        return self.demands.get(period) or PeriodDemand(period, "network", self.windows.get(period, (0, 0)))
+
+    def period_scenario(self, period: str) -> Scenario:
+        """The scenario that simulates ``period``: the network with the period's demand."""
+        return self.demand(period).scenario(self.scenario)
 
     def flows(self, period: str) -> dict[tuple[str, str], float]:
-        """Design movement flows (veh/h) of ``period``."""
+        """Design movement flows (veh/h) of ``period`` (computed once)."""
         if self.flow_source is not None:
             return self.flow_source(period)
-        from engine.plan.webster_plan import design_flows
-
-        cfg = self.config
-        return design_flows(self.scenario.demand_file, self.scenario.net_file, period, cfg.evaluation.scale,
-                            cfg.design_flow)
+        if period not in self._flows:
+            cfg = self.config
+            self._flows[period] = self.demand(period).flows(self.scenario, cfg.evaluation.scale, cfg.design_flow)
+        return self._flows[period]
 
     def band_weights(self, flows: Mapping[tuple[str, str], float]) -> tuple[float, float]:
         """Forward and backward green-band weights: the config's, or the through volumes of ``flows``."""
@@ -64,22 +73,27 @@ class PlanRun:
 
 
 def resolve(config: PlanConfig) -> PlanContext:
-    """Network, signals, corridor, period windows and WAUT schedule (checked before any search)."""
-    from engine.demand import load_demand, period_window
-
+    """Network, signals, each period's demand, corridor, period windows and WAUT schedule (checked
+    before any simulation; counts are calibrated later, by :func:`calibrate_demand`)."""
     scenario = Scenario.of_network(config.network)
-    if scenario.demand_file is None:
-        raise ConfigError(f"network: {config.network!r} has no period-of-day demand (demand file in network.yaml)")
-    demand = load_demand(scenario.demand_file)
-    for p in config.periods:
-        demand.period(p)
+    demands = resolve_demands(config, scenario)
     intersections = read_intersections(scenario.net_file)
     signals = config.corridor.signals or _network_signals(config.network, intersections)
     corridor = build_corridor(scenario.net_file, intersections, signals, config.corridor.progression_speed_kmh,
                               config.corridor.speed_factor)
-    windows = {p: period_window(demand, p) for p in config.periods}
+    windows = {p: d.clock for p, d in demands.items()}
     switches = schedule_switches(windows, config.schedule or config.periods)
-    return PlanContext(config, scenario, intersections, corridor, windows, switches)
+    return PlanContext(config, scenario, intersections, corridor, windows, switches, demands=demands)
+
+
+def calibrate_demand(ctx: PlanContext, out: Path, log: Log) -> Path | None:
+    """Calibrate the periods whose demand is a counts file into ``out/demand/<period>/``; that folder
+    (None when no period has counts)."""
+    if not any(d.kind == "counts" for d in ctx.demands.values()):
+        return None
+    ctx.demands = calibrate_periods(ctx.demands, ctx.config.network, out / DEMAND_DIR, log)
+    ctx._flows.clear()
+    return out / DEMAND_DIR
 
 
 def _network_signals(network: str, intersections: dict[str, Intersection]) -> list[str]:
@@ -111,7 +125,7 @@ def period_plan(ctx: PlanContext, period: str, method: str, log: Log, progress=N
     if method == "optimise":
         search = plan_search(ctx, period)
         with tempfile.TemporaryDirectory(prefix=f"cqsignal-plan-{period}-") as work, \
-                PlanEvaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
+                PlanEvaluator(ctx.period_scenario(period), cfg.evaluation.seeds,
                               cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
                               workdir=Path(work), workers=cfg.evaluation.workers,
                               ray=cfg.evaluation.ray) as evaluator:
@@ -172,7 +186,7 @@ def report(ctx: PlanContext, plan: Plan, out: Path, switch_log: Sequence[str], h
             flows = ctx.flows(period)
             with tempfile.TemporaryDirectory(prefix="cqsignal-report-") as tmp:
                 tmpd = Path(tmp)
-                ev = PlanEvaluator(ctx.scenario.with_options(period=period), rc.seeds, duration,
+                ev = PlanEvaluator(ctx.period_scenario(period), rc.seeds, duration,
                                    cfg.evaluation.scale, workdir=tmpd, workers=cfg.evaluation.workers,
                                    ray=cfg.evaluation.ray)
                 add = write_text_atomic(tmpd / "after.add.xml",
@@ -214,6 +228,7 @@ def make_plan(config: PlanConfig, out: Path, log: Log, progress_factory=None, co
     """The whole ``cqsignal plan`` run: every period, validation, export, report."""
     t0 = time.perf_counter()
     ctx = resolve(config)
+    calibrated = calibrate_demand(ctx, out, log)
     periods, rows = {}, []
     for period in config.periods:
         method = config.method_of(period)
@@ -232,7 +247,10 @@ def make_plan(config: PlanConfig, out: Path, log: Log, progress_factory=None, co
               "schedule": ", ".join(f"{t // 3600:02d}:{t % 3600 // 60:02d} {p}" for t, p in ctx.switches),
               "corridor": " - ".join(ctx.corridor.signals),
               "constraints": config.constraints.model_dump_json(),
+              "demand": "; ".join(ctx.demand(p).describe() for p in periods),
               "plan wall time": f"{time.perf_counter() - t0:.0f} s (before the report's simulations)"}
+    if calibrated is not None:
+        files["demand"] = calibrated
     files["report"] = report(ctx, plan, out, switch_log, header, log)
     return PlanRun(plan=plan, files=files, switch_log=switch_log, wall_s=time.perf_counter() - t0, summary=rows)
 
@@ -245,10 +263,11 @@ def distil_plan(config: PlanConfig, model: str, out: Path, log: Log, config_path
 
     t0 = time.perf_counter()
     ctx = resolve(config)
+    calibrated = calibrate_demand(ctx, out, log)
     cfg = config
     periods, rows = {}, []
     for period in cfg.periods:
-        evaluator = PlanEvaluator(ctx.scenario.with_options(period=period), cfg.evaluation.seeds,
+        evaluator = PlanEvaluator(ctx.period_scenario(period), cfg.evaluation.seeds,
                                   cfg.evaluation.duration_s, cfg.evaluation.scale, cfg.evaluation.stops_weight,
                                   workdir=Path(tempfile.mkdtemp(prefix=f"cqsignal-distil-{period}-")))
         scenarios = [evaluator.scenario(s) for s in evaluator.seeds]
@@ -278,6 +297,9 @@ def distil_plan(config: PlanConfig, model: str, out: Path, log: Log, config_path
     files, switch_log = export(ctx, plan, out, log)
     header = {"config": config_path, "network": cfg.network, "distilled from": model,
               "periods": ", ".join(periods), "corridor": " - ".join(ctx.corridor.signals),
+              "demand": "; ".join(ctx.demand(p).describe() for p in periods),
               "plan wall time": f"{time.perf_counter() - t0:.0f} s (before the report's simulations)"}
+    if calibrated is not None:
+        files["demand"] = calibrated
     files["report"] = report(ctx, plan, out, switch_log, header, log)
     return PlanRun(plan=plan, files=files, switch_log=switch_log, wall_s=time.perf_counter() - t0, summary=rows)

@@ -39,6 +39,27 @@ def design_flows(demand_file: Path, net_file: Path, period: str, scale: float = 
     return flows
 
 
+QUARTER_S = 900.0  # the design's busiest interval (s)
+
+
+def route_design_flows(route_files: Sequence[Path], net_file: Path, begin: float, end: float, scale: float = 1.0,
+                       design: str = "peak_15min") -> dict[tuple[str, str], float]:
+    """Movement flows (veh/h) to design for, from the vehicles of route files departing in
+    ``[begin, end)`` (s, the routes' time): their mean hourly flow, or for ``peak_15min`` that
+    flow times the busiest whole 15 minutes' rate over the mean rate (all movements together:
+    hourly volume / PHF for a one-hour window), as :func:`design_flows` does for a demand file."""
+    from engine.controllers.demand_flows import route_file_flows
+
+    flows = route_file_flows(route_files, net_file, begin, end)
+    total = sum(flows.values())
+    factor = scale
+    starts = [begin + k * QUARTER_S for k in range(int((end - begin) // QUARTER_S))]
+    if design == "peak_15min" and total > 0 and starts:
+        busiest = max(sum(route_file_flows(route_files, net_file, t, t + QUARTER_S).values()) for t in starts)
+        factor *= max(busiest / total, 1.0)  # never below the mean
+    return {k: v * factor for k, v in flows.items()}
+
+
 def direction_volumes(corridor: Corridor, intersections: Mapping[str, Intersection],
                       flows: Flows) -> tuple[float, float]:
     """Arterial through volume (veh/h) summed over the corridor's signals, forward and backward.
