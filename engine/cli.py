@@ -294,6 +294,7 @@ _EXTRA_COMMANDS = {
     "bench": "benchmarks.cli",
     "plan": "engine.plan.cli",
     "calibrate": "engine.calibrate.cli",
+    "twin": "engine.twin.cli",
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -274,17 +275,25 @@ VTYPES = (
 
 
 def write_routes(demand: Demand, net_file: Path, period: str, seed: int, scale: float,
-                 duration: float, out_path: Path, begin: float = 0.0) -> int:
+                 duration: float, out_path: Path, begin: float = 0.0,
+                 factor: Callable[[np.ndarray, str], np.ndarray] | None = None, factor_max: float = 1.0) -> int:
     """Write a SUMO route file for ``duration`` s of ``period``; returns the vehicle count.
 
     Departures (from ``begin``, 0 by default) are Poisson arrivals per entry whose rate
     follows the period's 15-min profile (peak quarter from the PHF) times ``scale``; routes and
     buses are drawn with ``numpy.random.default_rng(seed)``, so a seed gives a
     byte-identical file. The file is written to a temp file and moved into place.
+
+    ``factor`` (optional) multiplies that rate over time: it maps departure times (s since
+    ``begin``, an array) and the entry edge to multipliers in ``[0, factor_max]``; departures are drawn at
+    ``factor_max`` times the rate and each kept with probability ``factor(t) / factor_max``
+    (thinning of a Poisson process, Lewis & Shedler 1979).
     """
     if scale < 0 or duration <= 0:
         raise ConfigError(f"write_routes: need scale >= 0 and duration > 0, "
                           f"not {scale} and {duration}")
+    if factor is not None and not (0 < factor_max < math.inf):
+        raise ConfigError(f"write_routes: factor_max must be positive and finite, not {factor_max}")
     p = demand.period(period)
     table = _route_table(demand, net_file, period)
     rng = np.random.default_rng(seed)
@@ -299,8 +308,12 @@ def write_routes(demand: Demand, net_file: Path, period: str, seed: int, scale: 
     for entry, volume, routes in table:
         for j, (edges, _) in enumerate(routes):
             route_lines.append(f'    <route id="{entry}.r{j}" edges="{" ".join(edges)}"/>\n')
-        counts = rng.poisson(volume * scale * rate_share * lengths)
+        peak = 1.0 if factor is None else factor_max
+        counts = rng.poisson(volume * scale * peak * rate_share * lengths)
         t = np.concatenate([s + rng.random(c) * ln for s, c, ln in zip(starts, counts, lengths)])
+        if factor is not None:
+            keep = rng.random(len(t)) * factor_max < np.clip(factor(t, entry), 0.0, factor_max)
+            t = t[keep]
         probs = np.array([pr for _, pr in routes])
         times.append(t)
         route_ix.append(offset + rng.choice(len(routes), size=len(t), p=probs / probs.sum()))

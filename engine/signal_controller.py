@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from engine.errors import ConfigError
-from engine.signals import Intersection
+from engine.signals import Intersection, derive_clearance
 
 SetState = Callable[[str, str], None]
 
@@ -132,6 +132,32 @@ class SignalController:
             self._begin_transition(k, target, now)
         self._refresh_next_event()
 
+    def change_phases(self, now: float, k: int, intersection: Intersection, target: int) -> bool:
+        """Give signal ``k`` another set of green phases (the same network, e.g. with right-turn
+        overlaps) and move to its green ``target``; False (nothing done) before min green.
+
+        The change is a clearance like any other: from the green on show to the new
+        green, derived link by link (:func:`engine.signals.derive_clearance`: every
+        ending link shows its yellow, every intergreen to a starting foe is kept).
+        """
+        if not self.can_switch(now)[k]:
+            return False
+        old = self.intersections[k]
+        if intersection.id != old.id or len(intersection.phases[0].state) != len(old.phases[0].state):
+            raise ConfigError(f"change_phases: {intersection.id} is not signal {old.id}")
+        state = old.phases[int(self.phase[k])].state
+        ixs = list(self.intersections)
+        ixs[k] = intersection
+        self.intersections = tuple(ixs)
+        self.n_phases[k] = intersection.n_phases
+        self._crossings[k] = sorted({L for ph in intersection.phases for L in ph.green_links
+                                     if L in intersection.crossing_links})
+        self._ped_served[k] = np.full(len(self._crossings[k]), now)
+        self._begin_transition(k, target, now, derive_clearance(intersection, state,
+                                                                intersection.phases[target].state))
+        self._refresh_next_event()
+        return True
+
     def advance(self, now: float, switch: Sequence[int] | np.ndarray) -> None:
         """Switch-mode wish: 1 moves to the next phase of the cycle, 0 stays."""
         targets = np.where(np.asarray(switch) > 0, (self.phase + 1) % self.n_phases, -1)
@@ -187,14 +213,16 @@ class SignalController:
                 return p
         return int(self.phase[k])
 
-    def _begin_transition(self, k: int, target: int, now: float) -> None:
+    def _begin_transition(self, k: int, target: int, now: float,
+                          steps: tuple[tuple[str, float], ...] | None = None) -> None:
         ix = self.intersections[k]
         if self._crossings[k]:  # the crossings of the green that ends were served until now
             state = ix.phases[int(self.phase[k])].state
             for i, c in enumerate(self._crossings[k]):
                 if state[c] in "Gg" and self.green_start[k] <= now:
                     self._ped_served[k][i] = now
-        steps = ix.clearance(int(self.phase[k]), target)
+        if steps is None:
+            steps = ix.clearance(int(self.phase[k]), target)
         self.phase[k] = target
         if not steps:
             self.set_state(ix.id, ix.phases[target].state)

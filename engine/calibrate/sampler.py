@@ -175,14 +175,15 @@ def write_candidates(routes: Sequence[Route], path: Path) -> None:
 
 
 def run_route_sampler(candidates: Path, edge_file: Path | None, turn_file: Path | None, begin: float,
-                      end: float, out: Path, seed: int, vehicle_attributes: str, log: Path) -> None:
-    """Call ``routeSampler.py`` and write ``out`` (vehicles sorted by departure).
+                      end: float, out: Path, seed: int, vehicle_attributes: str, log: Path,
+                      prefix: str = "cal") -> None:
+    """Call ``routeSampler.py`` and write ``out`` (vehicles sorted by departure, ids ``prefix`` + n).
 
     SimulationError with routeSampler's own last error line if it fails.
     """
     cmd = [sys.executable, sumo_tool("routeSampler.py"), "-r", str(candidates), "-o", str(out),
            "-b", f"{begin:g}", "-e", f"{end:g}", "--seed", str(seed), "--attributes", vehicle_attributes,
-           "--prefix", "cal", "--edgedata-attribute", "count", "--turn-attribute", "count"]
+           "--prefix", prefix, "--edgedata-attribute", "count", "--turn-attribute", "count"]
     if edge_file is not None:
         cmd += ["--edgedata-files", str(edge_file)]
     if turn_file is not None:

@@ -19,6 +19,7 @@ of the junction. On lanes shorter than that, the loop sits mid-lane.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import xml.etree.ElementTree as ET
@@ -164,3 +165,43 @@ class CountsFeed:
         if sum(1 for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")) <= 1:
             return []
         return parse_counts_csv(self.path, text)
+
+
+FAULT_KINDS = ("gap", "late", "duplicate", "dead", "clock_jump")
+
+
+class FaultyFeed:
+    """Breaks a feed the ways real detector feeds break, for testing the twin against them.
+
+    ``faults``: objects with ``kind`` (one of :data:`FAULT_KINDS`), ``edges`` (tuple of
+    edges, empty for all), ``start`` and ``duration_s`` (the intervals that begin in that
+    window are affected) and ``shift_s`` (clock_jump). ``gap``: rows not written;
+    ``late``: written one interval later; ``duplicate``: written twice; ``dead``: count
+    and occupancy 0; ``clock_jump``: interval times shifted by ``shift_s``.
+    """
+
+    def __init__(self, faults: Iterable) -> None:
+        self.faults = tuple(faults)
+        self._held: list[Count] = []
+
+    def __call__(self, counts: Iterable[Count]) -> list[Count]:
+        out, held = list(self._held), []
+        for c in counts:
+            rows = [c]
+            for f in self.faults:
+                if not (f.start <= c.begin < f.start + f.duration_s) or (f.edges and c.edge not in f.edges):
+                    continue
+                if f.kind == "gap":
+                    rows = []
+                elif f.kind == "late":
+                    held += rows
+                    rows = []
+                elif f.kind == "duplicate":
+                    rows = rows + rows
+                elif f.kind == "dead":
+                    rows = [dataclasses.replace(r, value=0.0, occupancy=0.0) for r in rows]
+                elif f.kind == "clock_jump":
+                    rows = [dataclasses.replace(r, begin=r.begin + f.shift_s, end=r.end + f.shift_s) for r in rows]
+            out += rows
+        self._held = held
+        return out

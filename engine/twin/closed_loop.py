@@ -1,0 +1,330 @@
+"""The closed loop: a field run, its loops' counts feed, and the controller that answers them.
+
+:func:`run_field` steps the field (SUMO through the :class:`~engine.loop.ControlLoop`)
+with one controller:
+
+* ``tod``: the city's time-of-day plans, switched by the schedule;
+* ``twin``: the predictive twin (:class:`~engine.twin.decide.Twin`) choosing a plan every interval;
+* ``oracle``: the same twin told the field's true future demand;
+* ``actuated`` / ``max_pressure``: the adaptive heuristics, as ``bench`` runs them.
+
+Plans run through the :class:`~engine.twin.follower.PlanFollower`, so every
+change of plan is a safe transition. Every 300 s the loops' counts and occupancy
+are appended to the feed CSV (``counts.csv``); the twin reads only that file.
+The history profile the twin forecasts against is the same field on a normal
+day (another seed), counted the same way (:func:`history_profile`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.calibrate.counts import Count
+from engine.errors import ConfigError
+from engine.loop import ControlLoop, LoopOptions
+from engine.metrics import KPIs
+from engine.plan.model import PeriodPlan, Plan
+from engine.safety import SafetyMonitor
+from engine.scenario import Scenario
+from engine.signal_controller import SignalController
+from engine.signals import with_phases, with_right_turn_overlaps
+from engine.twin.config import TwinConfig
+from engine.twin.detectors import COUNTS_PERIOD_S, CountsFeed, FaultyFeed, append_counts, loops_xml, place_loops
+from engine.twin.field import FieldSpec, write_field_routes
+from engine.twin.follower import PlanFollower
+
+HEURISTIC_OPTIONS = LoopOptions()  # actuated / max pressure as the environment and bench run them
+
+
+@dataclass
+class Setting:
+    """A twin config resolved once: network, signals, corridor, limits, plans and their schedule."""
+
+    cfg: TwinConfig
+    base: Scenario
+    intersections: dict
+    corridor: object
+    limits: object
+    tod: dict[str, PeriodPlan]
+    switches: list[tuple[int, str]]
+
+    def tod_at(self, t: float) -> PeriodPlan:
+        """The time-of-day plan the schedule runs at ``t`` (s of the day)."""
+        day = t % 86400.0
+        period = self.switches[-1][1]
+        for start, p in self.switches:
+            if start <= day + 1e-9:
+                period = p
+        return self.tod[period]
+
+
+def resolve(cfg: TwinConfig) -> Setting:
+    """Check and load everything the config names before any simulation (ConfigError, one line)."""
+    from engine.plan.config import load_plan_config
+    from engine.plan.model import validate_period
+    from engine.plan.pipeline import resolve as resolve_plan
+
+    pcfg = load_plan_config(cfg.plan_config)
+    if pcfg.network != cfg.network:
+        raise ConfigError(f"plan_config: {cfg.plan_config} is for network {pcfg.network!r}, not {cfg.network!r}")
+    ctx = resolve_plan(pcfg)
+    plan = Plan.load(cfg.plans)
+    if plan.network != cfg.network:
+        raise ConfigError(f"plans: {cfg.plans} is for network {plan.network!r}, not {cfg.network!r}")
+    missing = [p for _, p in ctx.switches if p not in plan.periods]
+    if missing:
+        raise ConfigError(f"plans: {cfg.plans} has no plan for period {missing[0]!r} of the schedule")
+    for pp in plan.periods.values():
+        validate_period(pp, ctx.intersections, pcfg.constraints)
+    base = Scenario.load(cfg.network, period=cfg.field.period)
+    return Setting(cfg, base, ctx.intersections, ctx.corridor, pcfg.constraints, dict(plan.periods), ctx.switches)
+
+
+@dataclass
+class FieldRun:
+    """What a field run produced (files in its folder)."""
+
+    controller: str
+    kpis: KPIs
+    counts: Path
+    tripinfo: Path
+    decisions: list[dict] = field(default_factory=list)
+    plans: list[tuple[float, str]] = field(default_factory=list)  # (time, plan label) at every change
+    running: list[tuple[float, PeriodPlan]] = field(default_factory=list)  # (time, plan) at every change
+    violations: list = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def run_field(setting: Setting, controller: str, workdir: Path, *, spec: FieldSpec | None = None,
+              seed: int | None = None, extra_s: float = 0.0, profile: dict[str, np.ndarray] | None = None,
+              monitor: bool = False, on_decision: Callable[[dict], None] | None = None,
+              progress: Callable[[float, float], None] | None = None) -> FieldRun:
+    """Run the field for its window (+ ``extra_s``) under ``controller``; see the module docstring.
+
+    ``profile`` (needed by ``twin`` and ``oracle``): the history's flows per count location.
+    With ``monitor`` an independent :class:`~engine.safety.SafetyMonitor` watches every
+    second; its violations are in the result.
+    """
+    field_run = _Field(setting, controller, workdir, spec or setting.cfg.field,
+                       setting.cfg.seed if seed is None else seed, extra_s, profile, monitor)
+    return field_run.run(on_decision, progress)
+
+
+class _Field:
+    """One field run's parts: SUMO's loop, the controller, the loops and the feed, the twin."""
+
+    def __init__(self, setting: Setting, controller: str, workdir: Path, spec: FieldSpec, seed: int,
+                 extra_s: float, profile: dict[str, np.ndarray] | None, monitor: bool) -> None:
+        import sumolib
+
+        from engine.twin.candidates import label
+
+        cfg = setting.cfg
+        self.setting, self.controller, self.workdir, self.spec = setting, controller, workdir, spec
+        workdir.mkdir(parents=True, exist_ok=True)
+        net_file = setting.base.net_file
+        routes = write_field_routes(spec, setting.base.demand_file, net_file, seed, workdir / "field.rou.xml")
+        loops = place_loops(sumolib.net.readNet(str(net_file)), setting.intersections)
+        loops_file = workdir / "loops.add.xml"
+        loops_file.write_text(loops_xml(loops, "loops.out.xml"), encoding="utf-8")
+        self.groups = _loop_groups(loops)
+        self.scenario = Scenario(name=f"field-{cfg.name}", net_file=net_file, route_files=routes,
+                                 additional_files=(loops_file,), seed=seed, begin=spec.begin,
+                                 duration=spec.duration + extra_s, time_to_teleport=300.0)
+        self.plan_mode = controller in ("tod", "twin", "oracle")
+        self.current = setting.tod_at(spec.begin)
+        self.options = self._options() if self.plan_mode else HEURISTIC_OPTIONS
+        self.loop = ControlLoop(self.scenario, self.options, workdir=workdir / "sumo")
+        base = [setting.intersections[ix.id] for ix in self.loop.layout.intersections]
+        self.follower = self.heuristic = self.twin = None
+        if self.plan_mode:
+            self.follower = PlanFollower(base, self.current)
+            o = self.options
+            self.loop.signals = SignalController(self.follower.phases(), self.loop.sim.set_state, o.min_green,
+                                                 o.max_green, o.max_ped_wait)
+        else:
+            from engine.controllers import make_controller
+
+            self.heuristic = make_controller(controller, self.scenario)
+        if monitor:  # it knows every phase set a plan may run, and checks every change between them
+            self.loop.monitor = SafetyMonitor([_all_phase_sets(ix) for ix in base], min_green=self.options.min_green)
+        if controller in ("twin", "oracle"):
+            if profile is None:
+                raise ConfigError(f"controller {controller}: needs the history profile")
+            from engine.twin.decide import Twin
+
+            self.twin = Twin(cfg.twin, net_file, setting.intersections, setting.corridor, setting.limits,
+                             setting.tod, profile, spec.begin, workdir / "twin",
+                             oracle_routes=routes if controller == "oracle" else None, seed=seed)
+        self.counts_file = workdir / "counts.csv"
+        self.counts_file.unlink(missing_ok=True)
+        self.faults = FaultyFeed(cfg.feed_faults)
+        self.feed = CountsFeed(self.counts_file)
+        self.seen: list[Count] = []
+        self.result = FieldRun(controller, None, self.counts_file, self.loop.tripinfo)  # type: ignore[arg-type]
+        self.result.plans.append((spec.begin, label(self.current) if self.plan_mode else controller))
+        if self.plan_mode:
+            self.result.running.append((spec.begin, self.current))
+
+    def _options(self) -> LoopOptions:
+        """Plans run through the controller with the plans' own min green and no earlier max-out."""
+        limits = self.setting.limits
+        longest = max(g for pp in self.setting.tod.values() for t in pp.timings.values() for g in t.greens)
+        return LoopOptions(adaptive=True, min_green=limits.min_green_s, max_green=max(limits.cycle_max_s, longest + 1),
+                           max_ped_wait=2 * limits.cycle_max_s)
+
+    def run(self, on_decision, progress) -> FieldRun:
+        loop, spec = self.loop, self.spec
+        try:
+            loop.reset()
+            end = self.scenario.end
+            next_count = spec.begin + COUNTS_PERIOD_S
+            interval = self.setting.cfg.twin.interval_s
+            next_decision = spec.begin + interval if self.twin else math.inf
+            while not loop.done:
+                self._step(min(next_count, next_decision, end))
+                now = loop.time
+                if now >= next_count - 1e-9:
+                    counted = _read_loops(loop.sim.api, self.groups, next_count - COUNTS_PERIOD_S, next_count)
+                    append_counts(self.counts_file, self.faults(counted))
+                    next_count += COUNTS_PERIOD_S
+                if now >= next_decision - 1e-9 and now < spec.begin + spec.duration:
+                    self._decide(now, on_decision)
+                    next_decision += interval
+                if progress is not None:
+                    progress(now - spec.begin, end - spec.begin)
+            self.result.kpis = loop.finish()
+        finally:
+            loop.close()
+        if loop.monitor is not None:
+            self.result.violations = list(loop.monitor.violations)
+        return self.result
+
+    def _step(self, until: float) -> None:
+        """Advance to ``until`` at most: to the plan's next change, or one decision of the heuristic."""
+
+        loop, now = self.loop, self.loop.time
+        if not self.plan_mode:
+            targets = self.heuristic.decide(loop.state())
+            loop.advance(targets, seconds=max(1, min(self.options.delta, math.ceil(until - now - 1e-9))))
+            return
+        if self.controller == "tod":
+            scheduled = self.setting.tod_at(now)
+            if scheduled is not self.current:
+                self._switch(now, scheduled)
+        waiting = self.follower.apply(now, loop.signals)
+        until = min(self.follower.next_change(now), until)
+        loop.advance(seconds=1 if waiting else max(1, math.ceil(until - now - 1e-9)))
+
+    def _switch(self, now: float, plan: PeriodPlan) -> None:
+        from engine.twin.candidates import label
+
+        self.follower.set_plan(plan)
+        self.current = plan
+        self.result.plans.append((now, label(plan)))
+        self.result.running.append((now, plan))
+
+    def _decide(self, now: float, on_decision) -> None:
+
+        self.seen += self.feed.read()
+        state = self.workdir / "twin" / "state.xml.gz"
+        self.loop.sim.api.simulation.saveState(str(state))
+        strip_future(state, now)
+        chosen, record = self.twin.decide(now, self.seen, state, self.current)
+        if chosen is not self.current:
+            self._switch(now, chosen)
+        self.result.decisions.append(record)
+        if on_decision is not None:
+            on_decision(record)
+
+
+def _all_phase_sets(ix):
+    """``ix`` with its own greens and those with right-turn overlaps (what the monitor may see)."""
+    return with_phases(ix, [(p.state, k) for k, p in enumerate(ix.phases)]
+                       + [(p.state, k) for k, p in enumerate(with_right_turn_overlaps(ix).phases)])
+
+
+def _loop_groups(loops) -> dict[str, list[str]]:
+    """Loop ids per counted edge: the approach loops where an edge has them, else its exit loops."""
+    by_edge: dict[str, dict[str, list[str]]] = {}
+    for lp in loops:
+        by_edge.setdefault(lp.edge, {}).setdefault(lp.kind, []).append(lp.id)
+    return {e: kinds.get("approach") or kinds["exit"] for e, kinds in sorted(by_edge.items())}
+
+
+def _read_loops(api, groups: dict[str, list[str]], begin: float, end: float) -> list[Count]:
+    """The interval just ended, per edge: vehicles summed over its loops, occupancy (%) their mean."""
+    out = []
+    for edge, ids in groups.items():
+        n = sum(api.inductionloop.getLastIntervalVehicleNumber(i) for i in ids)
+        occ = sum(api.inductionloop.getLastIntervalOccupancy(i) for i in ids) / len(ids)
+        out.append(Count(begin, end, edge, None, float(n), "field", round(occ, 2)))
+    return out
+
+
+_VEHICLE = re.compile(rb'<vehicle id="[^"]*"[^>]*?depart="([^"]+)".*?</vehicle>\s*', re.S)
+
+
+def strip_future(state: Path, now: float) -> None:
+    """Remove from a saved state the vehicles SUMO had read ahead but not yet due (depart > now).
+
+    SUMO loads route files some minutes ahead and saves those vehicles too; the twin
+    must not see the future demand.
+    """
+    raw = gzip.decompress(state.read_bytes())
+
+    def keep(m: re.Match) -> bytes:
+        return b"" if float(m.group(1)) > now + 1e-6 else m.group(0)
+
+    state.write_bytes(gzip.compress(_VEHICLE.sub(keep, raw), compresslevel=1))
+
+
+def history_profile(setting: Setting, workdir: Path, horizon_s: float) -> dict[str, np.ndarray]:
+    """Flows (veh/h) per count location and 5-min interval on a normal day (``history_seed``, the
+    time-of-day plans), from the window's start through one horizon after its end."""
+    from engine.calibrate.counts import read_counts
+
+    cfg = setting.cfg
+    csv_file = workdir / "history_counts.csv"
+    meta = workdir / "history.json"
+    key = {"field": cfg.field.normal().model_dump(mode="json"), "seed": cfg.history_seed,
+           "horizon_s": horizon_s, "plans": str(cfg.plans), "network": cfg.network}
+    if not (csv_file.is_file() and meta.is_file() and json.loads(meta.read_text()) == key):
+        run = run_field(setting, "tod", workdir / "history_run", spec=cfg.field.normal(),
+                        seed=cfg.history_seed, extra_s=horizon_s)
+        csv_file.write_bytes(run.counts.read_bytes())
+        meta.write_text(json.dumps(key), encoding="utf-8")
+        shutil.rmtree(workdir / "history_run", ignore_errors=True)
+    n = int(round((cfg.field.duration + horizon_s) / COUNTS_PERIOD_S))
+    out: dict[str, np.ndarray] = {}
+    for c in read_counts(csv_file).counts:
+        i = int(round((c.begin - cfg.field.begin) / COUNTS_PERIOD_S))
+        if 0 <= i < n:
+            out.setdefault(c.edge, np.zeros(n))[i] = c.value * 3600.0 / COUNTS_PERIOD_S
+    return out
+
+
+def delay_over_time(tripinfo: Path, begin: float, end: float, step_s: float = 300.0) -> list[float]:
+    """Mean delay (s/veh: timeLoss + departDelay) of vehicles by 5-min bin of their due time."""
+    import sumolib
+
+    n = int(math.ceil((end - begin) / step_s))
+    total, count = np.zeros(n), np.zeros(n)
+    for t in sumolib.xml.parse_fast(str(tripinfo), "tripinfo", ["id", "depart", "departDelay", "timeLoss"]):
+        depart, dd = float(t.depart), float(t.departDelay)
+        if depart < 0:
+            continue
+        i = int((depart - dd - begin) // step_s)
+        if 0 <= i < n:
+            total[i] += float(t.timeLoss) + dd
+            count[i] += 1
+    return [round(float(a / b), 1) if b else math.nan for a, b in zip(total, count)]

@@ -1,0 +1,306 @@
+"""One decision of the predictive twin: counts -> forecast -> what-if of every candidate -> a plan.
+
+Every ``interval_s`` the twin
+
+1. reads the counts so far and forecasts each count location's flow for the
+   horizon (:func:`engine.twin.forecast.forecast`, against the history profile);
+   what it cannot trust (a gap, a dead loop, a duplicated or out-of-time row)
+   falls back to the profile, and the record says so;
+2. turns the forecast's low, mean and high flows into vehicles (routeSampler);
+3. builds the candidates (:mod:`engine.twin.candidates`) and simulates each over
+   the horizon from the current state, in parallel processes: a mesoscopic
+   screening of all, then the ``finalists`` in the microscopic model;
+4. picks the lowest forecast delay (mean over the demand levels run), and keeps
+   the current plan unless the best is at least ``min_gain`` better (no
+   switching back and forth for small gains).
+
+The record of each decision (a dict, one JSONL line) holds the forecast, the
+candidates with their predicted delays, the choice and why, and wall times.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.calibrate.counts import Count, clock
+from engine.controllers.programs import tls_xml
+from engine.demand import VTYPES
+from engine.plan.model import PeriodPlan, program_of
+from engine.runs import RunFailed, run_all
+from engine.twin.candidates import candidate_plans, label
+from engine.twin.config import TwinSettings
+from engine.twin.forecast import FlowForecast, forecast
+from engine.twin.whatif import COUNT_STEP_S, WhatIf, WhatIfResult, horizon_counts, run_whatif, sample_demand
+
+Plans = Mapping[str, PeriodPlan]
+
+
+@dataclass
+class Series:
+    """Per count location, flows (veh/h) of the 5-min intervals from ``begin``; NaN where none counted."""
+
+    begin: float
+    flows: dict[str, np.ndarray]
+    notes: list[str]  # what was wrong with the feed and what was done about it
+
+
+def feed_series(counts: Sequence[Count], locations: Sequence[str], begin: float, now: float,
+                step_s: float = COUNT_STEP_S) -> Series:
+    """The counted flows up to ``now`` as series; duplicated, misaligned, future or unknown rows are left
+    out and noted (a late row that arrives before a decision is simply used)."""
+    n = int(round((now - begin) / step_s))
+    flows = {loc: np.full(n, np.nan) for loc in locations}
+    notes: list[str] = []
+    seen: set[tuple[str, int]] = set()
+    dropped = {"future": 0, "misaligned": 0, "duplicate": 0, "unknown": 0}
+    for c in counts:
+        i = (c.begin - begin) / step_s
+        if c.edge not in flows or c.to_edge is not None:
+            dropped["unknown"] += 1
+            continue
+        if abs(i - round(i)) > 1e-6 or abs(c.end - c.begin - step_s) > 1e-6:
+            dropped["misaligned"] += 1
+            continue
+        i = int(round(i))
+        if i >= n or c.end > now + 1e-6:
+            dropped["future"] += 1
+            continue
+        if i < 0:
+            dropped["misaligned"] += 1
+            continue
+        if (c.edge, i) in seen:
+            dropped["duplicate"] += 1
+            continue
+        seen.add((c.edge, i))
+        flows[c.edge][i] = c.value * 3600.0 / step_s
+    for why, k in dropped.items():
+        if k:
+            notes.append(f"{k} {why} row(s) ignored")
+    missing = sum(int(np.isnan(v[-1])) for v in flows.values() if len(v))
+    if missing:
+        notes.append(f"{missing} location(s) without the last interval: profile forecast there")
+    return Series(begin, flows, notes)
+
+
+class Twin:
+    """The predictive twin of one field run: decides a plan every interval.
+
+    ``profile[location]``: the history's flows (veh/h) per 5-min interval from the
+    window's start, covering the window and one horizon after it.
+    ``oracle_routes``: the field's true future demand instead of the forecast (the
+    oracle twin of the benchmark). ``workdir`` holds each decision's files.
+    """
+
+    def __init__(self, settings: TwinSettings, net_file: Path, intersections, corridor, limits,
+                 tod: Plans, profile: Mapping[str, np.ndarray], begin: float, workdir: Path,
+                 oracle_routes: tuple[Path, ...] | None = None, seed: int = 0) -> None:
+        from engine.calibrate.sampler import enumerate_routes, read_net, write_candidates
+
+        self.s = settings
+        self.net_file = net_file
+        self.intersections, self.corridor, self.limits = intersections, corridor, limits
+        self.tod = dict(tod)
+        self.profile = {k: np.asarray(v, dtype=float) for k, v in profile.items()}
+        self.begin = begin
+        self.workdir = workdir
+        self.oracle_routes = oracle_routes
+        self.seed = seed
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.routes = [tuple(r) for r in enumerate_routes(read_net(net_file))]
+        self.candidates_file = workdir / "candidate_routes.rou.xml"
+        write_candidates(self.routes, self.candidates_file)
+        self.vtypes = workdir / "vtypes.rou.xml"  # a run from a saved state has the field's types already
+        self.vtypes.write_text(f"<routes>\n{VTYPES}</routes>\n", encoding="utf-8")
+        self.decisions = 0
+
+    # -- forecast ---------------------------------------------------------------------------------------
+    def forecasts(self, series: Series, now: float) -> dict[str, FlowForecast]:
+        steps = int(round(self.s.horizon_s / COUNT_STEP_S))
+        out = {}
+        for loc, y in series.flows.items():
+            prof = self.profile.get(loc)
+            if prof is None or len(prof) < len(y) + steps:
+                continue
+            out[loc] = forecast(y, prof[:len(y) + steps], steps, location=loc, step_s=COUNT_STEP_S,
+                                method=self.s.forecast, level=self.s.level)
+        return out
+
+    # -- decision ----------------------------------------------------------------------------------------
+    def decide(self, now: float, counts: Sequence[Count], state: Path | None, current: PeriodPlan,
+               warm_plan: PeriodPlan | None = None) -> tuple[PeriodPlan, dict]:
+        """The plan for the next interval and the decision's record (see the module docstring)."""
+        t0 = time.perf_counter()
+        self.decisions += 1
+        folder = self.workdir / f"d{self.decisions:03d}_{int(now)}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        end = now + self.s.horizon_s
+        series = feed_series(counts, sorted(self.profile), self.begin, now)
+        fc = self.forecasts(series, now)
+        record: dict = {"time_s": now, "clock": clock(now), "current": label(current), "feed": series.notes}
+        record["forecast"] = {loc: _forecast_summary(f, self.s.horizon_s) for loc, f in sorted(fc.items())}
+        fallbacks = {loc: f.fallback for loc, f in fc.items() if f.fallback}
+        record["fallbacks"] = fallbacks
+
+        # demand for the horizon at each level
+        levels = sorted(set(self.s.levels) | (set(self.s.screen_levels) if self.s.screening != "none" else set()),
+                        key=("low", "mean", "high").index)
+        if self.oracle_routes is not None:
+            levels = ["mean"]
+        demand: dict[str, Path] = {}
+        for lv in levels:
+            if self.oracle_routes is not None:
+                demand[lv] = future_routes(self.oracle_routes, now, end, folder / "oracle.rou.xml")
+            else:
+                demand[lv] = sample_demand(horizon_counts(fc, now, self.s.horizon_s, lv), self.routes,
+                                           self.candidates_file, now, end, folder / f"demand_{lv}.rou.xml",
+                                           self.seed + self.decisions, prefix=f"tw{lv[0]}")
+        warm: Path | None = None
+        if self.s.start == "counts" or self.s.screening == "meso":
+            past = [c for c in counts if now - self.s.warmup_s - 1e-6 <= c.begin and c.end <= now + 1e-6
+                    and c.edge in self.profile and c.to_edge is None]
+            past = _dedupe(past)
+            warm = sample_demand(past, self.routes, self.candidates_file, now - self.s.warmup_s, now,
+                                 folder / "warmup.rou.xml", self.seed + self.decisions, prefix="twu") if past else None
+        t_demand = time.perf_counter() - t0
+
+        from engine.controllers.demand_flows import route_file_flows
+
+        flows = route_file_flows([demand["mean"]], self.net_file, now, end)
+        plans = candidate_plans(current, self.tod if self.s.candidates.tod else {}, flows, self.intersections,
+                                self.corridor, self.limits, self.s.candidates.retime, self.s.candidates.cycle_factors)
+        names = [label(p) for p in plans]
+        programs = folder / "candidates.add.xml"
+        _write_programs(programs, plans, warm_plan or current, self.intersections)
+
+        def task(i: int, lv: str, meso: bool) -> WhatIf:
+            from_state = state is not None and not meso and self.s.start == "state"
+            routes = (demand[lv],) if from_state else (self.vtypes, *((warm,) if warm else ()), demand[lv])
+            return WhatIf(f"{'meso' if meso else 'micro'}_{lv}_c{i}", self.net_file, routes, programs,
+                          f"c{i}", now, end, folder, state if from_state else None,
+                          0.0 if from_state else self.s.warmup_s, "warm", meso, self.seed)
+
+        results: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
+        t1 = time.perf_counter()
+        finalists = list(range(len(plans)))
+        if self.s.screening != "none" and len(plans) > self.s.finalists:
+            meso = self.s.screening == "meso"
+            screen_levels = [lv for lv in self.s.screen_levels if lv in demand]
+            tasks = [task(i, lv, meso) for i in range(len(plans)) for lv in screen_levels]
+            out = self._run(tasks)
+            for tk, r in zip(tasks, out):
+                results[names[int(tk.program[1:])]].setdefault("screen", {})[tk.name.split("_")[1]] = r
+            score = [np.mean([results[n]["screen"][lv] for lv in screen_levels]) for n in names]
+            finalists = sorted(np.argsort(score)[: self.s.finalists].tolist())
+        t_screen = time.perf_counter() - t1
+        final_levels = [lv for lv in self.s.levels if lv in demand]
+        tasks = [task(i, lv, False) for i in finalists for lv in final_levels]
+        out = self._run(tasks)
+        for tk, r in zip(tasks, out):
+            results[names[int(tk.program[1:])]].setdefault("final", {})[tk.name.split("_")[1]] = r
+        t_final = time.perf_counter() - t1 - t_screen
+        final = {i: float(np.mean([results[names[i]]["final"][lv] for lv in final_levels])) for i in finalists}
+        best = min(final, key=final.get)
+        chosen = plans[0]
+        reason = "the current plan is the best"
+        if best != 0:
+            now_delay = final.get(0)
+            gain = (now_delay - final[best]) / now_delay if now_delay and now_delay > 0 else math.inf
+            if 0 not in final:
+                reason = f"{names[best]}: the current plan did not reach the finalists"
+                chosen = plans[best]
+            elif gain >= self.s.min_gain:
+                reason = f"{names[best]}: {100 * gain:.1f} % less forecast delay than the current plan"
+                chosen = plans[best]
+            else:
+                reason = (f"kept: {names[best]} is only {100 * gain:.1f} % better "
+                          f"(switching needs {100 * self.s.min_gain:.0f} %)")
+        record["candidates"] = [{"name": n, "cycle": p.cycle, **results[n],
+                                 "score_veh_h": final.get(i)} for i, (n, p) in enumerate(zip(names, plans))]
+        record.update(chosen=label(chosen), switched=chosen is not plans[0], reason=reason,
+                      wall_s={"demand": round(t_demand, 2), "screen": round(t_screen, 2),
+                              "final": round(t_final, 2), "total": round(time.perf_counter() - t0, 2)})
+        if self.s.screening != "none" and len(finalists) > 1 and all("screen" in results[names[i]] for i in finalists):
+            record["screen_vs_final_rank"] = _spearman(
+                [np.mean(list(results[names[i]]["screen"].values())) for i in finalists],
+                [final[i] for i in finalists])
+        return chosen, record
+
+    def _run(self, tasks: Sequence[WhatIf]) -> list[float]:
+        from engine.errors import SimulationError
+
+        outcomes = run_all(run_whatif, tasks, workers=self.s.workers, preload=("engine.twin.whatif",),
+                           name=lambda t: t.name, log_dir=self.workdir / "logs")
+        values = []
+        for tk, r in zip(tasks, outcomes):
+            if isinstance(r, RunFailed):
+                raise SimulationError(f"what-if {tk.name} at {clock(tk.begin)} failed: {r.error}")
+            assert isinstance(r, WhatIfResult)
+            values.append(round(r.delay_veh_h, 3))
+        return values
+
+
+def _dedupe(counts: Sequence[Count]) -> list[Count]:
+    seen, out = set(), []
+    for c in counts:
+        if (c.edge, c.begin) not in seen:
+            seen.add((c.edge, c.begin))
+            out.append(c)
+    return out
+
+
+def _forecast_summary(f: FlowForecast, horizon_s: float) -> dict:
+    m15, lo15, hi15 = f.over(min(900.0, horizon_s))
+    mh, loh, hih = f.over(horizon_s)
+    return {"method": f.method, "fallback": f.fallback, "mean_15": round(m15, 1), "low_15": round(lo15, 1),
+            "high_15": round(hi15, 1), "mean_h": round(mh, 1), "low_h": round(loh, 1), "high_h": round(hih, 1),
+            "mean": [round(float(x), 1) for x in f.mean], "low": [round(float(x), 1) for x in f.low],
+            "high": [round(float(x), 1) for x in f.high]}
+
+
+def _write_programs(path: Path, plans: Sequence[PeriodPlan], warm: PeriodPlan, intersections) -> None:
+    """One additional file: candidate i as program ``c<i>``, the warm-up plan as ``warm``."""
+    from engine.outputs import atomic_write_text
+
+    parts = []
+    for pid, pp in [(f"c{i}", p) for i, p in enumerate(plans)] + [("warm", warm)]:
+        progs = {s: program_of(intersections[s], t) for s, t in pp.timings.items()}
+        text = tls_xml(progs, pid, {s: t.offset for s, t in pp.timings.items()})
+        parts.append(text.split("<additional>\n", 1)[1].rsplit("</additional>", 1)[0])
+    atomic_write_text(path, '<?xml version="1.0" encoding="UTF-8"?>\n<additional>\n' + "".join(parts)
+                      + "</additional>\n")
+
+
+def future_routes(files: Sequence[Path], begin: float, end: float, out: Path) -> Path:
+    """The field's own vehicles departing in (begin, end), with their routes and types (the oracle's demand)."""
+    import xml.etree.ElementTree as ET
+
+    root_out = ET.Element("routes")
+    for f in files:
+        root = ET.parse(f).getroot()
+        for el in root:
+            if el.tag in ("vType", "route"):
+                root_out.append(el)
+            elif el.tag == "vehicle" and begin < float(el.get("depart", "0")) < end:
+                root_out.append(el)
+    vehicles = [el for el in root_out if el.tag == "vehicle"]
+    for el in vehicles:
+        root_out.remove(el)
+    for el in sorted(vehicles, key=lambda e: float(e.get("depart"))):
+        root_out.append(el)
+    out.write_text(ET.tostring(root_out, encoding="unicode"), encoding="utf-8")
+    return out
+
+
+def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    if np.std(ra) == 0 or np.std(rb) == 0:
+        return math.nan
+    return round(float(np.corrcoef(ra, rb)[0, 1]), 3)

@@ -1,0 +1,261 @@
+"""The predictive twin's closed loop (issue 17): plans followed safely, decisions ahead of a shift, bad feeds.
+
+Everything runs on one signalised cross the test builds with netgenerate (2-lane
+arms, 3 s yellow, 2 s all-red), with a period-of-day demand file and a Webster
+time-of-day plan made by ``cqsignal plan``:
+
+* the :class:`PlanFollower` reproduces the plan's SUMO program second by second,
+  and random plan changes (other cycles, offsets, right-turn overlaps on and off)
+  never give the independent safety monitor a violation;
+* the closed loop: demand shifts from east-west to north-south; the twin, seeing only
+  the loops' counts, must run a plan that favours north-south before the shift peaks;
+* bad feeds (a gap, a dead loop, duplicated, late and clock-jumped rows) are noted in the
+  decision records, fall back to the profile, and never make an unsafe state.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from engine.calibrate.counts import Count
+from engine.cli import main as cli_main
+from engine.sim import sumo_binary
+
+ENTRY = 500  # veh/h on each arm
+SHIFT = {"left0A0": "ew", "right0A0": "ew", "top0A0": "ns", "bottom0A0": "ns"}  # entry edge -> direction
+EW_HEAVY, NS_HEAVY = 1.6, 0.4
+
+
+def _cross(folder: Path) -> Path:
+    """A network folder: the cross, its period demand (equal on every arm) and nothing else."""
+    folder.mkdir(parents=True, exist_ok=True)
+    net = folder / "cross.net.xml"
+    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "1", "--grid.attach-length", "250",
+                    "--default.lanenumber", "2", "--tls.guess", "true", "--default-junction-type", "traffic_light",
+                    "--tls.yellow.time", "3", "--tls.allred.time", "2", "--no-turnarounds", "--seed", "1",
+                    "-o", str(net)], check=True, capture_output=True)
+    turns = {"W": [0.1, 0.8, 0.1], "E": [0.1, 0.8, 0.1], "N": [0.1, 0.8, 0.1], "S": [0.1, 0.8, 0.1]}
+    windows = {"am_peak": "07:00-09:00", "midday": "11:00-14:00", "pm_peak": "17:00-19:00", "night": "22:00-06:00",
+               "holiday_evening": "19:00-21:00"}
+    demand = {"periods": {p: {"window": w, "phf": 0.95, "peak_quarter": 2, "bus_share": 0.0,
+                              "entries": {e: ENTRY for e in SHIFT}, "turns": {"A0": turns}} for p, w in windows.items()}}
+    (folder / "demand.yaml").write_text(yaml.safe_dump(demand))
+    (folder / "network.yaml").write_text("net: cross.net.xml\ndemand: demand.yaml\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def town(tmp_path_factory) -> dict:
+    """The cross, its plan config and a Webster time-of-day plan (``cqsignal plan``, no report)."""
+    root = tmp_path_factory.mktemp("twin_town")
+    folder = _cross(root / "net")
+    plan_cfg = {"network": str(folder), "periods": ["pm_peak"], "schedule": ["pm_peak"], "method": "webster",
+                "design_flow": "hourly",
+                "constraints": {"cycle_min_s": 40, "cycle_max_s": 120, "min_green_s": 7, "pedestrian_min_s": None},
+                "corridor": {"signals": ["A0"]}, "evaluation": {"duration_s": 300, "seeds": [1], "workers": 1},
+                "report": {"enabled": False}}
+    (root / "plan.yaml").write_text(yaml.safe_dump(plan_cfg))
+    assert cli_main(["plan", str(root / "plan.yaml"), "--out", str(root / "plan"), "-q", "--no-report"]) == 0
+    return {"root": root, "folder": folder, "plan_config": root / "plan.yaml", "plans": root / "plan" / "plan.json"}
+
+
+def _twin_config(town: dict, name: str, **extra) -> Path:
+    cfg = {"name": name, "network": str(town["folder"]), "plans": str(town["plans"]),
+           "plan_config": str(town["plan_config"]), "seed": 3, "history_seed": 100,
+           "field": {"period": "pm_peak", "window": "17:00-18:20"},
+           "twin": {"interval_s": 600, "horizon_s": 900, "screening": "none", "levels": ["mean"],
+                    "min_gain": 0.03, "workers": 2}, "baselines": []}
+    for key, value in extra.items():
+        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
+    path = town["root"] / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _ns_share(plan, ix) -> float:
+    """Share of the cycle's green given to phases that serve north-south through traffic."""
+    ns = ew = 0.0
+    for k, g in enumerate(plan.timings[ix.id].greens):
+        links = set(ix.phases[k].green_links)
+        through = {m.approach for m in ix.movements if m.link in links and m.direction == "s"}
+        ns += g if through & {"N", "S"} else 0.0
+        ew += g if through & {"W", "E"} else 0.0
+    return ns / (ns + ew)
+
+
+# -- the follower -----------------------------------------------------------------------------------------
+def _follow(town, switches, seconds: int, workdir: Path):
+    """Run the cross's demand with the follower, ``switches`` = [(time, plan)] (first at the start);
+    returns (signal state of every second, the monitor's violations)."""
+    from engine.loop import ControlLoop, LoopOptions
+    from engine.safety import SafetyMonitor
+    from engine.scenario import Scenario
+    from engine.signal_controller import SignalController
+    from engine.twin.closed_loop import _all_phase_sets
+    from engine.twin.follower import PlanFollower
+
+    scenario = Scenario.load(town["folder"], period="pm_peak", seed=1, duration=seconds, begin=61200)
+    loop = ControlLoop(scenario, LoopOptions(min_green=7, max_green=121, max_ped_wait=240), workdir=workdir)
+    ix = loop.layout.intersections[0]
+    follower = PlanFollower([ix], switches[0][1])
+    loop.signals = SignalController(follower.phases(), loop.sim.set_state, 7, 121, 240)
+    loop.monitor = SafetyMonitor([_all_phase_sets(ix)], min_green=7)
+    states, pending = [], list(switches[1:])
+    try:
+        loop.reset()
+        while not loop.done:
+            now = loop.time
+            while pending and pending[0][0] <= now - 61200:
+                follower.set_plan(pending.pop(0)[1])
+            follower.apply(now, loop.signals)
+            states.append(loop.sim.signal_state(ix.id))
+            loop.advance(seconds=1)
+        loop.finish()
+    finally:
+        loop.close()
+    return states, list(loop.monitor.violations)
+
+
+def test_follower_reproduces_the_plan_program(town):
+    """Followed through the SignalController, a plan shows the states its SUMO program shows, every
+    second once the first cycle has brought it into step."""
+    import libsumo as ls
+
+    from engine.controllers.programs import tls_xml
+    from engine.network import read_intersections
+    from engine.plan.model import Plan, program_of
+
+    pp = Plan.load(town["plans"]).periods["pm_peak"]
+    ix = read_intersections(town["folder"] / "cross.net.xml")["A0"]
+    add = town["root"] / "program.add.xml"
+    add.write_text(tls_xml({"A0": program_of(ix, pp.timings["A0"])}, "plan", {"A0": pp.timings["A0"].offset}))
+    ls.start([sumo_binary(), "-n", str(town["folder"] / "cross.net.xml"), "-a", str(add), "-b", "61200",
+              "--no-step-log", "true"])
+    try:
+        sumo_states = []
+        for _ in range(900):  # SUMO switches at the start of a step: the state read after step t was shown in it
+            ls.simulationStep()
+            sumo_states.append(ls.trafficlight.getRedYellowGreenState("A0"))
+    finally:
+        ls.close()
+    states, violations = _follow(town, [(0, pp)], 900, town["root"] / "follow")
+    assert not violations
+    settled = int(2 * pp.cycle)
+    assert states[settled:] == sumo_states[settled:len(states)]
+
+
+def test_random_plan_changes_are_safe(town):
+    """Plans with other cycles, offsets and right-turn overlaps, switched at random times: no violation."""
+    import dataclasses
+
+    from engine.plan.model import Plan
+
+    pp = Plan.load(town["plans"]).periods["pm_peak"]
+    t = pp.timings["A0"]
+    variants = [pp]
+    for extra, offset, overlaps in ((20, 13, True), (-10, 40, False), (35, 7, True), (0, 25, True)):
+        greens = tuple(max(7.0, g + extra / len(t.greens)) for g in t.greens)
+        timing = dataclasses.replace(t, greens=greens, offset=float(offset), right_turn_overlaps=overlaps)
+        variants.append(pp.with_timings({"A0": timing}, cycle=pp.cycle + sum(greens) - sum(t.greens)))
+    rng = np.random.default_rng(0)
+    times = np.cumsum(rng.uniform(5, 90, size=30))
+    switches = [(0, pp)] + [(float(x), variants[int(rng.integers(len(variants)))]) for x in times if x < 1500]
+    assert len(switches) >= 15
+    _, violations = _follow(town, switches, 1500, town["root"] / "random_switch")
+    assert not violations, violations[:3]
+
+
+# -- the feed ---------------------------------------------------------------------------------------------
+def _row(edge: str, i: int, value: float = 10.0) -> Count:
+    return Count(61200.0 + 300 * i, 61500.0 + 300 * i, edge, None, value, "t")
+
+
+def test_feed_series_leaves_out_what_it_cannot_place():
+    from engine.twin.decide import feed_series
+
+    rows = [_row("a", 0), _row("a", 1), _row("a", 1, 99.0),  # duplicate: the first kept
+            _row("b", 0), _row("b", 5),  # from the future
+            Count(61250.0, 61550.0, "a", None, 5.0, "t"),  # misaligned
+            _row("zz", 0), _row("a", 2 + 12)]  # unknown location; a clock jump of an hour
+    s = feed_series(rows, ["a", "b"], 61200.0, 61200.0 + 900)
+    assert list(s.flows["a"][:2]) == [120.0, 120.0] and np.isnan(s.flows["a"][2])
+    assert s.flows["b"][0] == 120.0 and np.isnan(s.flows["b"][1:]).all()
+    notes = " ".join(s.notes)
+    for word in ("1 duplicate", "2 future", "1 misaligned", "1 unknown", "without the last interval"):
+        assert word in notes, notes
+
+
+def test_faulty_feed_breaks_the_feed_as_asked():
+    from engine.twin.config import FeedFault
+    from engine.twin.detectors import FaultyFeed
+
+    faults = [FeedFault(kind="gap", edges=("a",), start=61200, duration_s=300),
+              FeedFault(kind="dead", edges=("b",), start=61200, duration_s=600),
+              FeedFault(kind="late", start=61500, duration_s=300),
+              FeedFault(kind="duplicate", edges=("a",), start=61800, duration_s=300),
+              FeedFault(kind="clock_jump", edges=("b",), start=61800, duration_s=300, shift_s=3600)]
+    feed = FaultyFeed(faults)
+    first = feed([_row("a", 0), _row("b", 0)])
+    assert [(c.edge, c.value) for c in first] == [("b", 0.0)]
+    assert feed([_row("a", 1), _row("b", 1)]) == []  # held back (late)
+    third = feed([_row("a", 2), _row("b", 2)])
+    assert [(c.edge, c.begin) for c in third] == [("a", 61500.0), ("b", 61500.0), ("a", 61800.0), ("a", 61800.0),
+                                                  ("b", 61800.0 + 3600)]
+    assert third[1].value == 0.0  # b was dead then
+
+
+# -- the closed loop --------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_twin_switches_before_the_shift_peaks(town):
+    """East-west heavy until 17:20, shifting to north-south heavy by 17:50: the plan running at 17:50 gives
+    north-south the larger share, the one at the start east-west; every second is safe."""
+    from engine.twin.closed_loop import history_profile, resolve, run_field
+    from engine.twin.config import load_twin_config
+
+    ew = [["17:00", EW_HEAVY], ["17:20", EW_HEAVY], ["17:50", NS_HEAVY]]
+    ns = [["17:00", NS_HEAVY], ["17:20", NS_HEAVY], ["17:50", EW_HEAVY]]
+    cfg = load_twin_config(_twin_config(town, "shift", field={
+        "entries": {e: (ew if d == "ew" else ns) for e, d in SHIFT.items()}}))
+    setting = resolve(cfg)
+    profile = history_profile(setting, town["root"] / "history", cfg.twin.horizon_s)
+    run = run_field(setting, "twin", town["root"] / "shift_run", profile=profile, monitor=True)
+    assert not run.violations, run.violations[:3]
+    ix = setting.intersections["A0"]
+    assert len(run.decisions) == 7
+    running = run.running
+    def share_at(t: float) -> float:
+        return _ns_share([p for when, p in running if when <= t][-1], ix)
+    shown = [(w, p.notes.get("candidate"), round(_ns_share(p, ix), 2)) for w, p in running]
+    assert share_at(63000) > 0.55, shown  # north-south favoured by 17:50, when the shift peaks
+    assert share_at(63000) > share_at(61800) + 0.05, shown  # and more than at 17:30
+    methods = {f["method"] for d in run.decisions for f in d["forecast"].values()}
+    assert "ets" in methods, methods
+
+
+@pytest.mark.slow
+def test_bad_feeds_fall_back_and_stay_safe(town, tmp_path):
+    """Every kind of bad feed is named in the decision records; the run stays safe and ends."""
+    faults = [{"kind": "gap", "edges": ["left0A0"], "start": "17:05", "duration_s": 600},
+              {"kind": "dead", "edges": ["top0A0"], "start": "17:00", "duration_s": 1800},
+              {"kind": "duplicate", "start": "17:10", "duration_s": 300},
+              {"kind": "late", "edges": ["right0A0"], "start": "17:15", "duration_s": 300},
+              {"kind": "clock_jump", "edges": ["bottom0A0"], "start": "17:20", "duration_s": 300}]
+    path = _twin_config(town, "faults", feed_faults=faults, field={"window": "17:00-17:40"})
+    out = tmp_path / "out"
+    assert cli_main(["twin", str(path), "--out", str(out), "--monitor", "--controllers", "twin",
+                     "--cache", str(tmp_path / "cache")]) == 0
+    records = [json.loads(line) for line in (out / "decisions.jsonl").read_text().splitlines()]
+    notes = " ".join(n for r in records for n in r["feed"])
+    for word in ("duplicate", "future", "without the last interval"):
+        assert word in notes, notes
+    reasons = " ".join(str(v) for r in records for v in r["fallbacks"].values())
+    assert "dead detector" in reasons, reasons
+    results = json.loads((out / "results.json").read_text())
+    assert results["controllers"]["twin"]["monitor_violations"] == 0
+    assert (out / "report.html").read_text().count("<img") >= 2
