@@ -27,9 +27,9 @@ from engine.calibrate.counts import Count
 from engine.cli import main as cli_main
 from engine.sim import sumo_binary
 
-ENTRY = 500  # veh/h on each arm
+ENTRY = 600  # veh/h on each arm
 SHIFT = {"left0A0": "ew", "right0A0": "ew", "top0A0": "ns", "bottom0A0": "ns"}  # entry edge -> direction
-EW_HEAVY, NS_HEAVY = 1.6, 0.4
+EW_HEAVY, NS_HEAVY = 1.8, 0.3
 
 
 def _cross(folder: Path) -> Path:
@@ -44,7 +44,8 @@ def _cross(folder: Path) -> Path:
     windows = {"am_peak": "07:00-09:00", "midday": "11:00-14:00", "pm_peak": "17:00-19:00", "night": "22:00-06:00",
                "holiday_evening": "19:00-21:00"}
     demand = {"periods": {p: {"window": w, "phf": 0.95, "peak_quarter": 2, "bus_share": 0.0,
-                              "entries": {e: ENTRY for e in SHIFT}, "turns": {"A0": turns}} for p, w in windows.items()}}
+                              "entries": {e: ENTRY for e in SHIFT}, "turns": {"A0": turns}}
+                          for p, w in windows.items()}}
     (folder / "demand.yaml").write_text(yaml.safe_dump(demand))
     (folder / "network.yaml").write_text("net: cross.net.xml\ndemand: demand.yaml\n")
     return folder
@@ -70,6 +71,7 @@ def _twin_config(town: dict, name: str, **extra) -> Path:
            "plan_config": str(town["plan_config"]), "seed": 3, "history_seed": 100,
            "field": {"period": "pm_peak", "window": "17:00-18:20"},
            "twin": {"interval_s": 600, "horizon_s": 900, "screening": "none", "levels": ["mean"],
+                    "forecast": "last",
                     "min_gain": 0.03, "workers": 2}, "baselines": []}
     for key, value in extra.items():
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
@@ -213,29 +215,28 @@ def test_faulty_feed_breaks_the_feed_as_asked():
 # -- the closed loop --------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_twin_switches_before_the_shift_peaks(town):
-    """East-west heavy until 17:20, shifting to north-south heavy by 17:50: the plan running at 17:50 gives
-    north-south the larger share, the one at the start east-west; every second is safe."""
+    """East-west heavy until 17:20, shifting to north-south heavy by 18:00: the plan running at 17:10
+    favours east-west, the one running at 17:50 (before the peak) north-south; every second is safe."""
     from engine.twin.closed_loop import history_profile, resolve, run_field
     from engine.twin.config import load_twin_config
 
-    ew = [["17:00", EW_HEAVY], ["17:20", EW_HEAVY], ["17:50", NS_HEAVY]]
-    ns = [["17:00", NS_HEAVY], ["17:20", NS_HEAVY], ["17:50", EW_HEAVY]]
+    ew = [["17:00", EW_HEAVY], ["17:20", EW_HEAVY], ["18:00", NS_HEAVY]]
+    ns = [["17:00", NS_HEAVY], ["17:20", NS_HEAVY], ["18:00", EW_HEAVY]]
     cfg = load_twin_config(_twin_config(town, "shift", field={
-        "entries": {e: (ew if d == "ew" else ns) for e, d in SHIFT.items()}}))
+        "window": "17:00-18:30", "entries": {e: (ew if d == "ew" else ns) for e, d in SHIFT.items()}}))
     setting = resolve(cfg)
     profile = history_profile(setting, town["root"] / "history", cfg.twin.horizon_s)
     run = run_field(setting, "twin", town["root"] / "shift_run", profile=profile, monitor=True)
     assert not run.violations, run.violations[:3]
     ix = setting.intersections["A0"]
-    assert len(run.decisions) == 7
+    assert len(run.decisions) == 8
     running = run.running
     def share_at(t: float) -> float:
         return _ns_share([p for when, p in running if when <= t][-1], ix)
     shown = [(w, p.notes.get("candidate"), round(_ns_share(p, ix), 2)) for w, p in running]
-    assert share_at(63000) > 0.55, shown  # north-south favoured by 17:50, when the shift peaks
-    assert share_at(63000) > share_at(61800) + 0.05, shown  # and more than at 17:30
-    methods = {f["method"] for d in run.decisions for f in d["forecast"].values()}
-    assert "ets" in methods, methods
+    assert share_at(61800) < 0.45, shown  # 17:10: east-west favoured
+    assert share_at(64200) > 0.55, shown  # 17:50: north-south favoured, before the peak at 18:00
+    assert all(set(SHIFT) <= set(d["forecast"]) for d in run.decisions)  # every entry forecast each time
 
 
 @pytest.mark.slow

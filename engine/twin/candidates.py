@@ -42,8 +42,11 @@ def like(plan: PeriodPlan, current: PeriodPlan, name: str) -> PeriodPlan:
 
 def candidate_plans(current: PeriodPlan, tod: Mapping[str, PeriodPlan], flows: Flows,
                     intersections: Mapping[str, Intersection], corridor: Corridor, limits: Constraints,
-                    retime: bool = True, cycle_factors: Sequence[float] = (0.85, 1.15)) -> list[PeriodPlan]:
-    """Distinct candidates, the current plan first; ``flows``: forecast veh/h per movement.
+                    retime: bool = True, cycle_factors: Sequence[float] = (0.85, 1.15),
+                    tag: str = "") -> list[PeriodPlan]:
+    """Distinct candidates with distinct names (:func:`label`), the current plan first (as it is);
+    ``flows``: forecast veh/h per movement; ``tag`` (e.g. the decision's time of day) is added to
+    the names of the re-timed plans, which are made for that moment's forecast.
 
     Raises :class:`ConfigError` if a time-of-day plan fails validation (the re-timed ones
     are built within the limits; one that cannot be is left out).
@@ -57,22 +60,30 @@ def candidate_plans(current: PeriodPlan, tod: Mapping[str, PeriodPlan], flows: F
         period = current.period
         try:
             web = webster_period_plan(period, intersections, flows, limits)
-            out.append(like(web, current, f"webster@{web.cycle:g}"))
+            at = f"/{tag}" if tag else ""
+            out.append(like(web, current, f"webster@{web.cycle:g}{at}"))
             wave = green_wave_period_plan(period, intersections, flows, limits, corridor)
-            out.append(like(wave, current, f"green_wave@{wave.cycle:g}"))
+            out.append(like(wave, current, f"green_wave@{wave.cycle:g}{at}"))
             for f in cycle_factors:
                 c = _round_cycle(wave.cycle * f, limits)
                 if c != wave.cycle:
                     v = green_wave_period_plan(period, intersections, flows, limits, corridor, cycle=c)
-                    out.append(like(v, current, f"green_wave@{c:g}"))
+                    out.append(like(v, current, f"green_wave@{c:g}{at}"))
         except ConfigError:
             pass  # the forecast flows exceed what any cycle within the limits serves: keep the others
-    unique: dict[str, PeriodPlan] = {}
+    unique: dict[tuple, PeriodPlan] = {}
+    names: set[str] = set()
     for pp in out:
         key = _key(pp)
-        if key not in unique:
-            validate_period(pp, intersections, limits)
-            unique[key] = pp
+        if key in unique:
+            continue
+        validate_period(pp, intersections, limits)
+        name, k = label(pp), 2
+        while name in names:  # e.g. Webster on the same cycle as the running plan, other splits
+            name, k = f"{label(pp)}#{k}", k + 1
+        names.add(name)
+        unique[key] = pp if name == label(pp) else pp.with_timings(dict(pp.timings),
+                                                                   notes={**pp.notes, "candidate": name})
     return list(unique.values())
 
 

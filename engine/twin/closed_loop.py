@@ -107,15 +107,16 @@ class FieldRun:
 def run_field(setting: Setting, controller: str, workdir: Path, *, spec: FieldSpec | None = None,
               seed: int | None = None, extra_s: float = 0.0, profile: dict[str, np.ndarray] | None = None,
               monitor: bool = False, on_decision: Callable[[dict], None] | None = None,
-              progress: Callable[[float, float], None] | None = None) -> FieldRun:
+              progress: Callable[[float, float], None] | None = None, faults: bool = True) -> FieldRun:
     """Run the field for its window (+ ``extra_s``) under ``controller``; see the module docstring.
 
     ``profile`` (needed by ``twin`` and ``oracle``): the history's flows per count location.
     With ``monitor`` an independent :class:`~engine.safety.SafetyMonitor` watches every
-    second; its violations are in the result.
+    second; its violations are in the result. ``faults``: apply the config's ``feed_faults``.
     """
     field_run = _Field(setting, controller, workdir, spec or setting.cfg.field,
-                       setting.cfg.seed if seed is None else seed, extra_s, profile, monitor)
+                       setting.cfg.seed if seed is None else seed, extra_s, profile, monitor,
+                       setting.cfg.feed_faults if faults else ())
     return field_run.run(on_decision, progress)
 
 
@@ -123,7 +124,7 @@ class _Field:
     """One field run's parts: SUMO's loop, the controller, the loops and the feed, the twin."""
 
     def __init__(self, setting: Setting, controller: str, workdir: Path, spec: FieldSpec, seed: int,
-                 extra_s: float, profile: dict[str, np.ndarray] | None, monitor: bool) -> None:
+                 extra_s: float, profile: dict[str, np.ndarray] | None, monitor: bool, faults=()) -> None:
         import sumolib
 
         from engine.twin.candidates import label
@@ -167,7 +168,7 @@ class _Field:
                              oracle_routes=routes if controller == "oracle" else None, seed=seed)
         self.counts_file = workdir / "counts.csv"
         self.counts_file.unlink(missing_ok=True)
-        self.faults = FaultyFeed(cfg.feed_faults)
+        self.faults = FaultyFeed(faults)
         self.feed = CountsFeed(self.counts_file)
         self.seen: list[Count] = []
         self.result = FieldRun(controller, None, self.counts_file, self.loop.tripinfo)  # type: ignore[arg-type]
@@ -300,7 +301,7 @@ def history_profile(setting: Setting, workdir: Path, horizon_s: float) -> dict[s
            "horizon_s": horizon_s, "plans": str(cfg.plans), "network": cfg.network}
     if not (csv_file.is_file() and meta.is_file() and json.loads(meta.read_text()) == key):
         run = run_field(setting, "tod", workdir / "history_run", spec=cfg.field.normal(),
-                        seed=cfg.history_seed, extra_s=horizon_s)
+                        seed=cfg.history_seed, extra_s=horizon_s, faults=False)
         csv_file.write_bytes(run.counts.read_bytes())
         meta.write_text(json.dumps(key), encoding="utf-8")
         shutil.rmtree(workdir / "history_run", ignore_errors=True)

@@ -175,7 +175,8 @@ class Twin:
 
         flows = route_file_flows([demand["mean"]], self.net_file, now, end)
         plans = candidate_plans(current, self.tod if self.s.candidates.tod else {}, flows, self.intersections,
-                                self.corridor, self.limits, self.s.candidates.retime, self.s.candidates.cycle_factors)
+                                self.corridor, self.limits, self.s.candidates.retime, self.s.candidates.cycle_factors,
+                                tag=clock(now)[:5])
         names = [label(p) for p in plans]
         programs = folder / "candidates.add.xml"
         _write_programs(programs, plans, warm_plan or current, self.intersections)
@@ -198,7 +199,8 @@ class Twin:
             for tk, r in zip(tasks, out):
                 results[names[int(tk.program[1:])]].setdefault("screen", {})[tk.name.split("_")[1]] = r
             score = [np.mean([results[n]["screen"][lv] for lv in screen_levels]) for n in names]
-            finalists = sorted(np.argsort(score)[: self.s.finalists].tolist())
+            # the running plan is always run in the final model too: a switch is judged on like terms
+            finalists = sorted(set(np.argsort(score)[: self.s.finalists].tolist()) | {0})
         t_screen = time.perf_counter() - t1
         final_levels = [lv for lv in self.s.levels if lv in demand]
         tasks = [task(i, lv, False) for i in finalists for lv in final_levels]
@@ -211,12 +213,9 @@ class Twin:
         chosen = plans[0]
         reason = "the current plan is the best"
         if best != 0:
-            now_delay = final.get(0)
-            gain = (now_delay - final[best]) / now_delay if now_delay and now_delay > 0 else math.inf
-            if 0 not in final:
-                reason = f"{names[best]}: the current plan did not reach the finalists"
-                chosen = plans[best]
-            elif gain >= self.s.min_gain:
+            now_delay = final[0]
+            gain = (now_delay - final[best]) / now_delay if now_delay > 0 else math.inf
+            if gain >= self.s.min_gain:
                 reason = f"{names[best]}: {100 * gain:.1f} % less forecast delay than the current plan"
                 chosen = plans[best]
             else:

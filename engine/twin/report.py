@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.calibrate.counts import clock, read_counts
+from engine.calibrate.counts import clock
 from engine.twin.forecast import FlowForecast, accuracy, forecast
 from engine.twin.whatif import COUNT_STEP_S
 
@@ -23,15 +23,18 @@ KPI_ROWS = (("mean_delay_s", "mean delay [s/veh]", "{:.1f}"), ("mean_travel_time
 
 
 def observed_flows(counts_file: Path, begin: float, n: int) -> dict[str, np.ndarray]:
-    """Flows (veh/h) per count location and 5-min interval from ``begin``, shape (n,); NaN where none."""
-    out: dict[str, np.ndarray] = {}
+    """Flows (veh/h) per count location and 5-min interval from ``begin``, shape (n,); NaN where none.
+
+    The feed is read as the twin reads it (:func:`engine.twin.decide.feed_series`): a repeated,
+    misaligned or out-of-window row is left out, not an error.
+    """
+    from engine.calibrate.counts import parse_counts_csv
+    from engine.twin.decide import feed_series
+
     if not counts_file.is_file() or counts_file.stat().st_size == 0:
-        return out
-    for c in read_counts(counts_file).counts:
-        i = int(round((c.begin - begin) / COUNT_STEP_S))
-        if 0 <= i < n:
-            out.setdefault(c.edge, np.full(n, np.nan))[i] = c.value * 3600.0 / COUNT_STEP_S
-    return out
+        return {}
+    counts = parse_counts_csv(counts_file, counts_file.read_text(encoding="utf-8"))
+    return feed_series(counts, sorted({c.edge for c in counts}), begin, begin + n * COUNT_STEP_S).flows
 
 
 def forecast_accuracy(counts_file: Path, profile: Mapping[str, np.ndarray], begin: float, settings) -> dict:
