@@ -22,8 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from engine.yamlfile import read_yaml
 from engine.errors import ConfigError, NetworkError
 from engine.network import Network, load_network, read_intersections
 from engine.webster import SAT_THROUGH, SAT_TURN, critical_vc as _critical_vc, intersection_flow_ratios, lost_time
@@ -134,12 +134,7 @@ def _period(path: Path, name: str, raw: object) -> Period:
 def load_demand(path: Path) -> Demand:
     """Read and validate a demand file; ConfigError naming file and field on any bad value."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read demand file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, "demand file")
     if not isinstance(raw, dict) or not isinstance(raw.get("periods"), dict):
         raise ConfigError(f"{path}: periods: missing or not a mapping")
     unknown = [p for p in raw["periods"] if p not in PERIODS]

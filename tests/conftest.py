@@ -106,3 +106,14 @@ def make_grid_counts(grid, tmp_path_factory):
         return made[intervals]
 
     return make
+
+
+def build_cross(folder: Path, arm_m: float = 200.0) -> Path:
+    """One signalised cross (node ``A0``), ``arm_m`` arms of 2 lanes, 3 s yellow and 2 s all-red: two green phases."""
+    folder.mkdir(parents=True, exist_ok=True)
+    net = folder / "cross.net.xml"
+    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "1", "--grid.attach-length", f"{arm_m:g}",
+                    "--default.lanenumber", "2", "--tls.guess", "true", "--default-junction-type", "traffic_light",
+                    "--tls.yellow.time", "3", "--tls.allred.time", "2", "--no-turnarounds", "--seed", "1",
+                    "-o", str(net)], check=True, capture_output=True)
+    return net

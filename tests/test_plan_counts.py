@@ -11,7 +11,6 @@ equal to the counted flows.
 from __future__ import annotations
 
 import json
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from engine.cli import main
-from engine.sim import sumo_binary
+from conftest import build_cross
 
 # vehicles per 15 minutes (first, second quarter) of each counted movement at the cross's signal A0
 EAST_WEST = {("left0A0", "A0right0"): (200, 240), ("right0A0", "A0left0"): (180, 220),  # through
@@ -37,17 +36,6 @@ def _turned(edge: str) -> str:
 NORTH_SOUTH = {(_turned(a), _turned(b)): q for (a, b), q in EAST_WEST.items()}
 PERIODS = {"am_peak": ("07:00", "07:15", "07:30", EAST_WEST), "pm_peak": ("17:00", "17:15", "17:30", NORTH_SOUTH)}
 CONSTRAINTS = {"cycle_min_s": 40, "cycle_max_s": 120, "pedestrian_min_s": None}  # splits follow the flows alone
-
-
-def build_cross(folder: Path) -> Path:
-    """One signalised cross, 200 m arms of 2 lanes, 3 s yellow and 2 s all-red: two green phases."""
-    folder.mkdir(parents=True, exist_ok=True)
-    net = folder / "cross.net.xml"
-    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "1", "--grid.attach-length", "200",
-                    "--default.lanenumber", "2", "--tls.guess", "true", "--default-junction-type", "traffic_light",
-                    "--tls.yellow.time", "3", "--tls.allred.time", "2", "--no-turnarounds", "--seed", "1",
-                    "-o", str(net)], check=True, capture_output=True)
-    return net
 
 
 def write_counts(path: Path) -> Path:

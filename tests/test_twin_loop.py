@@ -16,12 +16,12 @@ time-of-day plan made by ``cqsignal plan``:
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import build_cross
 
 from engine.calibrate.counts import Count
 from engine.cli import main as cli_main
@@ -34,12 +34,7 @@ EW_HEAVY, NS_HEAVY = 1.8, 0.3
 
 def _cross(folder: Path) -> Path:
     """A network folder: the cross, its period demand (equal on every arm) and nothing else."""
-    folder.mkdir(parents=True, exist_ok=True)
-    net = folder / "cross.net.xml"
-    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "1", "--grid.attach-length", "250",
-                    "--default.lanenumber", "2", "--tls.guess", "true", "--default-junction-type", "traffic_light",
-                    "--tls.yellow.time", "3", "--tls.allred.time", "2", "--no-turnarounds", "--seed", "1",
-                    "-o", str(net)], check=True, capture_output=True)
+    build_cross(folder, arm_m=250.0)
     turns = {"W": [0.1, 0.8, 0.1], "E": [0.1, 0.8, 0.1], "N": [0.1, 0.8, 0.1], "S": [0.1, 0.8, 0.1]}
     windows = {"am_peak": "07:00-09:00", "midday": "11:00-14:00", "pm_peak": "17:00-19:00", "night": "22:00-06:00",
                "holiday_evening": "19:00-21:00"}

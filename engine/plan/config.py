@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.calibrate.counts import parse_time
+from engine.yamlfile import read_yaml
 from engine.errors import ConfigError
 from engine.scenario import MAX_DURATION_S, MAX_SEED
 
@@ -190,12 +190,7 @@ class PlanConfig(_Strict):
 def load_plan_config(path: str | Path) -> PlanConfig:
     """Read and validate a plan config; ConfigError naming the file and field on any problem."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read plan config ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, "plan config")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

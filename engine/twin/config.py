@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.yamlfile import read_yaml
 from engine.errors import ConfigError
 from engine.twin.field import FieldSpec, time_of_day
 
@@ -90,12 +90,7 @@ def load_twin_config(path: str | Path) -> TwinConfig:
     ConfigError (one line, naming the file and field) for a missing file, bad YAML or a bad value.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, "twin config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings")
     try:
