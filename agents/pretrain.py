@@ -88,16 +88,22 @@ def behaviour_clone(model, data: dict[str, np.ndarray], epochs: int, batch_size:
     actions_np = data["actions"].reshape(obs.shape[0], -1)
     actions = th.as_tensor(actions_np.squeeze(-1) if actions_np.shape[1] == 1 else actions_np)
     mask_t = th.as_tensor(masks)
+    # A label the mask forbids has a masked log-likelihood without a minimum (its loss falls
+    # forever as the allowed action's logit falls): such samples teach nothing but to avoid what
+    # the mask forces, so they leave the policy term (the critic still learns from them).
+    n = obs.shape[0]
+    allowed = th.as_tensor(label_allowed(masks, actions_np, policy.action_space) if masked else np.ones(n, dtype=bool))
     optimiser = th.optim.Adam(policy.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
-    n = obs.shape[0]
     policy.set_training_mode(True)
     for _ in range(epochs):
         target = value_targets()
         for idx in np.array_split(rng.permutation(n), max(1, math.ceil(n / batch_size))):
             kwargs = {"action_masks": mask_t[idx]} if masked else {}
             values, log_prob, _ = policy.evaluate_actions(obs[idx], actions[idx], **kwargs)
-            loss = -log_prob.mean() + 0.5 * ((values.flatten() - target[idx]) ** 2).mean()
+            ok = allowed[idx]
+            imitation = -log_prob[ok].mean() if bool(ok.any()) else log_prob.sum() * 0.0
+            loss = imitation + 0.5 * ((values.flatten() - target[idx]) ** 2).mean()
             optimiser.zero_grad()
             loss.backward()
             th.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
@@ -112,7 +118,17 @@ def behaviour_clone(model, data: dict[str, np.ndarray], epochs: int, batch_size:
     free = masks.sum(axis=1) > 1 if shared else np.ones(n, dtype=bool)
     agree = np.all(chosen == actions_np, axis=1)
     return {"samples": int(n), "accuracy": float(agree[free].mean()) if free.any() else math.nan,
+            "off_mask": int((~allowed).sum()),
             "value_r2": float(1.0 - ((values - target) ** 2).mean() / max(float(target.var()), 1e-12))}
+
+
+def label_allowed(masks: np.ndarray, actions: np.ndarray, action_space) -> np.ndarray:
+    """Per sample: whether its mask allows its action(s). ``masks`` (n, width): one Discrete action
+    per row (shared policy), or every signal's mask side by side in ``MultiDiscrete`` order."""
+    actions = actions.reshape(len(masks), -1)
+    nvec = getattr(action_space, "nvec", None)
+    offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]]) if nvec is not None else np.zeros(1, dtype=np.int64)
+    return np.take_along_axis(masks, actions + offsets[None, : actions.shape[1]], axis=1).all(axis=1)
 
 
 def _scenario_duration(opts) -> float:

@@ -85,8 +85,8 @@ def run_worker(conn: Connection, spec: dict) -> None:  # noqa: C901 - one messag
             elif cmd == "teacher":  # a heuristic decides; the reply says what it chose
                 if teacher is None or teacher.name != data:
                     teacher = make_teacher(data, core.base)
-                actions = teacher_actions(teacher.decide(core.loop.state()), core.loop.signals.phase,
-                                          core.options.action_mode)
+                actions = within_masks(teacher_actions(teacher.decide(core.loop.state()), core.loop.signals.phase,
+                                                       core.options.action_mode), core.masks())
                 reply = (actions, *step(actions))
             elif cmd == "reset":
                 rows = start()
@@ -125,6 +125,18 @@ def teacher_actions(targets: np.ndarray, phase: np.ndarray, action_mode: str) ->
     if action_mode == "phase":
         return np.where(targets >= 0, targets, phase).astype(np.int64)
     return ((targets >= 0) & (targets != phase)).astype(np.int64)
+
+
+def within_masks(actions: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+    """The teacher behind the env's masks, as a policy is: where its action is not allowed (the
+    starvation guard names another phase while max pressure would hold a discharging green),
+    the allowed one. Imitation labels outside the mask are unlearnable (their masked
+    log-likelihood has no minimum) and taught the policy to avoid long-waiting phases."""
+    actions = np.asarray(actions, dtype=np.int64).copy()
+    for k, m in enumerate(masks):
+        if not m[actions[k]]:
+            actions[k] = int(np.flatnonzero(m)[0])
+    return actions
 
 
 def _portable(exc: Exception) -> Exception:
