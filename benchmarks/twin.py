@@ -1,0 +1,106 @@
+"""The predictive twin against the baselines, over scenarios and seeds (issue 17's quality bar).
+
+    python -m benchmarks.twin --configs configs/twin_surge.yaml configs/twin_normal.yaml \\
+        --seeds 1 2 3 4 5 --out benchmarks/results_twin
+
+runs ``cqsignal twin`` for every config and seed into ``OUT/<scenario>/seed<N>`` (a run whose
+``results.json`` exists is kept: the command resumes) and writes ``OUT/TWIN.md``: per scenario
+and controller the mean delay ± 95 % CI over seeds (n), the change against the time-of-day
+plans paired by seed, the decision wall times, and the forecast accuracy at 15 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.stats import mean_ci, paired_difference
+
+
+def run(configs: list[str], seeds: list[int], out: Path, controllers: str | None, cache: Path) -> None:
+    from engine.cli import main as cli
+
+    for config in configs:
+        name = Path(config).stem.removeprefix("twin_")
+        for seed in seeds:
+            dest = out / name / f"seed{seed}"
+            if (dest / "results.json").is_file():
+                continue
+            args = ["twin", config, "--out", str(dest), "--seed", str(seed), "--cache", str(cache)]
+            if controllers:
+                args += ["--controllers", controllers]
+            code = cli(args)
+            if code:
+                sys.exit(code)
+
+
+def table(out: Path) -> str:
+    """TWIN.md from every ``results.json`` under ``out``."""
+    lines = ["# Predictive twin: closed loop against the baselines", "",
+             "Mean delay over the 16:30–18:30 window (s/veh, all vehicles due, those left outside charged), "
+             "mean ± 95 % CI over seeds (n); Δ TOD: paired by seed against the time-of-day plans. "
+             "Regenerate: `python -m benchmarks.twin --configs configs/twin_*.yaml --seeds ... --out "
+             f"{out}`.", ""]
+    for scenario in sorted(p for p in out.iterdir() if p.is_dir() and p.name != "cache"):
+        runs = {}
+        for f in sorted(scenario.glob("seed*/results.json")):
+            runs[int(f.parent.name.removeprefix("seed"))] = json.loads(f.read_text())
+        if not runs:
+            continue
+        names = list(dict.fromkeys(n for r in runs.values() for n in r["controllers"]))
+        delay = {n: {s: r["controllers"][n]["kpis"]["mean_delay_s"] for s, r in runs.items()
+                     if n in r["controllers"]} for n in names}
+        lines += [f"## {scenario.name}", "", "| controller | delay [s/veh] | Δ TOD [s/veh] | Δ TOD [%] | "
+                  "stops [/veh] | left outside [veh] |", "|---|---|---|---|---|---|"]
+        for n in names:
+            est = mean_ci(list(delay[n].values()))
+            stops = np.mean([r["controllers"][n]["kpis"]["mean_stops"] for r in runs.values() if n in r["controllers"]])
+            outside = np.mean([r["controllers"][n]["kpis"]["never_inserted"] for r in runs.values()
+                               if n in r["controllers"]])
+            if "tod" in delay and n != "tod":
+                diff, pct = paired_difference(delay[n], delay["tod"])
+                d = f"{diff.mean:+.1f}" + ("" if math.isnan(diff.half_width) else f" ± {diff.half_width:.1f}")
+                p = f"{pct:+.1f}"
+            else:
+                d = p = "–"
+            ci = f" ± {est.half_width:.1f}" if not math.isnan(est.half_width) else ""
+            lines.append(f"| {n} | {est.mean:.1f}{ci} (n={est.n}) | {d} | {p} | {stops:.2f} | {outside:.0f} |")
+        walls = [w for r in runs.values() for w in [r.get("decision_wall_s")] if w]
+        if walls:
+            lines += ["", f"Decision wall time: median {np.median([w['median'] for w in walls]):.0f} s, "
+                      f"max {max(w['max'] for w in walls):.0f} s ({sum(w['n'] for w in walls)} decisions)."]
+        acc = [r["forecast_accuracy"] for r in runs.values() if r.get("forecast_accuracy")]
+        if acc:
+            parts = []
+            for method in acc[0]:
+                m = [a[method]["15min"]["mape"] for a in acc if method in a and "15min" in a[method]]
+                parts.append(f"{method} {np.nanmean(m):.1f} %")
+            lines += ["", "15-minute forecast MAPE over count locations: " + ", ".join(parts) + "."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.twin", description=__doc__.splitlines()[0])
+    p.add_argument("--configs", nargs="*", default=[], help="twin configs (none: only tabulate --out)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1])
+    p.add_argument("--out", default="benchmarks/results_twin")
+    p.add_argument("--controllers", default=None, help="as for cqsignal twin (default: twin + the baselines)")
+    p.add_argument("--cache", default=None, help="history cache (default: OUT/cache)")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    run(args.configs, args.seeds, out, args.controllers, Path(args.cache) if args.cache else out / "cache")
+    text = table(out)
+    (out / "TWIN.md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
