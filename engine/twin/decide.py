@@ -109,7 +109,7 @@ class Twin:
         self.tod = dict(tod)
         self.profile = {k: np.asarray(v, dtype=float) for k, v in profile.items()}
         self.begin = begin
-        self.workdir = workdir
+        self.workdir = workdir = Path(workdir).resolve()  # SUMO reads output paths relative to the add file
         self.oracle_routes = oracle_routes
         self.seed = seed
         workdir.mkdir(parents=True, exist_ok=True)
@@ -285,7 +285,7 @@ def future_routes(files: Sequence[Path], begin: float, end: float, out: Path) ->
     for f in files:
         root = ET.parse(f).getroot()
         for el in root:
-            if el.tag in ("vType", "route"):
+            if el.tag == "route":  # vehicle types come from the state or the twin's own types file
                 root_out.append(el)
             elif el.tag == "vehicle" and begin < float(el.get("depart", "0")) < end:
                 root_out.append(el)
