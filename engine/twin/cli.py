@@ -61,7 +61,7 @@ def cmd_twin(args: argparse.Namespace) -> int:
         profile = None
         if any(c in ("twin", "oracle") for c in controllers):
             with progress_bar("history (normal day)", 1.0):
-                profile = history_profile(setting, cache / _key(cfg), cfg.twin.horizon_s)
+                profile = history_profile(setting, cache, cfg.twin.horizon_s)
         runs = {}
         decisions_file = stage.path / "decisions.jsonl"
         for name in controllers:
@@ -106,14 +106,6 @@ def cmd_twin(args: argparse.Namespace) -> int:
     console.print(kpi_table({n: r["kpis"] for n, r in results["controllers"].items()}))
     console.print(f"wrote {out / 'report.html'}, {out / 'results.json'} and {out / 'decisions.jsonl'}")
     return 0
-
-
-def _key(cfg) -> str:
-    import hashlib
-
-    raw = json.dumps({"field": cfg.field.normal().model_dump(mode="json"), "seed": cfg.history_seed,
-                      "network": cfg.network, "plans": str(Path(cfg.plans).resolve())}, sort_keys=True)
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
 def _prune(folder: Path) -> None:

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.calibrate.counts import Count
+from engine.calibrate.counts import Count, read_counts
+from engine.outputs import atomic_write_bytes
 from engine.errors import ConfigError
 from engine.loop import ControlLoop, LoopOptions
 from engine.metrics import KPIs
@@ -38,7 +39,8 @@ from engine.scenario import Scenario
 from engine.signal_controller import SignalController
 from engine.signals import with_phases, with_right_turn_overlaps
 from engine.twin.config import TwinConfig
-from engine.twin.detectors import COUNTS_PERIOD_S, CountsFeed, FaultyFeed, append_counts, loops_xml, place_loops
+from engine.twin.detectors import (COUNTS_PERIOD_S, CountsFeed, FaultyFeed, append_counts, loop_groups, loops_xml,
+                                   place_loops, read_loops)
 from engine.twin.field import FieldSpec, write_field_routes
 from engine.twin.follower import PlanFollower
 
@@ -137,7 +139,7 @@ class _Field:
         loops = place_loops(sumolib.net.readNet(str(net_file)), setting.intersections)
         loops_file = workdir / "loops.add.xml"
         loops_file.write_text(loops_xml(loops, "loops.out.xml"), encoding="utf-8")
-        self.groups = _loop_groups(loops)
+        self.groups = loop_groups(loops)
         self.scenario = Scenario(name=f"field-{cfg.name}", net_file=net_file, route_files=routes,
                                  additional_files=(loops_file,), seed=seed, begin=spec.begin,
                                  duration=spec.duration + extra_s, time_to_teleport=300.0)
@@ -195,7 +197,7 @@ class _Field:
                 self._step(min(next_count, next_decision, end))
                 now = loop.time
                 if now >= next_count - 1e-9:
-                    counted = _read_loops(loop.sim.api, self.groups, next_count - COUNTS_PERIOD_S, next_count)
+                    counted = read_loops(loop.sim.api, self.groups, next_count - COUNTS_PERIOD_S, next_count)
                     append_counts(self.counts_file, self.faults(counted))
                     next_count += COUNTS_PERIOD_S
                 if now >= next_decision - 1e-9 and now < spec.begin + spec.duration:
@@ -254,24 +256,6 @@ def _all_phase_sets(ix):
                        + [(p.state, k) for k, p in enumerate(with_right_turn_overlaps(ix).phases)])
 
 
-def _loop_groups(loops) -> dict[str, list[str]]:
-    """Loop ids per counted edge: the approach loops where an edge has them, else its exit loops."""
-    by_edge: dict[str, dict[str, list[str]]] = {}
-    for lp in loops:
-        by_edge.setdefault(lp.edge, {}).setdefault(lp.kind, []).append(lp.id)
-    return {e: kinds.get("approach") or kinds["exit"] for e, kinds in sorted(by_edge.items())}
-
-
-def _read_loops(api, groups: dict[str, list[str]], begin: float, end: float) -> list[Count]:
-    """The interval just ended, per edge: vehicles summed over its loops, occupancy (%) their mean."""
-    out = []
-    for edge, ids in groups.items():
-        n = sum(api.inductionloop.getLastIntervalVehicleNumber(i) for i in ids)
-        occ = sum(api.inductionloop.getLastIntervalOccupancy(i) for i in ids) / len(ids)
-        out.append(Count(begin, end, edge, None, float(n), "field", round(occ, 2)))
-    return out
-
-
 _VEHICLE = re.compile(rb'<vehicle id="[^"]*"[^>]*?depart="([^"]+)".*?</vehicle>\s*', re.S)
 
 
@@ -289,26 +273,34 @@ def strip_future(state: Path, now: float) -> None:
     state.write_bytes(gzip.compress(_VEHICLE.sub(keep, raw), compresslevel=1))
 
 
-def history_profile(setting: Setting, workdir: Path, horizon_s: float) -> dict[str, np.ndarray]:
+def history_profile(setting: Setting, cache: Path, horizon_s: float) -> dict[str, np.ndarray]:
     """Flows (veh/h) per count location and 5-min interval on a normal day (``history_seed``, the
-    time-of-day plans), from the window's start through one horizon after its end."""
-    from engine.calibrate.counts import read_counts
+    time-of-day plans), from the window's start through one horizon after its end.
+
+    The normal day's demand runs through that extra horizon too, so decisions near the window's
+    end forecast against traffic, not an emptying network. Kept in ``cache`` under a key of the
+    settings and of the network, demand and plan files' contents (an edited file is run again).
+    """
+    import hashlib
+
+    from engine.outputs import file_digest
 
     cfg = setting.cfg
-    csv_file = workdir / "history_counts.csv"
-    meta = workdir / "history.json"
-    key = {"field": cfg.field.normal().model_dump(mode="json"), "seed": cfg.history_seed,
-           "horizon_s": horizon_s, "plans": str(cfg.plans), "network": cfg.network}
-    if not (csv_file.is_file() and meta.is_file() and json.loads(meta.read_text()) == key):
-        run = run_field(setting, "tod", workdir / "history_run", spec=cfg.field.normal(),
-                        seed=cfg.history_seed, extra_s=horizon_s, faults=False)
-        csv_file.write_bytes(run.counts.read_bytes())
-        meta.write_text(json.dumps(key), encoding="utf-8")
-        shutil.rmtree(workdir / "history_run", ignore_errors=True)
-    n = int(round((cfg.field.duration + horizon_s) / COUNTS_PERIOD_S))
+    spec = cfg.field.normal()
+    spec = spec.model_copy(update={"window": (spec.begin, spec.window[1] + horizon_s)})
+    key = {"field": spec.model_dump(mode="json"), "seed": cfg.history_seed, "network": cfg.network,
+           "files": [file_digest(f) for f in (setting.base.net_file, setting.base.demand_file, cfg.plans,
+                                               cfg.plan_config)]}
+    folder = cache / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    csv_file = folder / "history_counts.csv"
+    if not csv_file.is_file():
+        run = run_field(setting, "tod", folder / "history_run", spec=spec, seed=cfg.history_seed, faults=False)
+        atomic_write_bytes(csv_file, run.counts.read_bytes())
+        shutil.rmtree(folder / "history_run", ignore_errors=True)
+    n = int(round(spec.duration / COUNTS_PERIOD_S))
     out: dict[str, np.ndarray] = {}
     for c in read_counts(csv_file).counts:
-        i = int(round((c.begin - cfg.field.begin) / COUNTS_PERIOD_S))
+        i = int(round((c.begin - spec.begin) / COUNTS_PERIOD_S))
         if 0 <= i < n:
             out.setdefault(c.edge, np.zeros(n))[i] = c.value * 3600.0 / COUNTS_PERIOD_S
     return out

@@ -109,6 +109,26 @@ def loop_counts(output: Path, loops: Iterable[Loop], kind: str = "approach") -> 
             for (b, e, edge), (v, occ, n) in sorted(sums.items())]
 
 
+def loop_groups(loops) -> dict[str, list[str]]:
+    """Loop ids per counted edge: the approach loops where an edge has them, else its exit loops."""
+    by_edge: dict[str, dict[str, list[str]]] = {}
+    for lp in loops:
+        by_edge.setdefault(lp.edge, {}).setdefault(lp.kind, []).append(lp.id)
+    return {e: kinds.get("approach") or kinds["exit"] for e, kinds in sorted(by_edge.items())}
+
+
+def read_loops(api, groups: dict[str, list[str]], begin: float, end: float) -> list[Count]:
+    """The interval just ended, per edge, from a running SUMO (``api``: libsumo or traci): vehicles
+    summed over the edge's loops (:func:`loop_groups`), occupancy (%) their mean; the same
+    aggregation :func:`loop_counts` makes from SUMO's E1 output file."""
+    out = []
+    for edge, ids in groups.items():
+        n = sum(api.inductionloop.getLastIntervalVehicleNumber(i) for i in ids)
+        occ = sum(api.inductionloop.getLastIntervalOccupancy(i) for i in ids) / len(ids)
+        out.append(Count(begin, end, edge, None, float(n), "field", round(occ, 2)))
+    return out
+
+
 def append_counts(path: Path, counts: Iterable[Count]) -> None:
     """Append ``counts`` to a feed CSV (header first if the file is new), whole lines, flushed."""
     new = not path.exists() or path.stat().st_size == 0
