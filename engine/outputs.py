@@ -296,14 +296,16 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def check_out(dest: str | Path, known: Iterable[str] = (), *, file: bool = False, flag: str = "--out",
-              lock: bool = True) -> Path:
+              lock: bool = True, command: str | None = None) -> Path:
     """Refuse, in one line, an output place that cannot work; before any work starts.
 
     ``dest`` is a folder that will be replaced as a whole (``file``: one file). It must
     not be a file (a folder), its parent must be writable, no other run may be writing
     it (its lock), and an existing folder must be empty, one cqsignal wrote (it has a
-    ``manifest.json``) or hold only names matching ``known`` (glob patterns: an output of
-    this command from before manifests): a folder of other files is never replaced.
+    ``manifest.json`` cqsignal can read) or hold only names matching ``known`` (glob
+    patterns: an output of this command from before manifests): a folder of other files is
+    never replaced. With ``command`` (e.g. ``"cqsignal twin"``), a folder whose manifest names
+    another command is refused too: one command's outputs never replace another's.
     """
     dest = Path(dest)
     shown = f"{flag} {dest}" if flag else str(dest)
@@ -322,7 +324,14 @@ def check_out(dest: str | Path, known: Iterable[str] = (), *, file: bool = False
         if not os.access(dest, os.W_OK | os.X_OK):
             raise ConfigError(f"{shown}: folder is not writable")
         entries = sorted(e.name for e in os.scandir(dest))
-        if entries and MANIFEST not in entries:
+        manifest = read_manifest(dest) if MANIFEST in entries else None
+        if manifest is not None and command is not None and manifest.get("command") != command:
+            theirs = manifest.get("command")
+            raise ConfigError(f"{shown}: holds the output of {theirs!r} (its {MANIFEST}), not of {command!r}; "
+                              "choose a new or empty folder" if theirs else
+                              f"{shown}: its {MANIFEST} names no command, so it is not an output of {command!r}; "
+                              "choose a new or empty folder")
+        if entries and manifest is None:  # no manifest, or a manifest.json cqsignal did not write
             import fnmatch
 
             known = list(known)

@@ -8,14 +8,43 @@ import time
 from pathlib import Path
 
 TWIN_FILES = ("report.html", "results.json", "decisions.jsonl", "counts.csv")
+COMMAND = "cqsignal twin"
+# results.json: the unit of each value (keys as in the file; * stands for a controller or method name)
+RESULTS_UNITS = {
+    "seed": "-",
+    "controllers.*.kpis.duration_s": "s", "controllers.*.kpis.begin_s": "s (simulation clock)",
+    "controllers.*.kpis.trips": "vehicles", "controllers.*.kpis.arrived": "vehicles",
+    "controllers.*.kpis.never_inserted": "vehicles", "controllers.*.kpis.backlog": "vehicles",
+    "controllers.*.kpis.dropped": "vehicles", "controllers.*.kpis.teleports": "vehicles",
+    "controllers.*.kpis.mean_delay_s": "s/veh", "controllers.*.kpis.mean_travel_time_s": "s/veh",
+    "controllers.*.kpis.mean_stops": "stops/veh", "controllers.*.kpis.mean_queue_veh": "veh per signal",
+    "controllers.*.kpis.max_queue_veh": "veh", "controllers.*.kpis.throughput_veh_h": "veh/h",
+    "controllers.*.kpis.co2_kg": "kg", "controllers.*.kpis.max_depart_delay_s": "s",
+    "controllers.*.kpis.time_to_teleport_s": "s", "controllers.*.kpis.persons": "persons",
+    "controllers.*.kpis.mean_ped_delay_s": "s/person", "controllers.*.kpis.mean_ped_wait_s": "s/person",
+    "controllers.*.wall_s": "s (wall-clock time of the field run)",
+    "controllers.*.plans": "[time of day in s since midnight, plan label] at every change",
+    "controllers.*.delay_5min": "s/veh (mean delay of the vehicles due in each 5-min bin from the window's start)",
+    "controllers.*.monitor_violations": "count (null without --monitor)",
+    "forecast_accuracy.*.*.mape": "%", "forecast_accuracy.*.*.rmse": "veh/h",
+    "forecast_accuracy.*.*.coverage": "share (0-1) of actual flows inside the prediction interval",
+    "forecast_accuracy.*.*.n": "forecasts",
+    "decision_wall_s.median": "s (wall-clock time per decision)", "decision_wall_s.max": "s",
+    "decision_wall_s.n": "decisions",
+    "config.field.window": "s since midnight",
+}
 
 
 def add_parser(sub) -> None:
     """Register the ``twin`` subcommand (engine.cli imports this module if present)."""
     p = sub.add_parser("twin", help="closed loop: detector counts -> forecast -> what-if -> signal plans (report)")
-    p.add_argument("config", help="twin scenario (YAML), e.g. configs/twin_surge.yaml")
+    p.add_argument("config", help="twin scenario (YAML), e.g. configs/twin_surge.yaml; relative paths in it "
+                                  "(plans, plan_config, a network path) are resolved against the current working "
+                                  "directory, not the config's folder. The whole config, and its edges against the "
+                                  "network, is checked before any simulation")
     p.add_argument("--out", default="out/twin",
-                   help="folder for report.html, results.json, decisions.jsonl, counts.csv")
+                   help="folder for report.html, results.json (its 'units' map gives each value's unit), "
+                        "decisions.jsonl, counts.csv; refused if it holds another command's output")
     p.add_argument("--seed", type=int, default=None, help="the field's demand seed (default: the config's)")
     p.add_argument("--controllers", default=None,
                    help="comma-separated: twin, oracle, tod, actuated, max_pressure (default: twin + the config's "
@@ -32,11 +61,11 @@ def cmd_twin(args: argparse.Namespace) -> int:
     from engine.outputs import atomic_write_json, atomic_write_text, check_out, namespace_options, staged_output
     from engine.report import console, kpi_table, progress_bar
     from engine.twin.closed_loop import delay_over_time, history_profile, resolve, run_field
-    from engine.twin.config import CONTROLLERS, load_twin_config
+    from engine.twin.config import CONTROLLERS, check_against_network, load_twin_config
     from engine.twin.report import forecast_accuracy, render_report
 
     out = Path(args.out)
-    check_out(out, TWIN_FILES)  # a bad --out is refused before any work
+    check_out(out, TWIN_FILES, command=COMMAND)  # a bad --out (another command's output too) is refused first
     cfg = load_twin_config(args.config)
     if args.seed is not None:
         if not 0 <= args.seed <= 2**31 - 1:
@@ -50,12 +79,13 @@ def cmd_twin(args: argparse.Namespace) -> int:
                           else "--controllers: none given")
     controllers = list(dict.fromkeys(controllers))
     setting = resolve(cfg)  # every file and plan checked before any simulation
+    check_against_network(cfg, args.config, setting.base.net_file, setting.base.demand_file, setting.intersections)
     cache = Path(args.cache).expanduser() if args.cache else Path("~/.cache/cqsignal/twin").expanduser()
     spec = cfg.field
     console.print(f"[bold]{cfg.name}[/]: {cfg.description or spec.period} — seed {cfg.seed}, "
                   f"controllers {', '.join(controllers)}")
     inputs = [Path(args.config), cfg.plans, cfg.plan_config, setting.base.net_file, setting.base.demand_file]
-    with staged_output(out, command="cqsignal twin", inputs=inputs, known=TWIN_FILES, say=console.print,
+    with staged_output(out, command=COMMAND, inputs=inputs, known=TWIN_FILES, say=console.print,
                        options={**namespace_options(args), "config": cfg.model_dump(mode="json")}) as stage:
         work = stage.path / "runs"
         profile = None
@@ -85,7 +115,7 @@ def cmd_twin(args: argparse.Namespace) -> int:
         main = "twin" if "twin" in runs else controllers[0]
         (stage.path / "counts.csv").write_bytes(runs[main].counts.read_bytes())
         results = {
-            "config": cfg.model_dump(mode="json"), "seed": cfg.seed,
+            "units": RESULTS_UNITS, "config": cfg.model_dump(mode="json"), "seed": cfg.seed,
             "controllers": {n: {"kpis": r.kpis.to_dict(), "wall_s": round(r.wall_s, 1),
                                 "plans": [[t, p] for t, p in r.plans],
                                 "delay_5min": delay_over_time(r.tripinfo, spec.begin, spec.begin + spec.duration),

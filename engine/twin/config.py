@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.yamlfile import read_yaml
+from engine.calibrate.counts import clock
 from engine.errors import ConfigError
-from engine.twin.field import FieldSpec, time_of_day
+from engine.twin.field import FieldSpec, entries_problem, incident_problem, time_of_day
+from engine.yamlfile import read_yaml
 
 Level = Literal["low", "mean", "high"]
 CONTROLLERS = ("twin", "oracle", "tod", "actuated", "max_pressure")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Candidates(_Strict):
+    """Which plans each decision considers beside the running one."""
+
     tod: bool = True  # the time-of-day plans
     retime: bool = True  # Webster and green-wave plans for the forecast flows
-    cycle_factors: tuple[float, ...] = (0.85, 1.15)  # green wave on these multiples of its cycle
+    # green wave on these multiples of its cycle (then held within the plan config's cycle limits)
+    cycle_factors: tuple[Annotated[float, Field(gt=0, le=3)], ...] = (0.85, 1.15)
 
 
 class TwinSettings(_Strict):
@@ -42,14 +48,19 @@ class TwinSettings(_Strict):
     candidates: Candidates = Candidates()
     workers: int = Field(2, ge=1, le=64)
 
+    @field_validator("screen_levels", "levels")
+    @classmethod
+    def _some_levels(cls, v: tuple[str, ...], info) -> tuple[str, ...]:
+        if not v:
+            raise ValueError(f"{info.field_name}: at least one demand level (low, mean, high)")
+        return v
+
     @model_validator(mode="after")
     def _multiples(self) -> TwinSettings:
         for name in ("interval_s", "horizon_s"):
             v = getattr(self, name)
             if v % 300:
                 raise ValueError(f"{name}: {v:g} s is not a multiple of the 300 s count interval")
-        if not self.levels:
-            raise ValueError("levels: at least one demand level")
         return self
 
 
@@ -60,12 +71,12 @@ class FeedFault(_Strict):
     edges: tuple[str, ...] = ()  # empty: every count location
     start: float
     duration_s: float = Field(gt=0, le=86400)
-    shift_s: float = 3600.0  # clock_jump only
+    shift_s: float = Field(3600.0, ge=-86400, le=86400)  # clock_jump only
 
     @field_validator("start", mode="before")
     @classmethod
     def _start(cls, v: object) -> float:
-        return time_of_day(v, "feed_faults.start")
+        return time_of_day(v, "start")
 
 
 class TwinConfig(_Strict):
@@ -83,11 +94,49 @@ class TwinConfig(_Strict):
     baselines: tuple[Literal["tod", "actuated", "max_pressure", "oracle"], ...] = ("tod", "actuated", "max_pressure")
     feed_faults: tuple[FeedFault, ...] = ()  # break the field's feed on purpose (gaps, dead loops, ...)
 
+    @model_validator(mode="after")
+    def _window_holds_a_decision(self) -> TwinConfig:
+        begin, end = self.field.window
+        if end - begin < self.twin.interval_s:
+            raise ValueError(f"twin.interval_s: {self.twin.interval_s:g} s is longer than the field window "
+                             f"{clock(begin)}-{clock(end)} ({end - begin:g} s): the twin would make no decision")
+        return self
+
+
+_HEAD = re.compile(r"^([A-Za-z_][\w]*)([^:]*): (.*)$", re.S)
+
+
+def _message(err: Mapping) -> str:
+    """``where: what`` of one pydantic error: its location (``twin.candidates.cycle_factors[0]``) joined
+    with the field a validator's message begins with, and the value where pydantic's message lacks it."""
+    loc = [str(p) for p in err["loc"]]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        return f"{_join(loc)}: unknown setting"
+    m = _HEAD.match(msg) if err.get("type") == "value_error" else None
+    if m:  # our own message names the field: relative to the model (model validators) or the field itself
+        first, rest, what = m.groups()
+        base = loc[:-1] if loc and loc[-1] == first else loc
+        return f"{_join(base + [first])}{rest}: {what}"
+    value = err.get("input")
+    got = f" (got {value!r})" if isinstance(value, (int, float, str)) and not isinstance(value, bool) else ""
+    return f"{_join(loc) or 'config'}: {msg}{got}"
+
+
+def _join(loc: list[str]) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out
+
 
 def load_twin_config(path: str | Path) -> TwinConfig:
-    """Read and validate ``path``; relative paths in it are relative to the working directory.
+    """Read and validate ``path``; relative paths in it (``plans``, ``plan_config``, a ``network``
+    path) are relative to the current working directory, not to the config's folder.
 
-    ConfigError (one line, naming the file and field) for a missing file, bad YAML or a bad value.
+    ConfigError (one line, naming the file and field) for a missing file, bad YAML, a bad value
+    (NaN and inf included) or a window too short for a decision. What needs the network (edges of
+    the incident, the entries and the feed faults) is checked by :func:`check_against_network`.
     """
     path = Path(path)
     raw = read_yaml(path, "twin config")
@@ -96,11 +145,48 @@ def load_twin_config(path: str | Path) -> TwinConfig:
     try:
         cfg = TwinConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
+        raise ConfigError(f"{path}: {_message(exc.errors()[0])}") from None
     for name in ("plans", "plan_config"):
         p = getattr(cfg, name)
         if not p.is_file():
             raise ConfigError(f"{path}: {name}: file not found: {p}")
     return cfg
+
+
+def check_against_network(cfg: TwinConfig, source: str | Path, net_file: Path, demand_file: Path | None,
+                          signals: Mapping) -> None:
+    """Check what the config names on the network before any simulation (ConfigError, one line
+    naming ``source`` and the field): the incident's edge, lane and position (``pos_m`` within the
+    lane), the edges of ``field.entries`` (entries of the period's demand) and the edges of
+    ``feed_faults`` (count locations of the loops on ``signals``, the resolved intersections).
+
+    Call after :func:`engine.twin.closed_loop.resolve`, before the history run.
+    """
+    import sumolib
+
+    from engine.demand import load_demand
+    from engine.twin.detectors import count_locations
+
+    if demand_file is None:
+        raise ConfigError(f"{source}: network: {cfg.network} has no demand file (demand.yaml); the field needs one")
+    net = sumolib.net.readNet(str(net_file))
+    spec = cfg.field
+    if spec.incident is not None:
+        problem = incident_problem(spec.incident, net, Path(net_file).name)
+        if problem is not None:
+            raise ConfigError(f"{source}: field.{problem}")
+    period = load_demand(Path(demand_file)).periods[spec.period]
+    problem = entries_problem(spec, list(period.entries))
+    if problem is not None:
+        raise ConfigError(f"{source}: field.{problem}")
+    counted = count_locations(net, signals)
+    for i, fault in enumerate(cfg.feed_faults):
+        for edge in fault.edges:
+            if edge not in counted:
+                raise ConfigError(f"{source}: feed_faults[{i}].edges: {edge!r} is not a count location "
+                                  f"(the loops count: {_listed(counted)})")
+
+
+def _listed(names: list[str], most: int = 20) -> str:
+    """``a, b, c`` or, for a long list, its first ``most`` names and how many there are."""
+    return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])}, ... ({len(names)} in all)"

@@ -117,6 +117,12 @@ def loop_groups(loops) -> dict[str, list[str]]:
     return {e: kinds.get("approach") or kinds["exit"] for e, kinds in sorted(by_edge.items())}
 
 
+def count_locations(net, signals: Mapping[str, Intersection]) -> list[str]:
+    """The edges the field's loops count (sorted): the keys of :func:`loop_groups` of
+    :func:`place_loops` on ``signals``; the locations of the feed's rows and of ``feed_faults``."""
+    return list(loop_groups(place_loops(net, signals)))
+
+
 def read_loops(api, groups: dict[str, list[str]], begin: float, end: float) -> list[Count]:
     """The interval just ended, per edge, from a running SUMO (``api``: libsumo or traci): vehicles
     summed over the edge's loops (:func:`loop_groups`), occupancy (%) their mean; the same

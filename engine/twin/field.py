@@ -10,33 +10,41 @@ crash. The twin sees none of this: only the loop counts the field writes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.calibrate.counts import parse_time
+from engine.calibrate.counts import clock, parse_time
 from engine.errors import ConfigError
 from engine.outputs import atomic_write_text
+from engine.twin.detectors import COUNTS_PERIOD_S
 
 INCIDENT_ID = "incident"
+DAY_S = 86400.0
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def time_of_day(value: object, where: str) -> float:
-    """Seconds from a number or an ``HH:MM[:SS]`` text (ValueError naming ``where``)."""
+    """Seconds since midnight from a clock time ``HH:MM[:SS]`` (00:00 to 24:00) or a number of seconds
+    (0 to 86400); ValueError naming ``where`` for anything else (25:00, 07:75, NaN, inf, -5, true)."""
     if isinstance(value, bool):
         raise ValueError(f"{where}: a time of day (HH:MM) or seconds, got {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return parse_time(str(value), where)
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
+        seconds = float(value)
+    else:
+        try:
+            seconds = parse_time(str(value), where)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    if not math.isfinite(seconds) or not 0 <= seconds <= DAY_S:
+        raise ValueError(f"{where}: {value!r} is not a time of day (00:00 to 24:00, or 0 to 86400 s)")
+    return seconds
 
 
 def _points(v: object, name: str) -> tuple[tuple[float, float], ...]:
@@ -49,8 +57,8 @@ def _points(v: object, name: str) -> tuple[tuple[float, float], ...]:
             raise ValueError(f"{name}[{i}]: [time, multiplier], got {p!r}")
         t = time_of_day(p[0], f"{name}[{i}] time")
         m = p[1]
-        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m <= 10 or m != m:
-            raise ValueError(f"{name}[{i}]: multiplier must be a number in [0, 10], got {m!r}")
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or not 0 <= m <= 10:
+            raise ValueError(f"{name}[{i}]: multiplier must be a finite number in [0, 10], got {m!r}")
         points.append((t, float(m)))
     times = [t for t, _ in points]
     if times != sorted(times) or len(set(times)) != len(times):
@@ -70,7 +78,7 @@ class Incident(_Strict):
     @field_validator("start", mode="before")
     @classmethod
     def _start(cls, v: object) -> float:
-        return time_of_day(v, "incident.start")
+        return time_of_day(v, "start")
 
 
 class FieldSpec(_Strict):
@@ -111,7 +119,10 @@ class FieldSpec(_Strict):
     def _check(self) -> FieldSpec:
         begin, end = self.window
         if end <= begin:
-            raise ValueError(f"window: end {end:g} s must be after start {begin:g} s")
+            raise ValueError(f"window: end {clock(end)} must be after start {clock(begin)}")
+        if end - begin < COUNTS_PERIOD_S:
+            raise ValueError(f"window: {clock(begin)}-{clock(end)} is shorter than one {COUNTS_PERIOD_S:g} s count "
+                             "interval of the loops")
         if self.incident is not None and not begin <= self.incident.start < end:
             raise ValueError("incident.start: must fall inside the window")
         return self
@@ -163,6 +174,32 @@ def write_field_routes(spec: FieldSpec, demand_file: Path, net_file: Path, seed:
     return tuple(files)
 
 
+def incident_problem(incident: Incident, net, net_name: str) -> str | None:
+    """What is wrong with ``incident`` on the network ``net`` (a sumolib net), as ``field: reason``;
+    None if its edge and lane exist and ``pos_m`` lies on the lane."""
+    if not net.hasEdge(incident.edge):
+        return f"incident.edge: no edge {incident.edge!r} in {net_name}"
+    edge = net.getEdge(incident.edge)
+    if incident.lane >= edge.getLaneNumber():
+        n = edge.getLaneNumber()
+        return f"incident.lane: {incident.lane} is not a lane of edge {incident.edge} (lanes 0..{n - 1})"
+    length = edge.getLane(incident.lane).getLength()
+    if incident.pos_m > length - 1.0:
+        return (f"incident.pos_m: {incident.pos_m:g} m is beyond lane {incident.edge}_{incident.lane} "
+                f"({length:.0f} m long; at most {max(0.0, length - 1.0):.0f} m)")
+    return None
+
+
+def entries_problem(spec: FieldSpec, entries: Sequence[str]) -> str | None:
+    """What is wrong with ``spec.entries`` given the period's entry edges ``entries`` (None: nothing):
+    a multiplier for an edge where no demand enters would be silently ignored."""
+    known = set(entries)
+    for edge in spec.entries:
+        if edge not in known:
+            return f"entries: unknown edge {edge!r} (entries are: {', '.join(sorted(known))})"
+    return None
+
+
 def write_incident(incident: Incident, net_file: Path, out: Path) -> Path:
     """A route file with one vehicle that enters ``incident.edge`` and stops on its lane.
 
@@ -170,15 +207,9 @@ def write_incident(incident: Incident, net_file: Path, out: Path) -> Path:
     """
     import sumolib
 
-    net = sumolib.net.readNet(str(net_file))
-    if not net.hasEdge(incident.edge):
-        raise ConfigError(f"incident.edge: no edge {incident.edge!r} in {net_file.name}")
-    edge = net.getEdge(incident.edge)
-    if incident.lane >= edge.getLaneNumber():
-        raise ConfigError(f"incident.lane: edge {incident.edge} has lanes 0..{edge.getLaneNumber() - 1}")
-    length = edge.getLane(incident.lane).getLength()
-    if incident.pos_m > length - 1.0:
-        raise ConfigError(f"incident.pos_m: {incident.pos_m:g} m is beyond lane length {length:.0f} m")
+    problem = incident_problem(incident, sumolib.net.readNet(str(net_file)), net_file.name)
+    if problem is not None:
+        raise ConfigError(problem)
     lane = f"{incident.edge}_{incident.lane}"
     text = (
         '<?xml version="1.0" encoding="UTF-8"?>\n<routes>\n'
