@@ -57,7 +57,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     config, base = load_config(args.config)
     out = Path(args.out) if args.out else Path("out") / f"bench_{config.name}"
-    check_out(out, BENCH_FILES)  # a bad or busy --out is refused before any run
+    check_out(out, BENCH_FILES, command="cqsignal bench")  # a bad or busy --out is refused before any run
     if args.report:
         check_out(args.report, file=True, flag="--report", lock=False)
     known: dict[str, dict] = {}

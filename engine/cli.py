@@ -193,7 +193,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else None
     if out is not None:
-        check_out(out, SIMULATE_FILES)  # a bad --out is refused before any work
+        check_out(out, SIMULATE_FILES, command="cqsignal simulate")  # a bad --out is refused before any work
     if args.gui:
         check_display()  # at once, not after SUMO has tried for a minute
     check_green_bounds(args.min_green, args.max_green)

@@ -701,13 +701,13 @@ def staged_output(dest: str | Path, *, command: str | None = None, options: Any 
     the staging folder is removed and ``dest`` is as it was.
     """
     dest = Path(dest)
-    check_out(dest, known)
+    check_out(dest, known, command=command)
     dest.absolute().parent.mkdir(parents=True, exist_ok=True)
     with OutputLock(dest) as lock:
         if lock.took_over and say is not None:
             say(f"{dest}: took over the lock of an interrupted run (pid {lock.took_over.get('pid', '?')})")
         recovered = recover(dest, salvage=salvage, say=say)
-        check_out(dest, known, lock=False)  # a recovered folder is checked like any other
+        check_out(dest, known, lock=False, command=command)  # a recovered folder is checked like any other
         staging = dest.with_name(f"{dest.name}.tmp-{_token()}")
         os.mkdir(staging)
         stage = Stage(dest=dest, path=staging, command=command, options=options, recovered=recovered)

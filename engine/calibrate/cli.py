@@ -46,7 +46,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from engine.scenario import Scenario
 
     out = Path(args.out) if args.out else Path("calibrated") / Path(args.counts).name.split(".")[0]
-    check_out(out, CALIBRATE_FILES)  # a bad --out is refused before any work
+    check_out(out, CALIBRATE_FILES, command="cqsignal calibrate")  # a bad --out is refused before any work
     begin = parse_time(args.begin, "--begin") if args.begin is not None else None
     end = parse_time(args.end, "--end") if args.end is not None else None
     inputs = [Path(args.counts), *scenario_files(Scenario.of_network(args.network)),

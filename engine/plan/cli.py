@@ -33,7 +33,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from engine.outputs import check_out
     from engine.report import console, progress_bar
 
-    check_out(args.out, PLAN_FILES)  # a bad --out is refused before any work
+    check_out(args.out, PLAN_FILES, command="cqsignal plan")  # a bad --out is refused before any work
     cfg = load_plan_config(args.config)
     updates: dict = {}
     if args.method:
