@@ -167,7 +167,8 @@ class _Field:
 
             self.twin = Twin(cfg.twin, net_file, setting.intersections, setting.corridor, setting.limits,
                              setting.tod, profile, spec.begin, workdir / "twin",
-                             oracle_routes=routes if controller == "oracle" else None, seed=seed)
+                             oracle_routes=routes if controller == "oracle" else None, seed=seed,
+                             route_mix=self._route_mix(workdir / "twin"))
         self.counts_file = workdir / "counts.csv"
         self.counts_file.unlink(missing_ok=True)
         self.faults = FaultyFeed(faults)
@@ -177,6 +178,19 @@ class _Field:
         self.result.plans.append((spec.begin, label(self.current) if self.plan_mode else controller))
         if self.plan_mode:
             self.result.running.append((spec.begin, self.current))
+
+    def _route_mix(self, folder: Path):
+        """Each entry's route shares on a normal day (the history's demand, ``history_seed``): what the
+        city's calibrated demand model knows of where traffic goes. The field's own routes stay unknown."""
+        from engine.calibrate.sampler import enumerate_routes, read_net
+        from engine.twin.whatif import route_mix
+
+        cfg, base = self.setting.cfg, self.setting.base
+        folder.mkdir(parents=True, exist_ok=True)
+        normal = write_field_routes(cfg.field.normal(), base.demand_file, base.net_file, cfg.history_seed,
+                                    folder / "normal_day.rou.xml")
+        routes = [tuple(r) for r in enumerate_routes(read_net(base.net_file))]
+        return route_mix(normal, set(self.groups), routes)
 
     def _options(self) -> LoopOptions:
         """Plans run through the controller with the plans' own min green and no earlier max-out."""
@@ -242,7 +256,12 @@ class _Field:
         state = self.workdir / "twin" / "state.xml.gz"
         self.loop.sim.api.simulation.saveState(str(state))
         strip_future(state, now)
-        chosen, record = self.twin.decide(now, self.seen, state, self.current)
+        snapshot = None
+        if self.twin.s.screening == "meso":
+            from engine.twin.whatif import snapshot_routes
+
+            snapshot = snapshot_routes(self.loop.sim.api, now, self.workdir / "twin" / "snapshot.rou.xml")
+        chosen, record = self.twin.decide(now, self.seen, state, self.current, snapshot=snapshot)
         if chosen is not self.current:
             self._switch(now, chosen)
         self.result.decisions.append(record)

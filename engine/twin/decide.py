@@ -37,7 +37,8 @@ from engine.runs import RunFailed, run_all
 from engine.twin.candidates import candidate_plans, label
 from engine.twin.config import TwinSettings
 from engine.twin.forecast import FlowForecast, forecast
-from engine.twin.whatif import COUNT_STEP_S, WhatIf, WhatIfResult, horizon_counts, run_whatif, sample_demand
+from engine.twin.whatif import (COUNT_STEP_S, RouteMix, WhatIf, WhatIfResult, entry_demand, horizon_counts,
+                                run_whatif, sample_demand)
 
 Plans = Mapping[str, PeriodPlan]
 
@@ -96,11 +97,15 @@ class Twin:
     window's start, covering the window and one horizon after it.
     ``oracle_routes``: the field's true future demand instead of the forecast (the
     oracle twin of the benchmark). ``workdir`` holds each decision's files.
+    ``route_mix``: each entry's routes and shares (:func:`engine.twin.whatif.route_mix`);
+    the horizon's vehicles then enter where and as the entry loops' forecast says and
+    follow those routes. Without it, routeSampler fits every count location.
     """
 
     def __init__(self, settings: TwinSettings, net_file: Path, intersections, corridor, limits,
                  tod: Plans, profile: Mapping[str, np.ndarray], begin: float, workdir: Path,
-                 oracle_routes: tuple[Path, ...] | None = None, seed: int = 0) -> None:
+                 oracle_routes: tuple[Path, ...] | None = None, seed: int = 0,
+                 route_mix: RouteMix | None = None) -> None:
         from engine.calibrate.sampler import enumerate_routes, read_net, write_candidates
 
         self.s = settings
@@ -112,6 +117,7 @@ class Twin:
         self.workdir = workdir = Path(workdir).resolve()  # SUMO reads output paths relative to the add file
         self.oracle_routes = oracle_routes
         self.seed = seed
+        self.route_mix = route_mix
         workdir.mkdir(parents=True, exist_ok=True)
         self.routes = [tuple(r) for r in enumerate_routes(read_net(net_file))]
         self.candidates_file = workdir / "candidate_routes.rou.xml"
@@ -134,8 +140,13 @@ class Twin:
 
     # -- decision ----------------------------------------------------------------------------------------
     def decide(self, now: float, counts: Sequence[Count], state: Path | None, current: PeriodPlan,
-               warm_plan: PeriodPlan | None = None) -> tuple[PeriodPlan, dict]:
-        """The plan for the next interval and the decision's record (see the module docstring)."""
+               warm_plan: PeriodPlan | None = None, snapshot: Path | None = None) -> tuple[PeriodPlan, dict]:
+        """The plan for the next interval and the decision's record (see the module docstring).
+
+        ``state``: SUMO's saved state at ``now`` (the microscopic runs start from it);
+        ``snapshot``: the same traffic as vehicles (:func:`engine.twin.whatif.snapshot_routes`),
+        where the mesoscopic screening starts. Without them, a run starts from the counts' warm-up.
+        """
         t0 = time.perf_counter()
         self.decisions += 1
         folder = self.workdir / f"d{self.decisions:03d}_{int(now)}"
@@ -159,16 +170,15 @@ class Twin:
             if self.oracle_routes is not None:
                 demand[lv] = future_routes(self.oracle_routes, now, end, folder / "oracle.rou.xml")
             else:
-                demand[lv] = sample_demand(horizon_counts(fc, now, self.s.horizon_s, lv), self.routes,
-                                           self.candidates_file, now, end, folder / f"demand_{lv}.rou.xml",
-                                           self.seed + self.decisions, prefix=f"tw{lv[0]}")
+                demand[lv] = self._demand(horizon_counts(fc, now, self.s.horizon_s, lv), now, end,
+                                          folder / f"demand_{lv}.rou.xml", prefix=f"tw{lv[0]}")
         warm: Path | None = None
-        if self.s.start == "counts" or self.s.screening == "meso":
+        if self.s.start == "counts" or (self.s.screening == "meso" and snapshot is None):
             past = [c for c in counts if now - self.s.warmup_s - 1e-6 <= c.begin and c.end <= now + 1e-6
                     and c.edge in self.profile and c.to_edge is None]
             past = _dedupe(past)
-            warm = sample_demand(past, self.routes, self.candidates_file, now - self.s.warmup_s, now,
-                                 folder / "warmup.rou.xml", self.seed + self.decisions, prefix="twu") if past else None
+            warm = self._demand(past, now - self.s.warmup_s, now, folder / "warmup.rou.xml",
+                                prefix="twu") if past else None
         t_demand = time.perf_counter() - t0
 
         from engine.controllers.demand_flows import route_file_flows
@@ -182,11 +192,16 @@ class Twin:
         _write_programs(programs, plans, warm_plan or current, self.intersections)
 
         def task(i: int, lv: str, meso: bool) -> WhatIf:
-            from_state = state is not None and not meso and self.s.start == "state"
-            routes = (demand[lv],) if from_state else (self.vtypes, *((warm,) if warm else ()), demand[lv])
-            return WhatIf(f"{'meso' if meso else 'micro'}_{lv}_c{i}", self.net_file, routes, programs,
-                          f"c{i}", now, end, folder, state if from_state else None,
-                          0.0 if from_state else self.s.warmup_s, "warm", meso, self.seed)
+            name = f"{'meso' if meso else 'micro'}_{lv}_c{i}"
+            if self.s.start == "state" and state is not None and not meso:
+                return WhatIf(name, self.net_file, (demand[lv],), programs, f"c{i}", now, end, folder, state,
+                              seed=self.seed)
+            if self.s.start == "state" and snapshot is not None and meso:
+                return WhatIf(name, self.net_file, (self.vtypes, snapshot, demand[lv]), programs, f"c{i}", now, end,
+                              folder, meso=True, seed=self.seed)
+            routes = (self.vtypes, *((warm,) if warm else ()), demand[lv])
+            return WhatIf(name, self.net_file, routes, programs, f"c{i}", now, end, folder, None,
+                          self.s.warmup_s, "warm", meso, self.seed)
 
         results: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
         t1 = time.perf_counter()
@@ -231,6 +246,13 @@ class Twin:
                 [np.mean(list(results[names[i]]["screen"].values())) for i in finalists],
                 [final[i] for i in finalists])
         return chosen, record
+
+    def _demand(self, counts: Sequence[Count], begin: float, end: float, out: Path, prefix: str) -> Path:
+        """Vehicles for [begin, end) from ``counts``: at the entries along the route mix, or routeSampler."""
+        seed = self.seed + self.decisions
+        if self.route_mix:
+            return entry_demand(counts, self.route_mix, out, seed, prefix)
+        return sample_demand(counts, self.routes, self.candidates_file, begin, end, out, seed, prefix)
 
     def _run(self, tasks: Sequence[WhatIf]) -> list[float]:
         from engine.errors import SimulationError

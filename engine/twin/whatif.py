@@ -28,6 +28,7 @@ from engine.twin.forecast import FlowForecast
 
 COUNT_STEP_S = 300.0
 LEVELS = ("low", "mean", "high")
+MESO_OPTIONS = ("--meso-junction-control", "true")  # signals hold vehicles at red, as in the microscopic model
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,182 @@ def sample_demand(counts: Sequence[Count], routes: Sequence[tuple[str, ...]], ca
     write_count_data(counts, 0.0, edge_file, turn_file, reconcile(counts, routes))
     run_route_sampler(candidates, edge_file, None, begin, end, out, seed,
                       'type="car" departLane="best" departSpeed="max"', work / f"{out.stem}.log", prefix=prefix)
+    anchor_entries(out, counts, routes, seed, prefix)
+    return out
+
+
+RouteMix = Mapping[str, Sequence[tuple[str, float]]]  # entry location -> (route edges, share)
+
+
+def route_mix(route_files: Sequence[Path], locations: set[str], routes: Sequence[tuple[str, ...]]) -> dict:
+    """Each entry location's routes and their shares, from a day's vehicles (``route_files``).
+
+    The twin's knowledge of where traffic goes: the city's calibrated demand for the
+    period (here the normal day's route file), as turning counts or an OD survey
+    would give it. A vehicle belongs to the first count location on its route if that
+    is an entry location (:func:`entry_locations` of ``routes``, the candidate routes).
+    """
+    import xml.etree.ElementTree as ET
+    from collections import Counter
+
+    entries = set(entry_locations(locations, routes).values())
+    tally: dict[str, Counter] = {}
+    for f in route_files:
+        root = ET.parse(f).getroot()
+        named = {r.get("id"): r.get("edges") for r in root.iter("route") if r.get("id")}
+        for v in root.iter("vehicle"):
+            inner = v.find("route")
+            edges = inner.get("edges") if inner is not None else named.get(v.get("route"))
+            loc = next((e for e in (edges or "").split() if e in locations), None)
+            if loc in entries:
+                tally.setdefault(loc, Counter())[edges] += 1
+    return {loc: [(e, n / sum(c.values())) for e, n in sorted(c.items())] for loc, c in sorted(tally.items())}
+
+
+def entry_demand(counts: Sequence[Count], mix: RouteMix, out: Path, seed: int, prefix: str) -> Path:
+    """Vehicles entering at each entry location as its counts say, on routes drawn from ``mix``.
+
+    ``counts``: vehicles per interval at count locations (a forecast's, or counted);
+    those at locations without a mix (interior loops) are not demand and are left
+    out. Each interval's count (rounded) enters at uniform random times, each vehicle
+    on a route drawn with the mix's shares. Written sorted by departure, ids ``prefix`` + n.
+    """
+    import numpy as np
+
+    from engine.outputs import atomic_write_text
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in counts:
+        routes = mix.get(c.edge) if c.to_edge is None else None
+        if not routes:
+            continue
+        n = int(round(c.value))
+        edges = [e for e, _ in routes]
+        p = np.array([w for _, w in routes], dtype=float)
+        picks = rng.choice(len(edges), size=n, p=p / p.sum())
+        rows += [(float(t), edges[int(k)]) for t, k in zip(rng.uniform(c.begin, c.end, size=n), picks)]
+    rows.sort()
+    lines = [f'    <vehicle id="{prefix}{i}" depart="{t:.2f}" type="car" departLane="best" departSpeed="max">'
+             f'<route edges="{e}"/></vehicle>\n' for i, (t, e) in enumerate(rows)]
+    atomic_write_text(out, "<routes>\n" + "".join(lines) + "</routes>\n")
+    return out
+
+
+def entry_locations(locations: set[str], routes: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], str]:
+    """Route -> the count location where its vehicles enter the counted network.
+
+    A location qualifies when it is the first counted edge of every route that
+    passes it (a loop on an entry approach), so its count is the inflow of exactly
+    those routes. Routes whose first counted edge is also downstream on other
+    routes are left out (their inflow is not measured on its own).
+    """
+    first: dict[tuple[str, ...], str] = {}
+    interior: set[str] = set()
+    for r in routes:
+        counted = [e for e in r if e in locations]
+        if counted:
+            first[r] = counted[0]
+            interior.update(counted[1:])
+    return {r: loc for r, loc in first.items() if loc not in interior}
+
+
+def anchor_entries(route_file: Path, counts: Sequence[Count], routes: Sequence[tuple[str, ...]], seed: int,
+                   prefix: str) -> dict[str, int]:
+    """Make each entry's vehicles per count interval equal its count; rewrite ``route_file`` in place.
+
+    routeSampler fits every count at once and, with a route passing a dozen loops,
+    leaves the long routes short wherever one loop downstream counts fewer (it
+    never overshoots a count): on the corridor at a saturated 17:00 it wrote 53 %
+    of the west entry's counted inflow. The inflow is what the entry loops measure,
+    so it is kept exactly: vehicles are removed at random, or added on routes drawn
+    from that entry's own route mix in the sampler's output (departures uniform in
+    the interval). Returns vehicles added (+) or removed (-) per entry location.
+    """
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+
+    entries = entry_locations({c.edge for c in counts if c.to_edge is None}, routes)
+    want: dict[tuple[str, float, float], int] = {}
+    for c in counts:
+        if c.to_edge is None and c.edge in set(entries.values()):
+            want[(c.edge, c.begin, c.end)] = int(round(c.value))
+    tree = ET.parse(route_file)
+    root = tree.getroot()
+    vehicles = [v for v in root if v.tag == "vehicle"]
+    entry_of = {" ".join(r): loc for r, loc in entries.items()}
+    groups: dict[tuple[str, float, float], list] = {k: [] for k in want}
+    mix: dict[str, list[str]] = {}
+    for v in vehicles:
+        edges = v.find("route").get("edges")
+        loc = entry_of.get(edges)
+        if loc is None:
+            continue
+        mix.setdefault(loc, []).append(edges)
+        t = float(v.get("depart"))
+        for key in groups:
+            if key[0] == loc and key[1] <= t < key[2]:
+                groups[key].append(v)
+                break
+    rng = np.random.default_rng(seed)
+    template = vehicles[0].attrib if vehicles else {"type": "car", "departLane": "best", "departSpeed": "max"}
+    changed: dict[str, int] = {}
+    added = 0
+    for key, have in groups.items():
+        loc, b, e = key
+        gap = want[key] - len(have)
+        if gap < 0:
+            for i in rng.choice(len(have), size=-gap, replace=False):
+                root.remove(have[int(i)])
+        elif gap > 0:
+            pool = mix.get(loc) or [" ".join(r) for r, lc in entries.items() if lc == loc]
+            for _ in range(gap):
+                v = ET.SubElement(root, "vehicle", {**template, "id": f"{prefix}a{added}",
+                                                    "depart": f"{rng.uniform(b, e):.2f}"})
+                ET.SubElement(v, "route", {"edges": pool[int(rng.integers(len(pool)))]})
+                added += 1
+        if gap:
+            changed[loc] = changed.get(loc, 0) + gap
+    kept = sorted((v for v in root if v.tag == "vehicle"), key=lambda v: float(v.get("depart")))
+    for v in [v for v in root if v.tag == "vehicle"]:
+        root.remove(v)
+    root.extend(kept)
+    tree.write(route_file, encoding="utf-8", xml_declaration=True)
+    return changed
+
+
+def snapshot_routes(api, now: float, out: Path) -> Path:
+    """The traffic on the network at ``now`` as vehicles that depart at ``now`` where they are.
+
+    For the mesoscopic model, which cannot load the microscopic model's saved state:
+    every vehicle on a road keeps its type, lane, position and speed and the rest of
+    its route (one on a junction's internal lane starts at the beginning of its next
+    edge); one waiting to enter starts at its route's beginning. ``api``: the
+    running simulation (libsumo or TraCI).
+    """
+    from engine.outputs import atomic_write_text
+
+    lines = []
+    for vid in api.vehicle.getIDList():
+        route = api.vehicle.getRoute(vid)
+        k = api.vehicle.getRouteIndex(vid)
+        road = api.vehicle.getRoadID(vid)
+        kind = api.vehicle.getTypeID(vid)
+        if road.startswith(":"):  # on a junction: it enters the next edge
+            rest, where = route[k + 1:], 'departPos="base" departLane="best" departSpeed="max"'
+        else:
+            rest = route[k:]
+            where = (f'departPos="{api.vehicle.getLanePosition(vid):.2f}" '
+                     f'departLane="{api.vehicle.getLaneIndex(vid)}" departSpeed="{api.vehicle.getSpeed(vid):.2f}"')
+        if rest:
+            lines.append(f'    <vehicle id="{vid}" type="{kind}" depart="{now:g}" {where}>'
+                         f'<route edges="{" ".join(rest)}"/></vehicle>\n')
+    for vid in api.simulation.getPendingVehicles():
+        lines.append(f'    <vehicle id="{vid}" type="{api.vehicle.getTypeID(vid)}" depart="{now:g}" '
+                     f'departLane="best" departSpeed="max"><route edges="{" ".join(api.vehicle.getRoute(vid))}"/>'
+                     '</vehicle>\n')
+    atomic_write_text(out, "<routes>\n" + "".join(lines) + "</routes>\n")
     return out
 
 
@@ -114,8 +291,11 @@ def run_whatif(task: WhatIf, progress=None) -> WhatIfResult:
     if task.state is not None:
         args += ["--load-state", str(task.state)]
     if task.meso:
-        args += ["--mesosim", "true", "--meso-junction-control", "true"]
-    ls.start(args)
+        args += ["--mesosim", "true", *MESO_OPTIONS]
+    try:
+        ls.start(args)
+    except Exception as exc:  # SUMO refused the inputs; libsumo only prints why: ask the binary
+        raise _sumo_error(task, exc, args) from None
     try:
         signals = ls.trafficlight.getIDList()
         if task.state is None and task.warmup_program:
@@ -130,12 +310,42 @@ def run_whatif(task: WhatIf, progress=None) -> WhatIfResult:
             t = ls.simulation.getTime()
             backlog += len(ls.simulation.getPendingVehicles())
             arrived += ls.simulation.getArrivedNumber()
-    finally:
+    except Exception as exc:
+        ls.close()
+        raise _sumo_error(task, exc) from None
+    else:
         ls.close()
     import xml.etree.ElementTree as ET
 
     lost = sum(float(e.get("timeLoss", 0.0)) for e in ET.parse(edge_out).getroot().iter("edge"))
     return WhatIfResult(task.name, (lost + backlog) / 3600.0, backlog / 3600.0, arrived)
+
+
+def _sumo_error(task: WhatIf, exc: BaseException, args: Sequence[str] | None = None):
+    """A SimulationError with SUMO's own error line (not lost with the decision's folder).
+
+    libsumo raises without the reason when loading fails; then the ``sumo`` binary
+    loads the same inputs (``args``) once more to tell it.
+    """
+    import subprocess
+
+    from engine.errors import SimulationError
+    from engine.procs import child_kwargs
+
+    lines: list[str] = []
+    log = task.workdir / f"{task.name}.errors.log"
+    if log.is_file():
+        lines = log.read_text(errors="replace").splitlines()
+    if args is not None and not any(ln.startswith("Error:") for ln in lines):
+        try:
+            proc = subprocess.run(list(args), capture_output=True, text=True, timeout=120, **child_kwargs())
+            lines += (proc.stderr + proc.stdout).splitlines()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    errors = [ln.strip() for ln in lines if ln.startswith("Error:")]
+    why = (errors or [ln.strip() for ln in lines if ln.strip()] or str(exc).strip().splitlines()
+           or [exc.__class__.__name__])[0]
+    return SimulationError(f"SUMO stopped: {why}")
 
 
 def _switch(ls, signals: Sequence[str], program: str) -> None:
