@@ -168,6 +168,79 @@ def test_random_plan_changes_are_safe(town):
     assert not violations, violations[:3]
 
 
+def test_plan_background_is_the_plan_s_cycle_and_green_ends(town):
+    """The background coordinated-actuated control gets from a plan: its cycle, offset and the
+    moments its SUMO program ends each green (read from SUMO running the program)."""
+    import libsumo as ls
+
+    from engine.controllers.programs import tls_xml
+    from engine.network import read_intersections
+    from engine.plan.model import Plan, program_of, signal_phases
+    from engine.twin.follower import plan_background
+
+    pp = Plan.load(town["plans"]).periods["pm_peak"]
+    ix = read_intersections(town["folder"] / "cross.net.xml")["A0"]
+    timing = pp.timings["A0"]
+    cycle, offset, ends = plan_background([ix], pp, max_phases=4)
+    assert cycle[0] == pytest.approx(pp.cycle) and offset[0] == pytest.approx(timing.offset)
+    add = town["root"] / "background.add.xml"
+    add.write_text(tls_xml({"A0": program_of(ix, timing)}, "plan", {"A0": timing.offset}))
+    ls.start([sumo_binary(), "-n", str(town["folder"] / "cross.net.xml"), "-a", str(add), "-b", "61200",
+              "--no-step-log", "true"])
+    try:
+        shown = []
+        for _ in range(int(2 * pp.cycle) + 2):
+            shown.append((ls.simulation.getTime(), ls.trafficlight.getRedYellowGreenState("A0")))
+            ls.simulationStep()
+    finally:
+        ls.close()
+    greens = [ph.state for ph in signal_phases(ix, timing).phases]
+    seen = set()
+    for (t, a), (_, b) in zip(shown, shown[1:]):  # read at time t: the state shown in [t - 1, t)
+        if a in greens and b != a:
+            k = greens.index(a)
+            assert (t - offset[0]) % cycle[0] == pytest.approx(ends[0, k] % cycle[0]), k
+            seen.add(k)
+    assert seen == set(range(len(greens)))
+
+
+def test_actuated_on_changing_backgrounds_is_safe(town):
+    """Coordinated-actuated control whose background plan changes at random times: no violation."""
+    import dataclasses
+
+    from engine.controllers.heuristics import Actuated
+    from engine.loop import ControlLoop, LoopOptions
+    from engine.plan.model import Plan
+    from engine.safety import SafetyMonitor
+    from engine.scenario import Scenario
+    from engine.twin.closed_loop import _all_phase_sets
+    from engine.twin.follower import plan_background
+
+    pp = Plan.load(town["plans"]).periods["pm_peak"]
+    t = pp.timings["A0"]
+    variants = [pp] + [pp.with_timings({"A0": dataclasses.replace(t, greens=tuple(g * f for g in t.greens),
+                                                                   offset=float(o))},
+                                       cycle=pp.cycle + sum(t.greens) * (f - 1)) for f, o in ((1.5, 20), (0.8, 5))]
+    scenario = Scenario.load(town["folder"], period="pm_peak", seed=2, duration=1200, begin=61200)
+    loop = ControlLoop(scenario, LoopOptions(), workdir=town["root"] / "actuated_bg")
+    ix = loop.layout.intersections[0]
+    loop.monitor = SafetyMonitor([_all_phase_sets(ix)], min_green=LoopOptions().min_green)
+    ctrl = Actuated(scenario)
+    ctrl.setup(loop)
+    rng = np.random.default_rng(4)
+    try:
+        loop.reset()
+        while not loop.done:
+            if rng.random() < 0.05:
+                ctrl.set_background(*plan_background([ix], variants[int(rng.integers(3))], loop.layout.max_phases))
+            loop.advance(ctrl.decide(loop.state()), seconds=loop.options.delta)
+        kpis = loop.finish()
+    finally:
+        loop.close()
+    assert not loop.monitor.violations, loop.monitor.violations[:3]
+    assert kpis.arrived > 0
+
+
 # -- the feed ---------------------------------------------------------------------------------------------
 def _row(edge: str, i: int, value: float = 10.0) -> Count:
     return Count(61200.0 + 300 * i, 61500.0 + 300 * i, edge, None, value, "t")

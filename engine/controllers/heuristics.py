@@ -185,15 +185,24 @@ class Actuated:
         self.decision_s = 5.0  # the loop's decision interval, for force-offs (setup() reads it)
         self._background_layout: object = None
         self._background: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._given: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def setup(self, loop: ControlLoop) -> None:
         self.decision_s = float(loop.options.delta)
+
+    def set_background(self, cycle: np.ndarray, offset: np.ndarray, green_end: np.ndarray) -> None:
+        """Run coordinated on this background instead of the network's programs (e.g. a plan a
+        predictive twin chose). Per signal: ``cycle`` and ``offset`` (s), shape (n,); ``green_end``
+        (s into the cycle where each green phase's green ends), shape (n, max phases)."""
+        self.coordinated = True
+        self._given = (np.asarray(cycle, float), np.asarray(offset, float),
+                       np.asarray(green_end, float) - self.decision_s / 2)  # force off at the nearest decision
 
     def decide(self, state: TrafficState) -> np.ndarray:
         inc = kernels.incidence(state.layout)
         pos, ends = None, None
         if self.coordinated:
-            background = self._background_of(state.layout)
+            background = self._given or self._background_of(state.layout)
             if background is not None:
                 cycle, offset, ends = background
                 pos = np.mod(state.time - offset, cycle)

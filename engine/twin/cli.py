@@ -47,8 +47,8 @@ def add_parser(sub) -> None:
                         "decisions.jsonl, counts.csv; refused if it holds another command's output")
     p.add_argument("--seed", type=int, default=None, help="the field's demand seed (default: the config's)")
     p.add_argument("--controllers", default=None,
-                   help="comma-separated: twin, oracle, tod, actuated, max_pressure (default: twin + the config's "
-                        "baselines)")
+                   help="comma-separated: twin, twin_actuated, oracle, tod, actuated, max_pressure "
+                        "(default: twin + the config's baselines)")
     p.add_argument("--monitor", action="store_true",
                    help="check every second of every run with the independent safety monitor (slower)")
     p.add_argument("--cache", default=None,
@@ -89,7 +89,7 @@ def cmd_twin(args: argparse.Namespace) -> int:
                        options={**namespace_options(args), "config": cfg.model_dump(mode="json")}) as stage:
         work = stage.path / "runs"
         profile = None
-        if any(c in ("twin", "oracle") for c in controllers):
+        if any(c in ("twin", "twin_actuated", "oracle") for c in controllers):
             with progress_bar("history (normal day)", 1.0):
                 profile = history_profile(setting, cache, cfg.twin.horizon_s)
         runs = {}

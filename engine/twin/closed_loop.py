@@ -6,7 +6,10 @@ with one controller:
 * ``tod``: the city's time-of-day plans, switched by the schedule;
 * ``twin``: the predictive twin (:class:`~engine.twin.decide.Twin`) choosing a plan every interval;
 * ``oracle``: the same twin told the field's true future demand;
-* ``actuated`` / ``max_pressure``: the adaptive heuristics, as ``bench`` runs them.
+* ``twin_actuated``: the twin's chosen plan as the background cycle (cycle, offsets,
+  force-offs) of coordinated-actuated control, which gaps out what it does not need;
+* ``actuated``: coordinated-actuated on the time-of-day plans' backgrounds;
+* ``max_pressure``: the adaptive heuristic, as ``bench`` runs it.
 
 Plans run through the :class:`~engine.twin.follower.PlanFollower`, so every
 change of plan is a safe transition. Every 300 s the loops' counts and occupancy
@@ -143,7 +146,8 @@ class _Field:
         self.scenario = Scenario(name=f"field-{cfg.name}", net_file=net_file, route_files=routes,
                                  additional_files=(loops_file,), seed=seed, begin=spec.begin,
                                  duration=spec.duration + extra_s, time_to_teleport=300.0)
-        self.plan_mode = controller in ("tod", "twin", "oracle")
+        self.plan_mode = controller in ("tod", "twin", "oracle")  # fixed-time plans through the follower
+        self.background_mode = controller in ("actuated", "twin_actuated")  # a plan as actuation's background
         self.current = setting.tod_at(spec.begin)
         self.options = self._options() if self.plan_mode else HEURISTIC_OPTIONS
         self.loop = ControlLoop(self.scenario, self.options, workdir=workdir / "sumo")
@@ -157,10 +161,12 @@ class _Field:
         else:
             from engine.controllers import make_controller
 
-            self.heuristic = make_controller(controller, self.scenario)
+            self.heuristic = make_controller("actuated" if self.background_mode else controller, self.scenario)
+            if self.background_mode:
+                self._set_background(self.current)
         if monitor:  # it knows every phase set a plan may run, and checks every change between them
             self.loop.monitor = SafetyMonitor([_all_phase_sets(ix) for ix in base], min_green=self.options.min_green)
-        if controller in ("twin", "oracle"):
+        if controller in ("twin", "oracle", "twin_actuated"):
             if profile is None:
                 raise ConfigError(f"controller {controller}: needs the history profile")
             from engine.twin.decide import Twin
@@ -175,8 +181,9 @@ class _Field:
         self.feed = CountsFeed(self.counts_file)
         self.seen: list[Count] = []
         self.result = FieldRun(controller, None, self.counts_file, self.loop.tripinfo)  # type: ignore[arg-type]
-        self.result.plans.append((spec.begin, label(self.current) if self.plan_mode else controller))
-        if self.plan_mode:
+        self.result.plans.append((spec.begin, label(self.current) if self.plan_mode or self.background_mode
+                                  else controller))
+        if self.plan_mode or self.background_mode:
             self.result.running.append((spec.begin, self.current))
 
     def _route_mix(self, folder: Path):
@@ -230,14 +237,14 @@ class _Field:
         """Advance to ``until`` at most: to the plan's next change, or one decision of the heuristic."""
 
         loop, now = self.loop, self.loop.time
+        if self.controller in ("tod", "actuated"):
+            scheduled = self.setting.tod_at(now)
+            if scheduled is not self.current:
+                self._switch(now, scheduled)
         if not self.plan_mode:
             targets = self.heuristic.decide(loop.state())
             loop.advance(targets, seconds=max(1, min(self.options.delta, math.ceil(until - now - 1e-9))))
             return
-        if self.controller == "tod":
-            scheduled = self.setting.tod_at(now)
-            if scheduled is not self.current:
-                self._switch(now, scheduled)
         waiting = self.follower.apply(now, loop.signals)
         until = min(self.follower.next_change(now), until)
         loop.advance(seconds=1 if waiting else max(1, math.ceil(until - now - 1e-9)))
@@ -245,10 +252,20 @@ class _Field:
     def _switch(self, now: float, plan: PeriodPlan) -> None:
         from engine.twin.candidates import label
 
-        self.follower.set_plan(plan)
+        if self.follower is not None:
+            self.follower.set_plan(plan)
+        else:
+            self._set_background(plan)
         self.current = plan
         self.result.plans.append((now, label(plan)))
         self.result.running.append((now, plan))
+
+    def _set_background(self, plan: PeriodPlan) -> None:
+        """Coordinated-actuated control on ``plan``'s cycle, offsets and force-offs."""
+        from engine.twin.follower import plan_background
+
+        base = [self.setting.intersections[ix.id] for ix in self.loop.layout.intersections]
+        self.heuristic.set_background(*plan_background(base, plan, self.loop.layout.max_phases))
 
     def _decide(self, now: float, on_decision) -> None:
 

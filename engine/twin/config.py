@@ -15,7 +15,7 @@ from engine.twin.field import FieldSpec, entries_problem, incident_problem, time
 from engine.yamlfile import read_yaml
 
 Level = Literal["low", "mean", "high"]
-CONTROLLERS = ("twin", "oracle", "tod", "actuated", "max_pressure")
+CONTROLLERS = ("twin", "twin_actuated", "oracle", "tod", "actuated", "max_pressure")
 
 
 class _Strict(BaseModel):
@@ -91,7 +91,8 @@ class TwinConfig(_Strict):
     seed: int = Field(1, ge=0, le=2**31 - 1)  # the field's demand seed
     history_seed: int = Field(100000, ge=0, le=2**31 - 1)  # the normal day the profile is counted on
     twin: TwinSettings = TwinSettings()
-    baselines: tuple[Literal["tod", "actuated", "max_pressure", "oracle"], ...] = ("tod", "actuated", "max_pressure")
+    baselines: tuple[Literal["tod", "actuated", "max_pressure", "oracle", "twin_actuated"], ...] = (
+        "tod", "actuated", "max_pressure")
     feed_faults: tuple[FeedFault, ...] = ()  # break the field's feed on purpose (gaps, dead loops, ...)
 
     @model_validator(mode="after")

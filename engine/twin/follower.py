@@ -113,3 +113,27 @@ class PlanFollower:
     def next_change(self, now: float) -> float:
         """The next time a signal's scheduled green changes (s)."""
         return min(sch.at(now)[1] for sch in self._schedules)
+
+
+def plan_background(intersections: Sequence[Intersection], plan: PeriodPlan,
+                    max_phases: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A plan as the background cycle of coordinated-actuated control.
+
+    Returns per signal (order of ``intersections``) the cycle (s), the offset (s)
+    and, per green phase, where its green ends in the cycle (s; shape (n, ``max_phases``)):
+    the force-offs of :meth:`engine.controllers.heuristics.Actuated.set_background`.
+    Times follow the plan's SUMO program (:func:`schedule`), so the background keeps
+    the plan's offsets and green wave.
+    """
+    cycles, offsets = np.zeros(len(intersections)), np.zeros(len(intersections))
+    ends = np.zeros((len(intersections), max_phases))
+    for i, ix in enumerate(intersections):
+        timing = plan.timings[ix.id]
+        phased = signal_phases(ix, timing)
+        t = 0.0
+        for state, duration, k in timing_steps(phased, timing.greens):
+            t += duration
+            if state == phased.phases[k].state:
+                ends[i, k] = t
+        cycles[i], offsets[i] = t, timing.offset
+    return cycles, offsets, ends
