@@ -3,7 +3,8 @@
     python -m benchmarks.twin --configs configs/twin_surge.yaml configs/twin_normal.yaml \\
         --seeds 1 2 3 4 5 --out benchmarks/results_twin
 
-runs ``cqsignal twin`` for every config and seed into ``OUT/<scenario>/seed<N>`` (a run whose
+runs ``cqsignal twin`` for every config and seed into ``OUT/<scenario>/seed<N>`` (with
+``--controllers``: ``seed<N>-<controllers>``; the table merges a seed's folders; a run whose
 ``results.json`` exists is kept: the command resumes) and writes ``OUT/TWIN.md``: per scenario
 and controller the mean delay ± 95 % CI over seeds (n), the change against the time-of-day
 plans paired by seed, the decision wall times, and the forecast accuracy at 15 minutes.
@@ -28,7 +29,7 @@ def run(configs: list[str], seeds: list[int], out: Path, controllers: str | None
     for config in configs:
         name = Path(config).stem.removeprefix("twin_")
         for seed in seeds:
-            dest = out / name / f"seed{seed}"
+            dest = out / name / (f"seed{seed}" + (f"-{controllers.replace(',', '+')}" if controllers else ""))
             if (dest / "results.json").is_file():
                 continue
             args = ["twin", config, "--out", str(dest), "--seed", str(seed), "--cache", str(cache)]
@@ -47,9 +48,16 @@ def table(out: Path) -> str:
              "Regenerate: `python -m benchmarks.twin --configs configs/twin_*.yaml --seeds ... --out "
              f"{out}`.", ""]
     for scenario in sorted(p for p in out.iterdir() if p.is_dir() and p.name != "cache"):
-        runs = {}
+        runs: dict[int, dict] = {}  # seed -> results, the controllers of its runs merged
         for f in sorted(scenario.glob("seed*/results.json")):
-            runs[int(f.parent.name.removeprefix("seed"))] = json.loads(f.read_text())
+            seed = int(f.parent.name.removeprefix("seed").split("-")[0])
+            r = json.loads(f.read_text())
+            if seed in runs:
+                runs[seed]["controllers"].update(r["controllers"])
+                for key in ("decision_wall_s", "forecast_accuracy"):
+                    runs[seed][key] = runs[seed].get(key) or r.get(key)
+            else:
+                runs[seed] = r
         if not runs:
             continue
         names = list(dict.fromkeys(n for r in runs.values() for n in r["controllers"]))

@@ -278,7 +278,8 @@ class _Field:
             from engine.twin.whatif import snapshot_routes
 
             snapshot = snapshot_routes(self.loop.sim.api, now, self.workdir / "twin" / "snapshot.rou.xml")
-        chosen, record = self.twin.decide(now, self.seen, state, self.current, snapshot=snapshot)
+        chosen, record = self.twin.decide(now, self.seen, state, self.current, snapshot=snapshot,
+                                          scheduled=f"tod:{self.setting.tod_at(now).period}")
         if chosen is not self.current:
             self._switch(now, chosen)
         self.result.decisions.append(record)

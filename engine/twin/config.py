@@ -40,7 +40,9 @@ class TwinSettings(_Strict):
     level: float = Field(80.0, gt=0, lt=100)  # % prediction interval: the low and high demand
     start: Literal["state", "counts"] = "state"  # what-if from the field's saved state, or counts only
     warmup_s: float = Field(900.0, ge=300, le=3600)  # counts-only: how much counted demand loads the network
-    screening: Literal["meso", "micro", "none"] = "meso"  # first pass over every candidate
+    # a first pass over every candidate, then ``finalists`` in the microscopic model; "none": every
+    # candidate in the microscopic model (on the corridor the mesoscopic model ranks long cycles too low)
+    screening: Literal["meso", "micro", "none"] = "none"
     screen_levels: tuple[Level, ...] = ("low", "mean", "high")
     finalists: int = Field(3, ge=1, le=20)  # best of the screening re-run in the microscopic model
     levels: tuple[Level, ...] = ("mean",)  # demand levels the finalists are run at

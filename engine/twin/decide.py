@@ -140,12 +140,15 @@ class Twin:
 
     # -- decision ----------------------------------------------------------------------------------------
     def decide(self, now: float, counts: Sequence[Count], state: Path | None, current: PeriodPlan,
-               warm_plan: PeriodPlan | None = None, snapshot: Path | None = None) -> tuple[PeriodPlan, dict]:
+               warm_plan: PeriodPlan | None = None, snapshot: Path | None = None,
+               scheduled: str | None = None) -> tuple[PeriodPlan, dict]:
         """The plan for the next interval and the decision's record (see the module docstring).
 
         ``state``: SUMO's saved state at ``now`` (the microscopic runs start from it);
         ``snapshot``: the same traffic as vehicles (:func:`engine.twin.whatif.snapshot_routes`),
         where the mesoscopic screening starts. Without them, a run starts from the counts' warm-up.
+        ``scheduled``: the name of the time-of-day plan the schedule runs now; like the running
+        plan, it always reaches the final (microscopic) runs.
         """
         t0 = time.perf_counter()
         self.decisions += 1
@@ -214,8 +217,10 @@ class Twin:
             for tk, r in zip(tasks, out):
                 results[names[int(tk.program[1:])]].setdefault("screen", {})[tk.name.split("_")[1]] = r
             score = [np.mean([results[n]["screen"][lv] for lv in screen_levels]) for n in names]
-            # the running plan is always run in the final model too: a switch is judged on like terms
-            finalists = sorted(set(np.argsort(score)[: self.s.finalists].tolist()) | {0})
+            # the running plan and the scheduled one always run in the final model too: a switch is
+            # judged on like terms, and the city's own plan for the hour is never screened out
+            kept = {0} | {i for i, n in enumerate(names) if n == scheduled}
+            finalists = sorted(set(np.argsort(score)[: self.s.finalists].tolist()) | kept)
         t_screen = time.perf_counter() - t1
         final_levels = [lv for lv in self.s.levels if lv in demand]
         tasks = [task(i, lv, False) for i in finalists for lv in final_levels]
