@@ -105,3 +105,19 @@ def test_entry_demand_enters_the_counts_along_the_mix(cross):
     assert departs == sorted(departs) and max(departs) < 600
     share = sum(v.find("route").get("edges") == a for v in vehicles) / len(vehicles)
     assert 0.74 < share < 0.86  # 400 draws at 0.8: 3 standard deviations is 0.06
+
+
+def test_choose_needs_min_gain_to_switch_and_to_leave_the_schedule():
+    from engine.twin.decide import choose
+
+    names = ["current", "tod:pm_peak", "webster@160"]
+    # without a reference: switch only for >= 5 %
+    assert choose({0: 100.0, 1: 97.0, 2: 96.0}, names, None, 0.05)[0] == 0
+    assert choose({0: 100.0, 1: 97.0, 2: 94.0}, names, None, 0.05)[0] == 2
+    # the scheduled plan (1) is left only for >= 5 % over it, and returned to otherwise
+    assert choose({0: 100.0, 1: 99.0, 2: 98.0}, names, 1, 0.05)[0] == 1
+    assert choose({0: 120.0, 1: 100.0, 2: 94.0}, names, 1, 0.05)[0] == 2
+    assert choose({0: 94.0, 1: 100.0, 2: 93.0}, names, 1, 0.05)[0] == 0  # 1 % over the running plan: kept
+    # running the scheduled plan (index 0 is the reference)
+    assert choose({0: 100.0, 2: 96.0}, ["tod:pm_peak", "", "webster@160"], 0, 0.05)[0] == 0
+    assert choose({0: 100.0, 2: 94.0}, ["tod:pm_peak", "", "webster@160"], 0, 0.05)[0] == 2

@@ -47,6 +47,7 @@ class TwinSettings(_Strict):
     finalists: int = Field(3, ge=1, le=20)  # best of the screening re-run in the microscopic model
     levels: tuple[Level, ...] = ("mean",)  # demand levels the finalists are run at
     min_gain: float = Field(0.05, ge=0, lt=1)  # switch only for a forecast delay this much lower (share)
+    prefer_schedule: bool = True  # leave the scheduled time-of-day plan only for min_gain over it
     candidates: Candidates = Candidates()
     workers: int = Field(2, ge=1, le=64)
 

@@ -187,9 +187,10 @@ def anchor_entries(route_file: Path, counts: Sequence[Count], routes: Sequence[t
     import numpy as np
 
     entries = entry_locations({c.edge for c in counts if c.to_edge is None}, routes)
+    entry_set = set(entries.values())
     want: dict[tuple[str, float, float], int] = {}
     for c in counts:
-        if c.to_edge is None and c.edge in set(entries.values()):
+        if c.to_edge is None and c.edge in entry_set:
             want[(c.edge, c.begin, c.end)] = int(round(c.value))
     tree = ET.parse(route_file)
     root = tree.getroot()
