@@ -316,7 +316,8 @@ def history_profile(setting: Setting, cache: Path, horizon_s: float) -> dict[str
 
     The normal day's demand runs through that extra horizon too, so decisions near the window's
     end forecast against traffic, not an emptying network. Kept in ``cache`` under a key of the
-    settings and of the network, demand and plan files' contents (an edited file is run again).
+    settings, the count locations and the network, demand and plan files' contents (an edited
+    file, or another detection plan, is run again).
     """
     import hashlib
 
@@ -325,7 +326,13 @@ def history_profile(setting: Setting, cache: Path, horizon_s: float) -> dict[str
     cfg = setting.cfg
     spec = cfg.field.normal()
     spec = spec.model_copy(update={"window": (spec.begin, spec.window[1] + horizon_s)})
+    import sumolib
+
+    from engine.twin.detectors import count_locations
+
+    locations = count_locations(sumolib.net.readNet(str(setting.base.net_file)), setting.intersections)
     key = {"field": spec.model_dump(mode="json"), "seed": cfg.history_seed, "network": cfg.network,
+           "locations": locations,
            "files": [file_digest(f) for f in (setting.base.net_file, setting.base.demand_file, cfg.plans,
                                                cfg.plan_config)]}
     folder = cache / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

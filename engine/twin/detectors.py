@@ -2,7 +2,8 @@
 
 A city counts traffic with induction loops. :func:`place_loops` puts a SUMO E1
 detector (``inductionLoop``) on every approach lane and every exit lane of the
-controlled signals, as a city's detection plan would; SUMO aggregates each loop
+controlled signals, and on every lane where traffic enters the network, as a
+city's detection plan would; SUMO aggregates each loop
 every ``period_s`` (5 min). :func:`loop_counts` turns SUMO's E1 output into
 edge counts with occupancy, and :func:`append_counts` writes them in the CSV
 format ``cqsignal calibrate`` reads (``interval_start, interval_end, edge,
@@ -11,9 +12,13 @@ appending the same rows to a file; :class:`CountsFeed` reads such a file as it
 grows, whole lines only.
 
 Loop positions: approach loops ``APPROACH_SETBACK_M`` (40 m) upstream of the stop
-line (an advance loop: it counts arrivals, not only discharges, and its occupancy
-rises when the queue reaches it); exit loops ``EXIT_SETBACK_M`` (20 m) downstream
-of the junction. On lanes shorter than that, the loop sits mid-lane.
+line (an advance loop: its occupancy rises when the queue reaches it); exit loops
+``EXIT_SETBACK_M`` (20 m) downstream of the junction; entry loops ``EXIT_SETBACK_M``
+from the start of each lane of an edge where trips enter (a source edge). On lanes
+shorter than twice that, the loop sits mid-lane. An edge's count is that of its
+entry loops where it has them (arrivals: a loop near the stop line of an
+oversaturated approach counts only what the green serves, and the twin needs the
+demand), else of its approach loops, else of its exit loops (:func:`loop_groups`).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ assert set(FEED_COLUMNS) <= set(COLUMNS)  # calibrate reads what the feed writes
 
 @dataclass(frozen=True)
 class Loop:
-    """One E1 loop: ``id`` on ``lane`` at ``pos`` m from the lane's start; ``kind`` approach or exit."""
+    """One E1 loop: ``id`` on ``lane`` at ``pos`` m from the lane's start; ``kind`` entry, approach or exit."""
 
     id: str
     lane: str
@@ -57,9 +62,18 @@ def place_loops(net, signals: Mapping[str, Intersection]) -> list[Loop]:
     """Loops on every approach and exit lane of ``signals`` (a sumolib net for lane lengths).
 
     A lane shared by two signals (the exit of one is the approach of the next) gets
-    one loop of each kind. Pedestrian and bicycle lanes get none.
+    one loop of each kind. Pedestrian and bicycle lanes get none. Entry loops go on
+    every car lane of the network's source edges (edges no car edge leads into).
     """
     loops: dict[tuple[str, str], Loop] = {}
+    for edge in net.getEdges(withInternal=False):
+        if edge.getFunction() or any(e.allows("passenger") for e in edge.getIncoming()):
+            continue
+        for lane in edge.getLanes():
+            if lane.allows("passenger"):
+                length = lane.getLength()
+                pos = EXIT_SETBACK_M if length > 2 * EXIT_SETBACK_M else length / 2
+                loops[(lane.getID(), "entry")] = Loop(f"n_{lane.getID()}", lane.getID(), round(pos, 2), "entry")
     for ix in signals.values():
         for kind, lanes in (("approach", ix.in_lanes), ("exit", ix.out_lanes)):
             for lane_id in lanes:
@@ -87,10 +101,13 @@ def loops_xml(loops: Iterable[Loop], output: str, period_s: float = COUNTS_PERIO
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
-def loop_counts(output: Path, loops: Iterable[Loop], kind: str = "approach") -> list[Count]:
-    """Edge counts from SUMO's E1 output: per interval and edge, the sum of its loops' vehicles
-    (``nVehContrib``) and the mean of their occupancy (%), for loops of ``kind``."""
-    by_id = {loop.id: loop for loop in loops if loop.kind == kind}
+def loop_counts(output: Path, loops: Iterable[Loop]) -> list[Count]:
+    """Edge counts from SUMO's E1 output: per interval and edge, the sum of the vehicles
+    (``nVehContrib``) of the edge's counting loops (:func:`loop_groups`) and the mean of their
+    occupancy (%)."""
+    loops = list(loops)
+    counting = {i for ids in loop_groups(loops).values() for i in ids}
+    by_id = {loop.id: loop for loop in loops if loop.id in counting}
     sums: dict[tuple[float, float, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     try:
         tree = ET.parse(output)
@@ -110,11 +127,12 @@ def loop_counts(output: Path, loops: Iterable[Loop], kind: str = "approach") -> 
 
 
 def loop_groups(loops) -> dict[str, list[str]]:
-    """Loop ids per counted edge: the approach loops where an edge has them, else its exit loops."""
+    """Loop ids per counted edge: its entry loops where it has them, else its approach loops, else
+    its exit loops (see the module docstring)."""
     by_edge: dict[str, dict[str, list[str]]] = {}
     for lp in loops:
         by_edge.setdefault(lp.edge, {}).setdefault(lp.kind, []).append(lp.id)
-    return {e: kinds.get("approach") or kinds["exit"] for e, kinds in sorted(by_edge.items())}
+    return {e: kinds.get("entry") or kinds.get("approach") or kinds["exit"] for e, kinds in sorted(by_edge.items())}
 
 
 def count_locations(net, signals: Mapping[str, Intersection]) -> list[str]:
