@@ -321,15 +321,14 @@ def history_profile(setting: Setting, cache: Path, horizon_s: float) -> dict[str
     """
     import hashlib
 
+    import sumolib
+
     from engine.outputs import file_digest
+    from engine.twin.detectors import count_locations
 
     cfg = setting.cfg
     spec = cfg.field.normal()
     spec = spec.model_copy(update={"window": (spec.begin, spec.window[1] + horizon_s)})
-    import sumolib
-
-    from engine.twin.detectors import count_locations
-
     locations = count_locations(sumolib.net.readNet(str(setting.base.net_file)), setting.intersections)
     key = {"field": spec.model_dump(mode="json"), "seed": cfg.history_seed, "network": cfg.network,
            "locations": locations,

@@ -286,6 +286,8 @@ def choose(final: Mapping[int, float], names: Sequence[str], reference: int | No
         if reference == 0:
             return 0, (f"kept the scheduled plan: {names[best]} is only {100 * gain(0):.1f} % better "
                        f"(departing needs {100 * min_gain:.0f} %)" if best != 0 else "the scheduled plan is the best")
+        if best == reference:
+            return reference, f"back to the scheduled plan {names[reference]}: it is the best"
         return reference, (f"back to the scheduled plan {names[reference]}: no plan is {100 * min_gain:.0f} % better "
                            f"(best {names[best]}, {100 * gain(reference):.1f} %)")
     if best == 0:
