@@ -8,8 +8,8 @@ with one controller:
 * ``oracle``: the same twin told the field's true future demand;
 * ``twin_actuated``: the twin's chosen plan as the background cycle (cycle, offsets,
   force-offs) of coordinated-actuated control, which gaps out what it does not need;
-* ``actuated``: coordinated-actuated on the time-of-day plans' backgrounds;
-* ``max_pressure``: the adaptive heuristic, as ``bench`` runs it.
+* ``actuated`` / ``max_pressure``: the adaptive heuristics, as ``bench`` runs them (actuated on
+  the network's own programs as its background).
 
 Plans run through the :class:`~engine.twin.follower.PlanFollower`, so every
 change of plan is a safe transition. Every 300 s the loops' counts and occupancy
@@ -147,7 +147,7 @@ class _Field:
                                  additional_files=(loops_file,), seed=seed, begin=spec.begin,
                                  duration=spec.duration + extra_s, time_to_teleport=300.0)
         self.plan_mode = controller in ("tod", "twin", "oracle")  # fixed-time plans through the follower
-        self.background_mode = controller in ("actuated", "twin_actuated")  # a plan as actuation's background
+        self.background_mode = controller == "twin_actuated"  # the twin's plan as actuation's background
         self.current = setting.tod_at(spec.begin)
         self.options = self._options() if self.plan_mode else HEURISTIC_OPTIONS
         self.loop = ControlLoop(self.scenario, self.options, workdir=workdir / "sumo")
@@ -237,7 +237,7 @@ class _Field:
         """Advance to ``until`` at most: to the plan's next change, or one decision of the heuristic."""
 
         loop, now = self.loop, self.loop.time
-        if self.controller in ("tod", "actuated"):
+        if self.controller == "tod":
             scheduled = self.setting.tod_at(now)
             if scheduled is not self.current:
                 self._switch(now, scheduled)
