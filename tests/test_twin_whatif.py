@@ -11,7 +11,7 @@ from conftest import build_cross
 from engine.calibrate.counts import Count
 from engine.calibrate.sampler import enumerate_routes, read_net, write_candidates
 from engine.errors import SimulationError
-from engine.twin.whatif import (WhatIf, anchor_entries, entry_demand, entry_locations, route_mix, run_whatif,
+from engine.twin.whatif import (WhatIf, entry_demand, entry_locations, route_mix, run_whatif,
                                 sample_demand)
 
 
@@ -53,7 +53,8 @@ def test_entry_inflow_equals_the_entry_counts(cross):
     assert departs == sorted(departs)
 
 
-def test_anchoring_removes_vehicles_above_the_entry_count(cross):
+def test_entry_vehicles_are_drawn_again_to_the_entry_count(cross):
+    """More vehicles on an entry's routes than it counted (here 30 against 12): the entry gets its count."""
     folder, net, routes = cross
     entries = entry_locations({r[0] for r in routes}, routes)
     route = routes[0]
@@ -61,8 +62,9 @@ def test_anchoring_removes_vehicles_above_the_entry_count(cross):
     f.write_text("<routes>\n" + "".join(
         f'<vehicle id="v{i}" depart="{i}.00" type="car"><route edges="{" ".join(route)}"/></vehicle>\n'
         for i in range(30)) + "</routes>\n", encoding="utf-8")
-    changed = anchor_entries(f, [Count(0.0, 300.0, route[0], None, 12.0, "test")], routes, seed=1, prefix="x")
-    assert changed == {route[0]: -18}
+    mix = route_mix([f], {r[0] for r in routes}, routes)
+    assert mix == {route[0]: [(" ".join(route), 1.0)]}
+    entry_demand([Count(0.0, 300.0, route[0], None, 12.0, "test")], mix, f, seed=1, prefix="x")
     assert _entries_per_interval(f, entries, 300.0)[(route[0], 0)] == 12
 
 

@@ -79,7 +79,9 @@ def sample_demand(counts: Sequence[Count], routes: Sequence[tuple[str, ...]], ca
     """Vehicles matching ``counts`` over [begin, end), drawn from the candidate ``routes`` (routeSampler).
 
     The counts are first made consistent with each other (:func:`engine.calibrate.reconcile.reconcile`),
-    as ``calibrate`` does; ``candidates`` is the route file of ``routes``. Vehicle ids start with ``prefix``.
+    as ``calibrate`` does; ``candidates`` is the route file of ``routes``. Each entry location's
+    vehicles then equal its counts exactly (:func:`_replace_entry_vehicles`). Vehicle ids start
+    with ``prefix``.
     """
     from engine.calibrate.reconcile import reconcile
     from engine.calibrate.sampler import run_route_sampler, write_count_data
@@ -90,7 +92,7 @@ def sample_demand(counts: Sequence[Count], routes: Sequence[tuple[str, ...]], ca
     write_count_data(counts, 0.0, edge_file, turn_file, reconcile(counts, routes))
     run_route_sampler(candidates, edge_file, None, begin, end, out, seed,
                       'type="car" departLane="best" departSpeed="max"', work / f"{out.stem}.log", prefix=prefix)
-    anchor_entries(out, counts, routes, seed, prefix)
+    _replace_entry_vehicles(out, counts, routes, seed, prefix)
     return out
 
 
@@ -132,9 +134,14 @@ def entry_demand(counts: Sequence[Count], mix: RouteMix, out: Path, seed: int, p
     """
     import numpy as np
 
-    from engine.outputs import atomic_write_text
+    _write_vehicles(_entry_rows(counts, mix, np.random.default_rng(seed)), out, prefix)
+    return out
 
-    rng = np.random.default_rng(seed)
+
+def _entry_rows(counts: Sequence[Count], mix: RouteMix, rng) -> list[tuple[float, str]]:
+    """(departure s, route edges) of the vehicles :func:`entry_demand` writes."""
+    import numpy as np
+
     rows = []
     for c in counts:
         routes = mix.get(c.edge) if c.to_edge is None else None
@@ -145,11 +152,15 @@ def entry_demand(counts: Sequence[Count], mix: RouteMix, out: Path, seed: int, p
         p = np.array([w for _, w in routes], dtype=float)
         picks = rng.choice(len(edges), size=n, p=p / p.sum())
         rows += [(float(t), edges[int(k)]) for t, k in zip(rng.uniform(c.begin, c.end, size=n), picks)]
-    rows.sort()
+    return rows
+
+
+def _write_vehicles(rows: Sequence[tuple[float, str]], out: Path, prefix: str) -> None:
+    from engine.outputs import atomic_write_text
+
     lines = [f'    <vehicle id="{prefix}{i}" depart="{t:.2f}" type="car" departLane="best" departSpeed="max">'
-             f'<route edges="{e}"/></vehicle>\n' for i, (t, e) in enumerate(rows)]
+             f'<route edges="{e}"/></vehicle>\n' for i, (t, e) in enumerate(sorted(rows))]
     atomic_write_text(out, "<routes>\n" + "".join(lines) + "</routes>\n")
-    return out
 
 
 def entry_locations(locations: set[str], routes: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], str]:
@@ -170,70 +181,30 @@ def entry_locations(locations: set[str], routes: Sequence[tuple[str, ...]]) -> d
     return {r: loc for r, loc in first.items() if loc not in interior}
 
 
-def anchor_entries(route_file: Path, counts: Sequence[Count], routes: Sequence[tuple[str, ...]], seed: int,
-                   prefix: str) -> dict[str, int]:
-    """Make each entry's vehicles per count interval equal its count; rewrite ``route_file`` in place.
+def _replace_entry_vehicles(route_file: Path, counts: Sequence[Count], routes: Sequence[tuple[str, ...]],
+                            seed: int, prefix: str) -> None:
+    """Rewrite routeSampler's ``route_file`` so each entry's vehicles per interval equal its count.
 
     routeSampler fits every count at once and, with a route passing a dozen loops,
     leaves the long routes short wherever one loop downstream counts fewer (it
     never overshoots a count): on the corridor at a saturated 17:00 it wrote 53 %
-    of the west entry's counted inflow. The inflow is what the entry loops measure,
-    so it is kept exactly: vehicles are removed at random, or added on routes drawn
-    from that entry's own route mix in the sampler's output (departures uniform in
-    the interval). Returns vehicles added (+) or removed (-) per entry location.
+    of the west entry's counted inflow. The inflow is what the entry loops measure:
+    the vehicles of each entry are drawn again with :func:`entry_demand` on the
+    route shares of the sampler's own output (:func:`route_mix`); vehicles entering
+    where no loop counts are kept as sampled.
     """
     import xml.etree.ElementTree as ET
 
     import numpy as np
 
-    entries = entry_locations({c.edge for c in counts if c.to_edge is None}, routes)
-    entry_set = set(entries.values())
-    want: dict[tuple[str, float, float], int] = {}
-    for c in counts:
-        if c.to_edge is None and c.edge in entry_set:
-            want[(c.edge, c.begin, c.end)] = int(round(c.value))
-    tree = ET.parse(route_file)
-    root = tree.getroot()
-    vehicles = [v for v in root if v.tag == "vehicle"]
-    entry_of = {" ".join(r): loc for r, loc in entries.items()}
-    groups: dict[tuple[str, float, float], list] = {k: [] for k in want}
-    mix: dict[str, list[str]] = {}
-    for v in vehicles:
+    locations = {c.edge for c in counts if c.to_edge is None}
+    mix = route_mix([route_file], locations, routes)
+    kept = []
+    for v in ET.parse(route_file).getroot().iter("vehicle"):
         edges = v.find("route").get("edges")
-        loc = entry_of.get(edges)
-        if loc is None:
-            continue
-        mix.setdefault(loc, []).append(edges)
-        t = float(v.get("depart"))
-        for key in groups:
-            if key[0] == loc and key[1] <= t < key[2]:
-                groups[key].append(v)
-                break
-    rng = np.random.default_rng(seed)
-    template = vehicles[0].attrib if vehicles else {"type": "car", "departLane": "best", "departSpeed": "max"}
-    changed: dict[str, int] = {}
-    added = 0
-    for key, have in groups.items():
-        loc, b, e = key
-        gap = want[key] - len(have)
-        if gap < 0:
-            for i in rng.choice(len(have), size=-gap, replace=False):
-                root.remove(have[int(i)])
-        elif gap > 0:
-            pool = mix.get(loc) or [" ".join(r) for r, lc in entries.items() if lc == loc]
-            for _ in range(gap):
-                v = ET.SubElement(root, "vehicle", {**template, "id": f"{prefix}a{added}",
-                                                    "depart": f"{rng.uniform(b, e):.2f}"})
-                ET.SubElement(v, "route", {"edges": pool[int(rng.integers(len(pool)))]})
-                added += 1
-        if gap:
-            changed[loc] = changed.get(loc, 0) + gap
-    kept = sorted((v for v in root if v.tag == "vehicle"), key=lambda v: float(v.get("depart")))
-    for v in [v for v in root if v.tag == "vehicle"]:
-        root.remove(v)
-    root.extend(kept)
-    tree.write(route_file, encoding="utf-8", xml_declaration=True)
-    return changed
+        if next((e for e in edges.split() if e in locations), None) not in mix:
+            kept.append((float(v.get("depart")), edges))
+    _write_vehicles(kept + _entry_rows(counts, mix, np.random.default_rng(seed)), route_file, prefix)
 
 
 def snapshot_routes(api, now: float, out: Path) -> Path:
