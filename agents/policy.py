@@ -83,8 +83,9 @@ class PolicyController:
     Deployed behind the starvation guard it was trained under
     (:class:`engine.controllers.heuristics.StarvationGuard`, the env option
     ``max_red_s``; 180 s, max pressure's, for models trained without one): a phase
-    with vehicles that has been red that long is served next whatever the policy
-    says, so that a policy cannot hold a side street or a left-turn bay for minutes.
+    with vehicles that has been red that long is served next (the current green may
+    run on to max green, no other phase comes first), so that a policy cannot hold a
+    side street or a left-turn bay for minutes.
     ``guard=False`` turns it off (for studies only).
     """
 
@@ -161,8 +162,7 @@ class PolicyController:
         else:
             targets = np.where(actions < n_phases, actions, -1)
         if self.guard is not None:
-            due = self.guard.update(state)
-            targets = np.where(due >= 0, due, targets)
+            targets = self.guard.overrule(targets, self.guard.update(state), phase, self.options.action_mode)
         return targets
 
 

@@ -85,8 +85,10 @@ def run_worker(conn: Connection, spec: dict) -> None:  # noqa: C901 - one messag
             elif cmd == "teacher":  # a heuristic decides; the reply says what it chose
                 if teacher is None or teacher.name != data:
                     teacher = make_teacher(data, core.base)
-                actions = within_masks(teacher_actions(teacher.decide(core.loop.state()), core.loop.signals.phase,
-                                                       core.options.action_mode), core.masks())
+                phase = core.loop.signals.phase
+                actions = within_masks(teacher_actions(teacher.decide(core.loop.state()), phase,
+                                                       core.options.action_mode), core.masks(),
+                                       phase if core.options.action_mode == "phase" else None)
                 reply = (actions, *step(actions))
             elif cmd == "reset":
                 rows = start()
@@ -127,15 +129,17 @@ def teacher_actions(targets: np.ndarray, phase: np.ndarray, action_mode: str) ->
     return ((targets >= 0) & (targets != phase)).astype(np.int64)
 
 
-def within_masks(actions: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+def within_masks(actions: np.ndarray, masks: list[np.ndarray], phase: np.ndarray | None = None) -> np.ndarray:
     """The teacher behind the env's masks, as a policy is: where its action is not allowed (the
-    starvation guard names another phase while max pressure would hold a discharging green),
-    the allowed one. Imitation labels outside the mask are unlearnable (their masked
+    starvation guard names a phase while max pressure would change to another), an allowed
+    one, other than the current green ``phase`` where there is one (the guard's phase). Imitation labels outside the mask are unlearnable (their masked
     log-likelihood has no minimum) and taught the policy to avoid long-waiting phases."""
     actions = np.asarray(actions, dtype=np.int64).copy()
     for k, m in enumerate(masks):
         if not m[actions[k]]:
-            actions[k] = int(np.flatnonzero(m)[0])
+            allowed = np.flatnonzero(m)
+            others = allowed[allowed != int(phase[k])] if phase is not None else allowed
+            actions[k] = int(others[0] if len(others) else allowed[0])  # a change stays a change
     return actions
 
 

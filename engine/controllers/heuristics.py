@@ -96,6 +96,9 @@ class LastServed:
 class StarvationGuard:
     """A phase with vehicles that has been red ``max_red_s`` seconds must be served next.
 
+    Next, not now: the current green may run on to max green, but no other phase may
+    come before the starved one (worst case red: ``max_red_s`` + max green).
+
     The one guard around learned policies, in training (it restricts the action
     mask of :class:`engine.env_core.EnvCore`) and in deployment
     (:class:`agents.policy.PolicyController`), so a policy learns within the rule
@@ -118,11 +121,14 @@ class StarvationGuard:
 
     @staticmethod
     def restrict(masks: list[np.ndarray], due: np.ndarray, phase: np.ndarray, action_mode: str) -> list[np.ndarray]:
-        """``masks`` with each signal whose phase is ``due`` left only the action that serves it.
+        """``masks`` with each signal whose phase is ``due`` left to serve it next.
 
-        ``phase`` mode: only that phase; ``switch`` mode: only "advance" (the guard's
-        phase comes up in turn). A due phase outside a mask's allowed set (a
-        clearance is running) leaves that mask as it is.
+        ``phase`` mode: the due phase, or holding the current green while the
+        SignalController allows it (until max green), so a discharging green is not cut
+        but no other phase comes first; max pressure serves a starved phase the same
+        way (at its next free decision). ``switch`` mode: only "advance" (the due phase
+        comes up in turn). A due phase outside a mask's allowed set (a clearance is
+        running) leaves that mask as it is.
         """
         out = []
         for k, m in enumerate(masks):
@@ -130,14 +136,29 @@ class StarvationGuard:
             if p < 0:
                 out.append(m)
                 continue
-            only = np.zeros_like(m)
             action = p if action_mode == "phase" else (1 if p != int(phase[k]) else 0)
-            if action < len(m) and m[action]:
-                only[action] = True
-                out.append(only)
-            else:
+            if action >= len(m) or not m[action]:
                 out.append(m)
+                continue
+            only = np.zeros_like(m)
+            only[action] = True
+            cur = int(phase[k])
+            if action_mode == "phase" and cur < len(m) and m[cur]:
+                only[cur] = True
+            out.append(only)
         return out
+
+    @staticmethod
+    def overrule(targets: np.ndarray, due: np.ndarray, phase: np.ndarray, action_mode: str) -> np.ndarray:
+        """A controller's targets (-1: keep) with the due phases put in, as :meth:`restrict` allows:
+        in ``phase`` mode holding the current green stands, any other choice becomes the due
+        phase; in ``switch`` mode the due phase goes now. Shape (signals,)."""
+        targets = np.asarray(targets, dtype=np.int64)
+        phase = np.asarray(phase, dtype=np.int64)
+        keep = (targets < 0) | (targets == phase)
+        if action_mode == "phase":
+            return np.where((due >= 0) & ~keep, due, targets)
+        return np.where(due >= 0, due, targets)
 
 
 class Greedy:
