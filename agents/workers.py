@@ -132,8 +132,9 @@ def teacher_actions(targets: np.ndarray, phase: np.ndarray, action_mode: str) ->
 def within_masks(actions: np.ndarray, masks: list[np.ndarray], phase: np.ndarray | None = None) -> np.ndarray:
     """The teacher behind the env's masks, as a policy is: where its action is not allowed (the
     starvation guard names a phase while max pressure would change to another), an allowed
-    one, other than the current green ``phase`` where there is one (the guard's phase). Imitation labels outside the mask are unlearnable (their masked
-    log-likelihood has no minimum) and taught the policy to avoid long-waiting phases."""
+    one, other than the current green ``phase`` where there is one (the guard's phase).
+    Imitation labels outside the mask are unlearnable (their masked log-likelihood has no
+    minimum) and taught the policy to avoid long-waiting phases."""
     actions = np.asarray(actions, dtype=np.int64).copy()
     for k, m in enumerate(masks):
         if not m[actions[k]]:
