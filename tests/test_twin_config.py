@@ -254,3 +254,22 @@ def test_results_units_name_every_controller_value():
     for key in ("wall_s", "delay_5min", "plans"):
         assert f"controllers.*.{key}" in RESULTS_UNITS
     json.dumps(RESULTS_UNITS)
+
+
+@pytest.mark.parametrize("race, says", [
+    ([700], "race_s: 700 s must be a multiple of the 300 s count interval and shorter than horizon_s"),
+    ([1800], "race_s: 1800 s must be a multiple of the 300 s count interval and shorter than horizon_s"),
+    ([900, 300], "race_s: [900.0, 300.0] must increase"),
+])
+def test_bad_race_checkpoints_are_refused(town, tmp_path, capsys, race, says):
+    path = _config(town, tmp_path, twin={"screening": "race", "horizon_s": 1800, "race_s": race})
+    assert says in _refused(path, tmp_path, capsys)
+
+
+def test_race_checkpoints_default_to_thirds_of_the_horizon():
+    from engine.twin.config import TwinSettings
+
+    assert TwinSettings(horizon_s=1800).checkpoints == (600.0, 1200.0)
+    assert TwinSettings(horizon_s=900).checkpoints == (300.0, 600.0)
+    assert TwinSettings(horizon_s=600).checkpoints == (300.0,)
+    assert TwinSettings(horizon_s=300).checkpoints == ()

@@ -16,6 +16,7 @@ time-of-day plan made by ``cqsignal plan``:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import pytest
 import yaml
 from conftest import build_cross
 
-from engine.calibrate.counts import Count
+from engine.calibrate.counts import Count, clock
 from engine.cli import main as cli_main
 from engine.sim import sumo_binary
 
@@ -282,10 +283,12 @@ def test_faulty_feed_breaks_the_feed_as_asked():
 
 # -- the closed loop --------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_twin_switches_before_the_shift_peaks(town):
+@pytest.mark.parametrize("screening", ["none", pytest.param("race", marks=pytest.mark.slow)])
+def test_twin_switches_before_the_shift_peaks(town, screening):
     """East-west heavy until 17:20, shifting to north-south heavy by 18:00: the plan running at 17:10
     favours east-west, the one at 17:50 (before the peak) no longer does, the one at 18:00 favours
-    north-south; every second is safe."""
+    north-south; every second is safe. So too when the candidates race (the worse half dropped at
+    each checkpoint): the running and the scheduled plans always run the whole horizon."""
     from engine.twin.closed_loop import history_profile, resolve, run_field
     from engine.twin.config import load_twin_config
 
@@ -295,10 +298,10 @@ def test_twin_switches_before_the_shift_peaks(town):
     # 17:50, and this test is about anticipating the shift, not about the default plan
     cfg = load_twin_config(_twin_config(town, "shift", field={
         "window": "17:00-18:30", "entries": {e: (ew if d == "ew" else ns) for e, d in SHIFT.items()}},
-        twin={"prefer_schedule": False}))
+        twin={"prefer_schedule": False, "screening": screening}))
     setting = resolve(cfg)
     profile = history_profile(setting, town["root"] / "history", cfg.twin.horizon_s)
-    run = run_field(setting, "twin", town["root"] / "shift_run", profile=profile, monitor=True)
+    run = run_field(setting, "twin", town["root"] / f"shift_run_{screening}", profile=profile, monitor=True)
     assert not run.violations, run.violations[:3]
     ix = setting.intersections["A0"]
     assert len(run.decisions) == 8
@@ -312,6 +315,21 @@ def test_twin_switches_before_the_shift_peaks(town):
     assert share_at(64200) >= 0.5 > share_at(61800), shown
     assert share_at(64800) > 0.6, shown  # 18:00, the peak: north-south favoured
     assert all(set(SHIFT) <= set(d["forecast"]) for d in run.decisions)  # every entry forecast each time
+    for d in run.decisions:
+        cands = d["candidates"]
+        finished = [c for c in cands if c.get("score_veh_h") is not None]
+        assert cands[0] in finished and min(finished, key=lambda c: c["score_veh_h"])["name"] in (
+            d["chosen"], cands[0]["name"])  # the best, or kept for want of min_gain
+        if screening == "race":  # 300 s and 600 s into the 900 s horizon: all, then the better half, then half
+            assert all(len(c["race"]) >= 1 for c in cands)
+            half = math.ceil(len(cands) / 2) + 2  # the better half, and the running and scheduled plans
+            assert len(finished) <= math.ceil(half / 2) + 2
+            assert all(c["race"][clock(d["time_s"] + 900)[:5]] == pytest.approx(c["score_veh_h"], abs=1e-3)
+                       for c in finished)
+        else:  # what racing would rest on, measured: rank at 300 and 600 s against the whole horizon
+            assert set(d["checkpoint_vs_final_rank"]) == {"300", "600"}
+    if screening == "race":
+        assert any(c.get("score_veh_h") is None for d in run.decisions for c in d["candidates"])  # some dropped
 
 
 @pytest.mark.slow

@@ -20,10 +20,8 @@ day (another seed), counted the same way (:func:`history_profile`).
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
-import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +44,7 @@ from engine.twin.detectors import (COUNTS_PERIOD_S, CountsFeed, FaultyFeed, appe
                                    place_loops, read_loops)
 from engine.twin.field import FieldSpec, write_field_routes
 from engine.twin.follower import PlanFollower
+from engine.twin.whatif import strip_future
 
 HEURISTIC_OPTIONS = LoopOptions()  # actuated / max pressure as the environment and bench run them
 
@@ -291,23 +290,6 @@ def _all_phase_sets(ix):
     """``ix`` with its own greens and those with right-turn overlaps (what the monitor may see)."""
     return with_phases(ix, [(p.state, k) for k, p in enumerate(ix.phases)]
                        + [(p.state, k) for k, p in enumerate(with_right_turn_overlaps(ix).phases)])
-
-
-_VEHICLE = re.compile(rb'<vehicle id="[^"]*"[^>]*?depart="([^"]+)".*?</vehicle>\s*', re.S)
-
-
-def strip_future(state: Path, now: float) -> None:
-    """Remove from a saved state the vehicles SUMO had read ahead but not yet due (depart > now).
-
-    SUMO loads route files some minutes ahead and saves those vehicles too; the twin
-    must not see the future demand.
-    """
-    raw = gzip.decompress(state.read_bytes())
-
-    def keep(m: re.Match) -> bytes:
-        return b"" if float(m.group(1)) > now + 1e-6 else m.group(0)
-
-    state.write_bytes(gzip.compress(_VEHICLE.sub(keep, raw), compresslevel=1))
 
 
 def history_profile(setting: Setting, cache: Path, horizon_s: float) -> dict[str, np.ndarray]:

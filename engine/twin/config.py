@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,10 +42,14 @@ class TwinSettings(_Strict):
     start: Literal["state", "counts"] = "state"  # what-if from the field's saved state, or counts only
     warmup_s: float = Field(900.0, ge=300, le=3600)  # counts-only: how much counted demand loads the network
     # a first pass over every candidate, then ``finalists`` in the microscopic model; "none": every
-    # candidate in the microscopic model (on the corridor the mesoscopic model ranks long cycles too low)
-    screening: Literal["meso", "micro", "none"] = "none"
+    # candidate in the microscopic model (on the corridor the mesoscopic model ranks long cycles too low);
+    # "race": every candidate in the microscopic model, the worse half dropped at each of ``race_s``
+    screening: Literal["meso", "micro", "race", "none"] = "none"
     screen_levels: tuple[Level, ...] = ("low", "mean", "high")
     finalists: int = Field(3, ge=1, le=20)  # best of the screening re-run in the microscopic model
+    # race checkpoints, s after the decision: there the candidates behind the better half stop
+    # (empty: a third and two thirds into the horizon)
+    race_s: tuple[Annotated[float, Field(gt=0)], ...] = ()
     levels: tuple[Level, ...] = ("mean",)  # demand levels the finalists are run at
     min_gain: float = Field(0.05, ge=0, lt=1)  # switch only for a forecast delay this much lower (share)
     prefer_schedule: bool = True  # leave the scheduled time-of-day plan only for min_gain over it
@@ -64,7 +69,23 @@ class TwinSettings(_Strict):
             v = getattr(self, name)
             if v % 300:
                 raise ValueError(f"{name}: {v:g} s is not a multiple of the 300 s count interval")
+        for v in self.race_s:
+            if v % 300 or v >= self.horizon_s:
+                raise ValueError(f"race_s: {v:g} s must be a multiple of the 300 s count interval "
+                                 f"and shorter than horizon_s ({self.horizon_s:g} s)")
+        if list(self.race_s) != sorted(set(self.race_s)):
+            raise ValueError(f"race_s: {list(self.race_s)} must increase")
         return self
+
+    @property
+    def checkpoints(self) -> tuple[float, ...]:
+        """Race checkpoints (s after the decision): ``race_s``, else a third and two thirds into the
+        horizon, in whole count intervals."""
+        if self.race_s:
+            return tuple(self.race_s)
+        step = 300.0
+        marks = {math.floor(self.horizon_s * k / 3 / step) * step for k in (1, 2)}
+        return tuple(sorted(m for m in marks if 0 < m < self.horizon_s))
 
 
 class FeedFault(_Strict):

@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -165,8 +165,8 @@ class Twin:
         record["fallbacks"] = fallbacks
 
         # demand for the horizon at each level
-        levels = sorted(set(self.s.levels) | (set(self.s.screen_levels) if self.s.screening != "none" else set()),
-                        key=("low", "mean", "high").index)
+        screened = set(self.s.screen_levels) if self.s.screening in ("meso", "micro") else set()
+        levels = sorted(set(self.s.levels) | screened, key=("low", "mean", "high").index)
         if self.oracle_routes is not None:
             levels = ["mean"]
         demand: dict[str, Path] = {}
@@ -210,26 +210,36 @@ class Twin:
         results: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
         t1 = time.perf_counter()
         finalists = list(range(len(plans)))
-        if self.s.screening != "none" and len(plans) > self.s.finalists:
+        # the running plan and the scheduled one always run in the final model too: a switch is
+        # judged on like terms, and the city's own plan for the hour is never screened out
+        kept = {0} | {i for i, n in enumerate(names) if n == scheduled}
+        if self.s.screening in ("meso", "micro") and len(plans) > self.s.finalists:
             meso = self.s.screening == "meso"
             screen_levels = [lv for lv in self.s.screen_levels if lv in demand]
             tasks = [task(i, lv, meso) for i in range(len(plans)) for lv in screen_levels]
-            out = self._run(tasks)
-            for tk, r in zip(tasks, out):
-                results[names[int(tk.program[1:])]].setdefault("screen", {})[tk.name.split("_")[1]] = r
+            for tk, r in zip(tasks, self._run(tasks)):
+                results[names[int(tk.program[1:])]].setdefault("screen", {})[tk.name.split("_")[1]] = r.delay_veh_h
             score = [np.mean([results[n]["screen"][lv] for lv in screen_levels]) for n in names]
-            # the running plan and the scheduled one always run in the final model too: a switch is
-            # judged on like terms, and the city's own plan for the hour is never screened out
-            kept = {0} | {i for i, n in enumerate(names) if n == scheduled}
             finalists = sorted(set(np.argsort(score)[: self.s.finalists].tolist()) | kept)
         t_screen = time.perf_counter() - t1
         final_levels = [lv for lv in self.s.levels if lv in demand]
-        tasks = [task(i, lv, False) for i in finalists for lv in final_levels]
-        out = self._run(tasks)
-        for tk, r in zip(tasks, out):
-            results[names[int(tk.program[1:])]].setdefault("final", {})[tk.name.split("_")[1]] = r
+        if self.s.screening == "race":
+            final, race = self._race(lambda i, lv: task(i, lv, False), finalists, final_levels, demand, kept,
+                                     programs, folder, now, end)
+            for i, total in final.items():
+                results[names[i]]["final"] = {"mean": round(total, 3)}
+            for i, so_far in race.items():
+                results[names[i]]["race"] = so_far
+        else:
+            tasks = [task(i, lv, False) for i in finalists for lv in final_levels]
+            runs = self._run(tasks)
+            at: dict[int, list[tuple[float, ...]]] = {}
+            for tk, r in zip(tasks, runs):
+                results[names[int(tk.program[1:])]].setdefault("final", {})[tk.name.split("_")[1]] = r.delay_veh_h
+                at.setdefault(int(tk.program[1:]), []).append(r.delay_at)
+            final = {i: float(np.mean([results[names[i]]["final"][lv] for lv in final_levels])) for i in finalists}
+            record["checkpoint_vs_final_rank"] = _checkpoint_ranks(at, final, self.s.checkpoints)
         t_final = time.perf_counter() - t1 - t_screen
-        final = {i: float(np.mean([results[names[i]]["final"][lv] for lv in final_levels])) for i in finalists}
         reference = names.index(scheduled) if self.s.prefer_schedule and scheduled in names else None
         pick, reason = choose(final, names, reference, self.s.min_gain)
         chosen = plans[pick]
@@ -238,7 +248,7 @@ class Twin:
         record.update(chosen=label(chosen), switched=chosen is not plans[0], reason=reason,
                       wall_s={"demand": round(t_demand, 2), "screen": round(t_screen, 2),
                               "final": round(t_final, 2), "total": round(time.perf_counter() - t0, 2)})
-        if self.s.screening != "none" and len(finalists) > 1 and all("screen" in results[names[i]] for i in finalists):
+        if len(finalists) > 1 and all("screen" in results[names[i]] for i in finalists):
             record["screen_vs_final_rank"] = _spearman(
                 [np.mean(list(results[names[i]]["screen"].values())) for i in finalists],
                 [final[i] for i in finalists])
@@ -251,18 +261,62 @@ class Twin:
             return entry_demand(counts, self.route_mix, out, seed, prefix)
         return sample_demand(counts, self.routes, self.candidates_file, begin, end, out, seed, prefix)
 
-    def _run(self, tasks: Sequence[WhatIf]) -> list[float]:
+    def _race(self, first: Callable[[int, str], WhatIf], alive: list[int], levels: Sequence[str],
+              demand: Mapping[str, Path], kept: set[int], programs: Path, folder: Path, now: float,
+              end: float) -> tuple[dict[int, float], dict[int, dict[str, float]]]:
+        """Successive halving over the horizon: every candidate runs to the first of ``race_s``, the
+        better half (and ``kept``) continue from their saved states to the next, and so on to ``end``.
+
+        Returns the full-horizon delay (veh·h, mean over ``levels``) of the candidates that finished,
+        and every candidate's delay so far at each checkpoint it reached (clock -> veh·h).
+        Racing rests on the rank at a checkpoint agreeing with the rank over the horizon, which
+        the twin measures on every decision it runs without racing (``checkpoint_vs_final_rank``).
+        """
+        so_far = {i: dict.fromkeys(levels, 0.0) for i in alive}
+        log: dict[int, dict[str, float]] = {i: {} for i in alive}
+        states: dict[tuple[int, str], Path] = {}
+        rest: dict[str, Path] = {}
+        t = now
+        for stop in [now + c for c in self.s.checkpoints] + [end]:
+            last = stop >= end - 1e-9
+            tasks = []
+            for i in alive:
+                for lv in levels:
+                    save = None if last else folder / f"race_c{i}_{lv}_{int(stop)}.xml.gz"
+                    if t == now:
+                        tasks.append(replace(first(i, lv), name=f"race{int(stop)}_{lv}_c{i}", end=stop,
+                                             save_state=save))
+                    else:
+                        tasks.append(WhatIf(f"race{int(stop)}_{lv}_c{i}", self.net_file, (rest[lv],), programs,
+                                            f"c{i}", t, stop, folder, states[(i, lv)], seed=self.seed,
+                                            save_state=save))
+            for tk, r in zip(tasks, self._run(tasks)):
+                i, lv = int(tk.program[1:]), tk.name.split("_")[1]
+                so_far[i][lv] += r.delay_veh_h
+                if tk.save_state is not None:
+                    states[(i, lv)] = tk.save_state
+            for i in alive:
+                log[i][clock(stop)[:5]] = round(float(np.mean(list(so_far[i].values()))), 3)
+            if last:
+                break
+            rest = {lv: future_routes([demand[lv]], stop, end, folder / f"demand_{lv}_from{int(stop)}.rou.xml")
+                    for lv in levels}
+            score = {i: float(np.mean(list(so_far[i].values()))) for i in alive}
+            better = sorted(alive, key=score.get)[: math.ceil(len(alive) / 2)]
+            alive = sorted(set(better) | (kept & set(alive)))
+            t = stop
+        return {i: float(np.mean(list(so_far[i].values()))) for i in alive}, log
+
+    def _run(self, tasks: Sequence[WhatIf]) -> list[WhatIfResult]:
         from engine.errors import SimulationError
 
         outcomes = run_all(run_whatif, tasks, workers=self.s.workers, preload=("engine.twin.whatif",),
                            name=lambda t: t.name, log_dir=self.workdir / "logs")
-        values = []
         for tk, r in zip(tasks, outcomes):
             if isinstance(r, RunFailed):
                 raise SimulationError(f"what-if {tk.name} at {clock(tk.begin)} failed: {r.error}")
             assert isinstance(r, WhatIfResult)
-            values.append(round(r.delay_veh_h, 3))
-        return values
+        return [replace(r, delay_veh_h=round(r.delay_veh_h, 3)) for r in outcomes]
 
 
 def choose(final: Mapping[int, float], names: Sequence[str], reference: int | None,
@@ -346,6 +400,20 @@ def future_routes(files: Sequence[Path], begin: float, end: float, out: Path) ->
     for el in sorted(vehicles, key=lambda e: float(e.get("depart"))):
         root_out.append(el)
     out.write_text(ET.tostring(root_out, encoding="unicode"), encoding="utf-8")
+    return out
+
+
+def _checkpoint_ranks(at: Mapping[int, Sequence[tuple[float, ...]]], final: Mapping[int, float],
+                      checkpoints: Sequence[float]) -> dict[str, float]:
+    """Rank correlation (Spearman) between the candidates' delay so far at each checkpoint (s after
+    the decision) and over the whole horizon: how far a race could be trusted at that point."""
+    out = {}
+    ids = sorted(final)
+    for c in checkpoints:
+        k = int(round(c / COUNT_STEP_S)) - 1
+        if len(ids) < 3 or any(k >= len(d) for i in ids for d in at[i]):
+            continue
+        out[f"{c:g}"] = _spearman([float(np.mean([d[k] for d in at[i]])) for i in ids], [final[i] for i in ids])
     return out
 
 

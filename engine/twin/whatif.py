@@ -18,7 +18,9 @@ the horizon's total delay: SUMO's ``timeLoss`` summed over every edge
 
 from __future__ import annotations
 
+import gzip
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,7 @@ class WhatIf:
     warmup_program: str | None = None
     meso: bool = False
     seed: int = 0
+    save_state: Path | None = None  # write SUMO's state at ``end`` here (a race continues from it)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class WhatIfResult:
     delay_veh_h: float  # time lost on the network plus waited to enter, over the horizon
     backlog_veh_h: float  # of which waiting to enter
     arrived: int  # vehicles that finished their trip in the horizon
+    delay_at: tuple[float, ...] = ()  # veh·h so far at the end of each 300 s from ``begin``
 
 
 def horizon_counts(forecasts: Mapping[str, FlowForecast], begin: float, horizon_s: float,
@@ -252,7 +256,7 @@ def run_whatif(task: WhatIf, progress=None) -> WhatIfResult:
     meandata = task.workdir / f"{task.name}.meandata.add.xml"
     meandata.write_text(
         f'<additional>\n    <edgeData id="whatif" file="{edge_out}" begin="{task.begin:g}" end="{task.end:g}" '
-        'withInternal="true" excludeEmpty="true"/>\n</additional>\n', encoding="utf-8")
+        f'period="{COUNT_STEP_S:g}" withInternal="true" excludeEmpty="true"/>\n</additional>\n', encoding="utf-8")
     start = task.begin - (task.warmup_s if task.state is None else 0.0)
     args = [sumo_binary(), "--net-file", str(task.net_file), "--begin", f"{start:g}", "--end", f"{task.end:g}",
             "--route-files", ",".join(str(r) for r in task.routes),
@@ -262,6 +266,8 @@ def run_whatif(task: WhatIf, progress=None) -> WhatIfResult:
             "--error-log", str(task.workdir / f"{task.name}.errors.log")]
     if task.state is not None:
         args += ["--load-state", str(task.state)]
+    if task.save_state is not None:  # a continued run draws the same random numbers as one without a stop
+        args += ["--save-state.rng", "true", "--save-state.precision", "8"]
     if task.meso:
         args += ["--mesosim", "true", *MESO_OPTIONS]
     try:
@@ -275,6 +281,7 @@ def run_whatif(task: WhatIf, progress=None) -> WhatIfResult:
             ls.simulationStep(task.begin)
         _switch(ls, signals, task.program)
         backlog = 0.0
+        waited: list[float] = []  # backlog so far at the end of each count interval
         arrived = 0
         t = ls.simulation.getTime()
         while t < task.end - 1e-9:
@@ -282,15 +289,43 @@ def run_whatif(task: WhatIf, progress=None) -> WhatIfResult:
             t = ls.simulation.getTime()
             backlog += len(ls.simulation.getPendingVehicles())
             arrived += ls.simulation.getArrivedNumber()
+            if t > task.begin + 1e-9 and abs((t - task.begin) % COUNT_STEP_S) < 1e-9:
+                waited.append(backlog)
+        if task.save_state is not None:
+            ls.simulation.saveState(str(task.save_state))
     except Exception as exc:
         ls.close()
         raise _sumo_error(task, exc) from None
     else:
         ls.close()
+    if task.save_state is not None:
+        strip_future(task.save_state, task.end)
     import xml.etree.ElementTree as ET
 
-    lost = sum(float(e.get("timeLoss", 0.0)) for e in ET.parse(edge_out).getroot().iter("edge"))
-    return WhatIfResult(task.name, (lost + backlog) / 3600.0, backlog / 3600.0, arrived)
+    lost_at, lost = [], 0.0
+    for interval in ET.parse(edge_out).getroot().iter("interval"):
+        lost += sum(float(e.get("timeLoss", 0.0)) for e in interval.iter("edge"))
+        lost_at.append(lost)
+    delay_at = tuple(round((a + b) / 3600.0, 3) for a, b in zip(lost_at, waited))
+    return WhatIfResult(task.name, (lost + backlog) / 3600.0, backlog / 3600.0, arrived, delay_at)
+
+
+_VEHICLE = re.compile(rb'<vehicle id="[^"]*"[^>]*?depart="([^"]+)".*?</vehicle>\s*', re.S)
+
+
+def strip_future(state: Path, now: float) -> None:
+    """Remove from a saved state (gzip XML) the vehicles SUMO had read ahead but not yet due (depart > now).
+
+    SUMO loads route files some minutes ahead and saves those vehicles too: the twin
+    must not see the field's future demand, and a run continued from the state reads
+    them again from its route files.
+    """
+    raw = gzip.decompress(state.read_bytes())
+
+    def keep(m: re.Match) -> bytes:
+        return b"" if float(m.group(1)) > now + 1e-6 else m.group(0)
+
+    state.write_bytes(gzip.compress(_VEHICLE.sub(keep, raw), compresslevel=1))
 
 
 def _sumo_error(task: WhatIf, exc: BaseException, args: Sequence[str] | None = None):
@@ -323,5 +358,7 @@ def _sumo_error(task: WhatIf, exc: BaseException, args: Sequence[str] | None = N
 def _switch(ls, signals: Sequence[str], program: str) -> None:
     """Every signal onto ``program`` (SUMO keeps the program's own offset: its position in the cycle)."""
     for tls in signals:
+        if ls.trafficlight.getProgram(tls) == program:
+            continue  # running already (a state carries its position in the cycle)
         if program in {lg.programID for lg in ls.trafficlight.getAllProgramLogics(tls)}:
             ls.trafficlight.setProgram(tls, program)
