@@ -173,7 +173,7 @@ class _Field:
             self.twin = Twin(cfg.twin, net_file, setting.intersections, setting.corridor, setting.limits,
                              setting.tod, profile, spec.begin, workdir / "twin",
                              oracle_routes=routes if controller == "oracle" else None, seed=seed,
-                             route_mix=self._route_mix(workdir / "twin"))
+                             **self._demand_model(workdir / "twin", cfg.twin.horizon_s))
         self.counts_file = workdir / "counts.csv"
         self.counts_file.unlink(missing_ok=True)
         self.faults = FaultyFeed(faults)
@@ -185,18 +185,24 @@ class _Field:
         if self.plan_mode or self.background_mode:
             self.result.running.append((spec.begin, self.current))
 
-    def _route_mix(self, folder: Path):
-        """Each entry's route shares on a normal day (the history's demand, ``history_seed``): what the
-        city's calibrated demand model knows of where traffic goes. The field's own routes stay unknown."""
+    def _demand_model(self, folder: Path, horizon_s: float) -> dict:
+        """What the city's calibrated demand model knows, from a normal day (the history's demand,
+        ``history_seed``, through one horizon after the window): each entry's route shares
+        (``route_mix``) and its demand per 5 minutes (``demand_profile``). The field's own routes
+        and demand stay unknown."""
         from engine.calibrate.sampler import enumerate_routes, read_net
-        from engine.twin.whatif import route_mix
+        from engine.twin.whatif import entry_profile, route_mix
 
         cfg, base = self.setting.cfg, self.setting.base
         folder.mkdir(parents=True, exist_ok=True)
-        normal = write_field_routes(cfg.field.normal(), base.demand_file, base.net_file, cfg.history_seed,
+        spec = cfg.field.normal()
+        spec = spec.model_copy(update={"window": (spec.begin, spec.window[1] + horizon_s)})
+        normal = write_field_routes(spec, base.demand_file, base.net_file, cfg.history_seed,
                                     folder / "normal_day.rou.xml")
         routes = [tuple(r) for r in enumerate_routes(read_net(base.net_file))]
-        return route_mix(normal, set(self.groups), routes)
+        n = int(round(spec.duration / COUNTS_PERIOD_S))
+        return {"route_mix": route_mix(normal, set(self.groups), routes),
+                "demand_profile": entry_profile(normal, set(self.groups), routes, spec.begin, n)}
 
     def _options(self) -> LoopOptions:
         """Plans run through the controller with the plans' own min green and no earlier max-out."""

@@ -51,6 +51,8 @@ class TwinSettings(_Strict):
     # (empty: a third and two thirds into the horizon)
     race_s: tuple[Annotated[float, Field(gt=0)], ...] = ()
     levels: tuple[Level, ...] = ("mean",)  # demand levels the finalists are run at
+    # an entry loop this occupied (%) stands in a queue: its count is raised to the demand's trend
+    censored_occupancy: float | None = Field(50.0, gt=0, le=100)
     min_gain: float = Field(0.05, ge=0, lt=1)  # switch only for a forecast delay this much lower (share)
     prefer_schedule: bool = True  # leave the scheduled time-of-day plan only for min_gain over it
     candidates: Candidates = Candidates()

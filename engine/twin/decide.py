@@ -25,7 +25,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,7 @@ class Series:
     begin: float
     flows: dict[str, np.ndarray]
     notes: list[str]  # what was wrong with the feed and what was done about it
+    occupancy: dict[str, np.ndarray] = field(default_factory=dict)  # % per interval; NaN where not given
 
 
 def feed_series(counts: Sequence[Count], locations: Sequence[str], begin: float, now: float,
@@ -59,6 +60,7 @@ def feed_series(counts: Sequence[Count], locations: Sequence[str], begin: float,
     out and noted (a late row that arrives before a decision is simply used)."""
     n = int(round((now - begin) / step_s))
     flows = {loc: np.full(n, np.nan) for loc in locations}
+    occupancy = {loc: np.full(n, np.nan) for loc in locations}
     notes: list[str] = []
     seen: set[tuple[str, int]] = set()
     dropped = {"future": 0, "misaligned": 0, "duplicate": 0, "unknown": 0}
@@ -82,13 +84,53 @@ def feed_series(counts: Sequence[Count], locations: Sequence[str], begin: float,
             continue
         seen.add((c.edge, i))
         flows[c.edge][i] = c.value * 3600.0 / step_s
+        if c.occupancy is not None:
+            occupancy[c.edge][i] = c.occupancy
     for why, k in dropped.items():
         if k:
             notes.append(f"{k} {why} row(s) ignored")
     missing = sum(int(np.isnan(v[-1])) for v in flows.values() if len(v))
     if missing:
         notes.append(f"{missing} location(s) without the last interval: profile forecast there")
-    return Series(begin, flows, notes)
+    return Series(begin, flows, notes, occupancy)
+
+
+def uncensor(series: Series, demand: Mapping[str, np.ndarray], threshold: float) -> Series:
+    """Entry counts taken under a standing queue, raised to the demand the trend says.
+
+    A loop where trips enter the network counts what the network lets in: when the
+    queue of an approach reaches back over it (occupancy at least ``threshold`` %),
+    the count is a lower bound of the demand and the rest waits beyond the network's
+    edge, unseen. For such an interval the entry's flow becomes at least its normal
+    demand (``demand[location]``, veh/h per interval, the calibrated demand's departures)
+    times the interval's trend: the median ratio of count to normal demand over the
+    entries without a queue (1 if there are none). Right-censored counts, filled from
+    the uncensored locations' ratio to the profile (the idea of censored-demand
+    estimation, e.g. Talluri and van Ryzin, *The Theory and Practice of Revenue
+    Management*, 2004, ch. 9, here with the simplest estimator).
+    Returns a new Series with a note of how many intervals were raised.
+    """
+    flows = {k: v.copy() for k, v in series.flows.items()}
+    n = len(next(iter(flows.values()))) if flows else 0
+    entries = [loc for loc in demand if loc in flows]
+    raised = 0
+    for i in range(n):
+        occ = {loc: series.occupancy.get(loc, np.full(n, np.nan))[i] for loc in entries}
+        free = [flows[loc][i] / demand[loc][i] for loc in entries
+                if not occ[loc] >= threshold and np.isfinite(flows[loc][i]) and i < len(demand[loc])
+                and demand[loc][i] > 0]
+        trend = float(np.median(free)) if free else 1.0
+        for loc in entries:
+            if occ[loc] >= threshold and np.isfinite(flows[loc][i]) and i < len(demand[loc]):
+                estimate = trend * demand[loc][i]
+                if estimate > flows[loc][i]:
+                    flows[loc][i] = estimate
+                    raised += 1
+    notes = list(series.notes)
+    if raised:
+        notes.append(f"{raised} entry interval(s) counted under a queue over the loop (occupancy >= "
+                     f"{threshold:g} %): raised to the trend of the normal demand")
+    return Series(series.begin, flows, notes, series.occupancy)
 
 
 class Twin:
@@ -101,12 +143,15 @@ class Twin:
     ``route_mix``: each entry's routes and shares (:func:`engine.twin.whatif.route_mix`);
     the horizon's vehicles then enter where and as the entry loops' forecast says and
     follow those routes. Without it, routeSampler fits every count location.
+    ``demand_profile[entry]``: the normal demand (veh/h per 5-min interval, like ``profile``)
+    entering there (:func:`engine.twin.whatif.entry_profile`); entries forecast against it,
+    and their counts taken under a queue are raised to its trend (:func:`uncensor`).
     """
 
     def __init__(self, settings: TwinSettings, net_file: Path, intersections, corridor, limits,
                  tod: Plans, profile: Mapping[str, np.ndarray], begin: float, workdir: Path,
                  oracle_routes: tuple[Path, ...] | None = None, seed: int = 0,
-                 route_mix: RouteMix | None = None) -> None:
+                 route_mix: RouteMix | None = None, demand_profile: Mapping[str, np.ndarray] | None = None) -> None:
         from engine.calibrate.sampler import enumerate_routes, read_net, write_candidates
 
         self.s = settings
@@ -119,6 +164,7 @@ class Twin:
         self.oracle_routes = oracle_routes
         self.seed = seed
         self.route_mix = route_mix
+        self.demand_profile = {k: np.asarray(v, dtype=float) for k, v in (demand_profile or {}).items()}
         workdir.mkdir(parents=True, exist_ok=True)
         self.routes = [tuple(r) for r in enumerate_routes(read_net(net_file))]
         self.candidates_file = workdir / "candidate_routes.rou.xml"
@@ -128,11 +174,18 @@ class Twin:
         self.decisions = 0
 
     # -- forecast ---------------------------------------------------------------------------------------
+    def series(self, counts: Sequence[Count], now: float) -> Series:
+        """The feed up to ``now`` as series, entry counts under a queue raised (:func:`uncensor`)."""
+        series = feed_series(counts, sorted(self.profile), self.begin, now)
+        if self.demand_profile and self.s.censored_occupancy is not None:
+            series = uncensor(series, self.demand_profile, self.s.censored_occupancy)
+        return series
+
     def forecasts(self, series: Series, now: float) -> dict[str, FlowForecast]:
         steps = int(round(self.s.horizon_s / COUNT_STEP_S))
         out = {}
         for loc, y in series.flows.items():
-            prof = self.profile.get(loc)
+            prof = self.demand_profile.get(loc, self.profile.get(loc))
             if prof is None or len(prof) < len(y) + steps:
                 continue
             out[loc] = forecast(y, prof[:len(y) + steps], steps, location=loc, step_s=COUNT_STEP_S,
@@ -157,7 +210,7 @@ class Twin:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         end = now + self.s.horizon_s
-        series = feed_series(counts, sorted(self.profile), self.begin, now)
+        series = self.series(counts, now)
         fc = self.forecasts(series, now)
         record: dict = {"time_s": now, "clock": clock(now), "current": label(current), "feed": series.notes}
         record["forecast"] = {loc: _forecast_summary(f, self.s.horizon_s) for loc, f in sorted(fc.items())}

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from engine.calibrate.counts import Count
 from engine.twin.forecast import FlowForecast
 
@@ -111,11 +113,31 @@ def route_mix(route_files: Sequence[Path], locations: set[str], routes: Sequence
     would give it. A vehicle belongs to the first count location on its route if that
     is an entry location (:func:`entry_locations` of ``routes``, the candidate routes).
     """
-    import xml.etree.ElementTree as ET
     from collections import Counter
 
-    entries = set(entry_locations(locations, routes).values())
     tally: dict[str, Counter] = {}
+    for loc, edges, _ in _entry_vehicles(route_files, locations, routes):
+        tally.setdefault(loc, Counter())[edges] += 1
+    return {loc: [(e, n / sum(c.values())) for e, n in sorted(c.items())] for loc, c in sorted(tally.items())}
+
+
+def entry_profile(route_files: Sequence[Path], locations: set[str], routes: Sequence[tuple[str, ...]],
+                  begin: float, n: int, step_s: float = COUNT_STEP_S) -> dict[str, np.ndarray]:
+    """Per entry location, the demand (veh/h) of each ``step_s`` interval from ``begin``: the day's
+    departures there (``n`` intervals), what its entry loop counts unless a queue holds traffic back."""
+    out: dict[str, np.ndarray] = {}
+    for loc, _, depart in _entry_vehicles(route_files, locations, routes):
+        i = int((depart - begin) // step_s)
+        if 0 <= i < n:
+            out.setdefault(loc, np.zeros(n))[i] += 3600.0 / step_s
+    return out
+
+
+def _entry_vehicles(route_files: Sequence[Path], locations: set[str], routes: Sequence[tuple[str, ...]]):
+    """(entry location, route edges, departure s) of each vehicle of ``route_files`` that enters at one."""
+    import xml.etree.ElementTree as ET
+
+    entries = set(entry_locations(locations, routes).values())
     for f in route_files:
         root = ET.parse(f).getroot()
         named = {r.get("id"): r.get("edges") for r in root.iter("route") if r.get("id")}
@@ -124,8 +146,7 @@ def route_mix(route_files: Sequence[Path], locations: set[str], routes: Sequence
             edges = inner.get("edges") if inner is not None else named.get(v.get("route"))
             loc = next((e for e in (edges or "").split() if e in locations), None)
             if loc in entries:
-                tally.setdefault(loc, Counter())[edges] += 1
-    return {loc: [(e, n / sum(c.values())) for e, n in sorted(c.items())] for loc, c in sorted(tally.items())}
+                yield loc, edges, float(v.get("depart", "0"))
 
 
 def entry_demand(counts: Sequence[Count], mix: RouteMix, out: Path, seed: int, prefix: str) -> Path:
@@ -136,16 +157,12 @@ def entry_demand(counts: Sequence[Count], mix: RouteMix, out: Path, seed: int, p
     out. Each interval's count (rounded) enters at uniform random times, each vehicle
     on a route drawn with the mix's shares. Written sorted by departure, ids ``prefix`` + n.
     """
-    import numpy as np
-
     _write_vehicles(_entry_rows(counts, mix, np.random.default_rng(seed)), out, prefix)
     return out
 
 
 def _entry_rows(counts: Sequence[Count], mix: RouteMix, rng) -> list[tuple[float, str]]:
     """(departure s, route edges) of the vehicles :func:`entry_demand` writes."""
-    import numpy as np
-
     rows = []
     for c in counts:
         routes = mix.get(c.edge) if c.to_edge is None else None
@@ -198,8 +215,6 @@ def _replace_entry_vehicles(route_file: Path, counts: Sequence[Count], routes: S
     where no loop counts are kept as sampled.
     """
     import xml.etree.ElementTree as ET
-
-    import numpy as np
 
     locations = {c.edge for c in counts if c.to_edge is None}
     mix = route_mix([route_file], locations, routes)
