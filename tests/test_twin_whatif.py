@@ -93,6 +93,22 @@ def test_route_mix_is_each_entry_s_share_of_routes(cross):
     assert dict(mix[src]) == {" ".join(mine[0]): 0.75, " ".join(mine[1]): 0.25}
 
 
+def test_entry_profile_is_each_entry_s_departures_per_interval(cross):
+    """12 vehicles on one entry's route in the first 300 s and 3 in the next: 144 and 36 veh/h there."""
+    from engine.twin.whatif import entry_profile
+
+    folder, net, routes = cross
+    route = routes[0]
+    f = folder / "profile.rou.xml"
+    departs = [10.0 * i for i in range(12)] + [300.0, 450.0, 599.0, 700.0]  # the last beyond 2 intervals
+    f.write_text("<routes>\n" + "".join(
+        f'<vehicle id="p{i}" depart="{t}" type="car"><route edges="{" ".join(route)}"/></vehicle>\n'
+        for i, t in enumerate(departs)) + "</routes>\n", encoding="utf-8")
+    prof = entry_profile([f], {r[0] for r in routes}, routes, begin=0.0, n=2)
+    assert set(prof) == {route[0]}
+    assert list(prof[route[0]]) == [144.0, 36.0]
+
+
 def test_entry_demand_enters_the_counts_along_the_mix(cross):
     folder, net, routes = cross
     src = routes[0][0]
