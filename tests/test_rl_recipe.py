@@ -262,3 +262,13 @@ def test_a_short_training_run_improves_on_its_start(grid, tmp_path):
         assert after < 0.9 * before, (before, after)
     finally:
         run.close()
+
+
+def test_deployment_overrules_as_the_training_mask_allows():
+    """A due phase: holding the current green stands (the mask allows it), any other choice becomes
+    the due phase; in switch mode the due phase goes now; no due phase, no change."""
+    from engine.controllers.heuristics import StarvationGuard
+
+    targets, phase, due = np.array([-1, 1, 2, 0, 3]), np.array([1, 1, 0, 0, 2]), np.array([2, 2, 1, -1, 0])
+    assert StarvationGuard.overrule(targets, due, phase, "phase").tolist() == [-1, 1, 1, 0, 0]
+    assert StarvationGuard.overrule(targets, due, phase, "switch").tolist() == [2, 2, 1, 0, 0]
