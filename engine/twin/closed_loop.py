@@ -195,8 +195,7 @@ class _Field:
 
         cfg, base = self.setting.cfg, self.setting.base
         folder.mkdir(parents=True, exist_ok=True)
-        spec = cfg.field.normal()
-        spec = spec.model_copy(update={"window": (spec.begin, spec.window[1] + horizon_s)})
+        spec = cfg.field.normal(horizon_s)
         normal = write_field_routes(spec, base.demand_file, base.net_file, cfg.history_seed,
                                     folder / "normal_day.rou.xml")
         routes = [tuple(r) for r in enumerate_routes(read_net(base.net_file))]
@@ -315,8 +314,7 @@ def history_profile(setting: Setting, cache: Path, horizon_s: float) -> dict[str
     from engine.twin.detectors import count_locations
 
     cfg = setting.cfg
-    spec = cfg.field.normal()
-    spec = spec.model_copy(update={"window": (spec.begin, spec.window[1] + horizon_s)})
+    spec = cfg.field.normal(horizon_s)
     locations = count_locations(sumolib.net.readNet(str(setting.base.net_file)), setting.intersections)
     key = {"field": spec.model_dump(mode="json"), "seed": cfg.history_seed, "network": cfg.network,
            "locations": locations,

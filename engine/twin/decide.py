@@ -113,9 +113,10 @@ def uncensor(series: Series, demand: Mapping[str, np.ndarray], threshold: float)
     flows = {k: v.copy() for k, v in series.flows.items()}
     n = len(next(iter(flows.values()))) if flows else 0
     entries = [loc for loc in demand if loc in flows]
+    occupancy = {loc: series.occupancy.get(loc, np.full(n, np.nan)) for loc in entries}
     raised = 0
     for i in range(n):
-        occ = {loc: series.occupancy.get(loc, np.full(n, np.nan))[i] for loc in entries}
+        occ = {loc: occupancy[loc][i] for loc in entries}
         free = [flows[loc][i] / demand[loc][i] for loc in entries
                 if not occ[loc] >= threshold and np.isfinite(flows[loc][i]) and i < len(demand[loc])
                 and demand[loc][i] > 0]

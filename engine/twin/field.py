@@ -147,9 +147,12 @@ class FieldSpec(_Strict):
         entry = max((max(m for _, m in pts) for pts in self.entries.values()), default=1.0)
         return max(d for _, d in self.day) * max(m for _, m in self.demand) * max(entry, 1.0)
 
-    def normal(self) -> FieldSpec:
-        """The same window and period on a normal day: ``day`` alone, no incident (the history)."""
-        return self.model_copy(update={"demand": ((self.begin, 1.0),), "entries": {}, "incident": None})
+    def normal(self, extra_s: float = 0.0) -> FieldSpec:
+        """The same window and period on a normal day: ``day`` alone, no incident (the history);
+        the window runs ``extra_s`` longer (one horizon, so decisions near its end look ahead
+        into traffic, not an emptying network)."""
+        return self.model_copy(update={"demand": ((self.begin, 1.0),), "entries": {}, "incident": None,
+                                       "window": (self.window[0], self.window[1] + extra_s)})
 
 
 def _interp(points: tuple[tuple[float, float], ...], t: np.ndarray) -> np.ndarray:
