@@ -15,6 +15,9 @@ a shared machine's load drifts over both alike):
   MaskablePPO, one torch thread.
 * ``shared``: the same workers as one parameter-shared policy (7 samples per
   network decision, so the learner does 7x the gradient work per env step).
+* ``recipe``: ``shared`` with the env of the shipped training config
+  (``configs/train_multiagent.yaml``: phase-aligned observation, the starvation
+  guard in the mask, the reward terms), AM peak: what ``cqsignal train`` runs.
 
 An env step is one decision for the whole network (every signal). Rates are
 wall-clock over the learning loop only (process start and SUMO's first load
@@ -34,7 +37,8 @@ import time
 
 ENV = {"network": "chongqing", "period": "am_peak", "duration": 900.0}
 PPO = {"n_steps": 128, "batch_size": 64, "n_epochs": 10}
-VARIANTS = ("independent", "sb3", "sb3_1thread", "ours", "shared")
+VARIANTS = ("independent", "sb3", "sb3_1thread", "ours", "shared", "recipe")
+RECIPE = "configs/train_multiagent.yaml"
 
 
 def _cpu_children() -> float:
@@ -110,12 +114,19 @@ def measure_training(variant: str, n: int, steps: int) -> dict:
         from agents.vec_env import SignalVecEnv
         from engine.env_core import env_options
 
-        venv = SignalVecEnv(env_options(**ENV), n, shared=variant == "shared", seed=10)
+        if variant == "recipe":
+            from agents.config import load_config
+
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            options = load_config(os.path.join(root, RECIPE), ["env.period=am_peak", "env.duration=900"]).env_options()
+        else:
+            options = env_options(**ENV)
+        venv = SignalVecEnv(options, n, shared=variant in ("shared", "recipe"), seed=10)
         per_step = n
     model = MaskablePPO("MlpPolicy", venv, seed=0, device="cpu", verbose=0, **PPO)
     # steps counted by SB3 are sub-env steps: n per network decision here, 7n when shared
     sb3_steps = steps * (venv.num_envs // per_step)
-    workers0 = venv.worker_state() if variant in ("ours", "shared") else None
+    workers0 = venv.worker_state() if variant in ("ours", "shared", "recipe") else None
     cpu0 = _cpu_self()
     t0 = time.perf_counter()
     model.learn(sb3_steps)

@@ -196,14 +196,24 @@ def _graph(net_file: Path) -> _Graph:
 
 
 Route = tuple[tuple[str, ...], float]  # edges, probability
+# Routes rarer than this are not enumerated (a grid has thousands of turn sequences per entry);
+# the entry's other routes keep their proportions.
+MIN_ROUTE_P = 1e-4
 
 
 def _routes(graph: _Graph, period: Period, source: Path, entry: str) -> list[Route]:
-    """All routes from ``entry`` with their probabilities, chaining turning shares."""
+    """All routes from ``entry`` with their probabilities, chaining turning shares.
+
+    Turns that would bring a vehicle back onto an edge of its route are dropped (their share
+    goes to the branch's other turns), and routes below :data:`MIN_ROUTE_P` are not
+    followed (the rest are scaled to sum to 1). Neither happens on a tree of roads such as
+    the corridor; both make a grid routable. Raises ConfigError for a missing turn share.
+    """
     if entry not in graph.successors:
         where = f"{source}: periods.{period.name}.entries.{entry}"
         raise ConfigError(f"{where}: no such edge in the network")
     done: list[Route] = []
+    pruned: list[float] = []
     stack: list[Route] = [((entry,), 1.0)]
     while stack:
         path, prob = stack.pop()
@@ -229,11 +239,21 @@ def _routes(graph: _Graph, period: Period, source: Path, entry: str) -> list[Rou
                 if share > 0 and not targets:
                     raise ConfigError(f"{where}: {turn} share {share} but no {turn} turn there")
                 branches += [(to, share / len(targets)) for to in targets]
-        for to, p in branches:
-            if to in path:
-                raise NetworkError(f"route from {entry} loops at edge {to}; routing needs no loops")
-            if p > 0:
-                stack.append((path + (to,), prob * p))
+        # a vehicle never drives an edge twice (on a grid, four rights make a loop): a turn
+        # back onto the route is dropped and the branch's other turns share its probability
+        ahead = [(to, p) for to, p in branches if p > 0 and to not in path]
+        total = sum(p for _, p in ahead)
+        if not ahead:
+            raise NetworkError(f"route from {entry}: every turn at edge {edge} leads back onto the route")
+        for to, p in ahead:
+            share = prob * p / total
+            if share >= MIN_ROUTE_P:
+                stack.append((path + (to,), share))
+            else:
+                pruned.append(share)
+    if pruned:  # the rare routes dropped: the others keep their proportions
+        scale = 1.0 / sum(p for _, p in done)
+        done = [(edges, p * scale) for edges, p in done]
     return sorted(done)
 
 

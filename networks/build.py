@@ -3,10 +3,12 @@
 Two netconvert passes with pinned options. The first builds the net with guessed
 signal programs only to learn, for every signal link index, its approach
 (E-W or N-S axis) and turn (left, through, right). From that and the network's
-``programs.yaml`` the builder writes ``<stem>.tll.xml`` (4-stage protected-left
-programs with 3 s yellow and 2 s all-red after every green, right turns ``s`` =
+``programs.yaml`` the builder writes ``<stem>.tll.xml`` (stages EW through, EW left,
+NS through, NS left, each followed by yellow and all-red; right turns ``s`` =
 right-turn-on-red whenever not green) and the second pass builds the final net
-with it. The generated header comment of netconvert (a timestamp and absolute
+with it. A signal's ``lefts`` makes an axis' lefts permissive (``g``: green,
+yield to oncoming traffic, in that axis' through stage, and no left stage):
+``lefts: permissive`` for both axes, or ``lefts: {NS: permissive}`` for one. The generated header comment of netconvert (a timestamp and absolute
 paths) is stripped so the output is byte-identical wherever it is built.
 """
 
@@ -113,19 +115,26 @@ def classify_links(network: Network, tls_id: str) -> list[tuple[str, str, Moveme
     return [out[i] for i in range(len(out))]
 
 
-def stage_states(links: list[tuple[str, str, object]]) -> list[tuple[str, str]]:
+def stage_states(links: list[tuple[str, str, object]],
+                 permissive: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
     """Green states of the stages that have links: (stage name, state string).
 
     A right turn is green with its axis' through stage and ``s`` (stop, then go
-    when clear) otherwise; every other link is red outside its stage.
+    when clear) otherwise; every other link is red outside its stage. On an axis in
+    ``permissive`` ('EW', 'NS') the lefts are ``g`` in the through stage and have no
+    stage of their own.
     """
     states = []
     for axis, kind in STAGES:
+        if kind == "left" and axis in permissive:
+            continue
         kinds = (kind, "right") if kind == "through" else (kind,)
+        yielding = ("left",) if kind == "through" and axis in permissive else ()
         served = [a == axis and t in kinds for a, t, _ in links]
-        if any(served):
-            state = "".join("G" if g else ("s" if t == "right" else "r")
-                            for g, (_, t, _) in zip(served, links))
+        minor = [a == axis and t in yielding for a, t, _ in links]
+        if any(served) or any(minor):
+            state = "".join("G" if g else "g" if m else ("s" if t == "right" else "r")
+                            for g, m, (_, t, _) in zip(served, minor, links))
             states.append((f"{axis}-{kind}", state))
     return states
 
@@ -136,9 +145,10 @@ def program_phases(stages: list[tuple[str, str]], greens: list[int], yellow: int
     phases = []
     for k, (name, state) in enumerate(stages):
         nxt = stages[(k + 1) % len(stages)][1]
-        rest = "".join("G" if c == n == "G" else ("s" if "s" in (c, n) else "r")
-                       for c, n in zip(state, nxt))
-        amber = "".join("y" if c == "G" and n != "G" else r for c, n, r in zip(state, nxt, rest))
+        # a link green in both stages stays green (yielding if either stage has it yielding)
+        rest = "".join(("G" if c == n == "G" else "g") if c in "Gg" and n in "Gg"
+                       else ("s" if "s" in (c, n) else "r") for c, n in zip(state, nxt))
+        amber = "".join("y" if c in "Gg" and n not in "Gg" else r for c, n, r in zip(state, nxt, rest))
         phases += [(greens[k], state, name),
                    (yellow, amber, f"{name}:yellow"),
                    (all_red, rest, f"{name}:all-red")]
@@ -161,10 +171,11 @@ def write_tll(network: Network, programs_file: Path, out: Path) -> None:
         if tls_id not in signals:
             raise ConfigError(f"{programs_file}: no program for signal {tls_id}")
         links = classify_links(network, tls_id)
-        stages = stage_states(links)
+        stages = stage_states(links, _permissive(programs_file, tls_id, signals[tls_id].get("lefts")))
         greens = [int(g) for g in signals[tls_id]["greens"]]
         present = {n for n, _ in stages}
-        greens = [g for g, (axis, kind) in zip(greens, STAGES) if f"{axis}-{kind}" in present]
+        if len(greens) == len(STAGES):  # one per possible stage: keep those of the stages present
+            greens = [g for g, (axis, kind) in zip(greens, STAGES) if f"{axis}-{kind}" in present]
         if len(greens) != len(stages) or sum(greens) + len(stages) * (yellow + all_red) != cycle:
             raise ConfigError(f"{programs_file}: signals.{tls_id}.greens must give {len(stages)} "
                               f"greens summing to {cycle - len(stages) * (yellow + all_red)} s")
@@ -179,6 +190,19 @@ def write_tll(network: Network, programs_file: Path, out: Path) -> None:
                 f'fromLane="{_lane_index(m.from_lane)}" toLane="{_lane_index(m.to_lane)}" '
                 f'tl="{tls_id}" linkIndex="{index}"/>')
     out.write_text("\n".join([*lines, *conns, "</tlLogics>", ""]), encoding="utf-8")
+
+
+def _permissive(programs_file: Path, tls_id: str, lefts: object) -> frozenset[str]:
+    """The axes whose lefts are permissive, from a signal's ``lefts`` (None: both protected)."""
+    if lefts is None:
+        return frozenset()
+    if lefts in ("permissive", "protected"):
+        lefts = {"EW": lefts, "NS": lefts}
+    if not isinstance(lefts, dict) or not set(lefts) <= {"EW", "NS"} or \
+            not set(lefts.values()) <= {"permissive", "protected"}:
+        raise ConfigError(f"{programs_file}: signals.{tls_id}.lefts must be permissive, protected or "
+                          f"a mapping of EW/NS to those, got {lefts!r}")
+    return frozenset(axis for axis, kind in lefts.items() if kind == "permissive")
 
 
 def _lane_index(lane_id: str) -> int:
