@@ -71,7 +71,7 @@ def test_grid_routes_never_drive_an_edge_twice() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["fixed", "max_pressure"])
+@pytest.mark.parametrize("name", ["fixed", "max_pressure", "grid4_ppo"])
 def test_grid_runs_safely_under_the_monitor(name: str) -> None:
     scenario = Scenario.load("grid4", period="am_peak", seed=5, duration=600)
     layout = build_layout(scenario.net_file)
@@ -81,7 +81,13 @@ def test_grid_runs_safely_under_the_monitor(name: str) -> None:
         monitor = SafetyMonitor(layout.intersections, min(greens), max(greens))
     else:
         monitor = SafetyMonitor(layout.intersections, options.min_green, options.max_green)
-    kpis = run_controller(scenario, make_controller(name, scenario), options, monitor=monitor)
+    if name.endswith("_ppo"):  # the shipped model, by name, with its deployment guard
+        from engine.controllers.loading import load_controller
+
+        controller = load_controller(name, scenario, say=lambda _: None)
+    else:
+        controller = make_controller(name, scenario)
+    kpis = run_controller(scenario, controller, options, monitor=monitor)
     assert monitor.violations == []
     assert kpis.arrived > 300 and kpis.teleports == 0
 
