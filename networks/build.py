@@ -8,8 +8,9 @@ NS through, NS left, each followed by yellow and all-red; right turns ``s`` =
 right-turn-on-red whenever not green) and the second pass builds the final net
 with it. A signal's ``lefts`` makes an axis' lefts permissive (``g``: green,
 yield to oncoming traffic, in that axis' through stage, and no left stage):
-``lefts: permissive`` for both axes, or ``lefts: {NS: permissive}`` for one. The generated header comment of netconvert (a timestamp and absolute
-paths) is stripped so the output is byte-identical wherever it is built.
+``lefts: permissive`` for both axes, or ``lefts: {NS: permissive}`` for one.
+netconvert's generated header comment (a timestamp and absolute paths) is
+stripped so the output is byte-identical wherever it is built.
 """
 
 from __future__ import annotations
