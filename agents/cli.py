@@ -135,6 +135,13 @@ def _evaluate_and_report(args, meta, scenario, model_jobs, base_jobs) -> int:
         ci = "" if math.isnan(diff.half_width) else \
             f" (95 % CI {diff.low:+.1f} to {diff.high:+.1f}, paired by seed, n={diff.n})"
         console.print(f"{key}: {label} - {args.baseline} = {diff.mean:+.1f} {unit}{ci}, {pct:+.1f} %")
+    by_period = _by_period(mine, base) if len({r["period"] for r in mine}) > 1 else {}
+    for period, row in by_period.items():
+        ci = "" if row["low_s"] is None else f" (95 % CI {row['low_s']:+.1f} to {row['high_s']:+.1f}, n={row['n']})"
+        console.print(f"{period}: delay {row['delay_s'][0]:.1f} vs {row['delay_s'][1]:.1f} s/veh, "
+                      f"{row['difference_s']:+.1f}{ci}, {row['percent']:+.1f} %; stops {row['stops'][0]:.2f} vs {row['stops'][1]:.2f} "
+                      f"/veh; never inserted {row['never_inserted'][0]:.1f} vs {row['never_inserted'][1]:.1f} per run",
+                      highlight=False)
     if args.out:
         # one file, written whole; what a folder's manifest says (inputs, options, code version) is inside
         inputs = file_hashes(model_files(meta.zip_path) + scenario_files(scenario))
@@ -143,9 +150,35 @@ def _evaluate_and_report(args, meta, scenario, model_jobs, base_jobs) -> int:
         about.pop("files")
         write_json_atomic(Path(args.out), {"model": str(meta.zip_path), "baseline": args.baseline,
                                            "summary": {label: summarise(mine), args.baseline: summarise(base)},
-                                           "runs": results, "manifest": about})
+                                           "by_period": by_period, "runs": results, "manifest": about})
         console.print(f"wrote {args.out}")
     return 0
+
+
+def _by_period(mine: list[dict], base: list[dict]) -> dict[str, dict]:
+    """Per period: mean delay (s/veh), stops (/veh) and vehicles never inserted (per run), model and
+    baseline, and the delay's paired difference with its 95 % CI (Student t over seeds)."""
+    import numpy as np
+
+    from agents.evaluate import compare
+
+    def num(x: float) -> float | None:
+        return None if math.isnan(x) else round(x, 3)
+
+    out = {}
+    for period in dict.fromkeys(r["period"] for r in mine):
+        m = [r for r in mine if r["period"] == period]
+        b = [r for r in base if r["period"] == period]
+        diff, pct = compare(m, b, "mean_delay_s")
+
+        def pair(key: str) -> list[float]:
+            return [round(float(np.mean([r[key] for r in rs])), 3) for rs in (m, b)]
+
+        out[str(period)] = {"delay_s": pair("mean_delay_s"), "difference_s": num(diff.mean),
+                            "low_s": num(diff.low), "high_s": num(diff.high), "n": diff.n,
+                            "percent": round(pct, 2), "stops": pair("mean_stops"),
+                            "never_inserted": pair("never_inserted")}
+    return out
 
 
 def _mean_all(results: list[dict]) -> dict:

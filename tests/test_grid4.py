@@ -100,3 +100,25 @@ def test_bad_lefts_in_programs_yaml_is_named(tmp_path: Path) -> None:
     assert _permissive(tmp_path / "p.yaml", "A1", "protected") == frozenset()
     with pytest.raises(ConfigError, match=r"p.yaml: signals.A1.lefts must be"):
         _permissive(tmp_path / "p.yaml", "A1", {"NE": "permissive"})
+
+
+def test_evaluate_reports_each_period_paired_by_seed(tmp_path: Path) -> None:
+    """``evaluate`` with two periods: each period's delay difference is the mean over its seeds of
+    model minus baseline, recomputed here from the runs it wrote."""
+    import json
+
+    from engine.cli import main
+
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "grid4_ppo", "--period", "am_peak", "--period", "pm_peak", "--seeds", "2",
+                 "--duration", "120", "--jobs", "2", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert set(data["by_period"]) == {"am_peak", "pm_peak"}
+    for period, row in data["by_period"].items():
+        runs = [r for r in data["runs"] if r["period"] == period]
+        model = {r["seed"]: r["mean_delay_s"] for r in runs if r["label"] != "max_pressure"}
+        base = {r["seed"]: r["mean_delay_s"] for r in runs if r["label"] == "max_pressure"}
+        assert len(model) == len(base) == row["n"] == 2
+        diffs = [model[s] - base[s] for s in model]
+        assert row["difference_s"] == pytest.approx(sum(diffs) / 2, abs=1e-3)
+        assert row["low_s"] < row["difference_s"] < row["high_s"]
