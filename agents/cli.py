@@ -138,10 +138,10 @@ def _evaluate_and_report(args, meta, scenario, model_jobs, base_jobs) -> int:
     by_period = _by_period(mine, base) if len({r["period"] for r in mine}) > 1 else {}
     for period, row in by_period.items():
         ci = "" if row["low_s"] is None else f" (95 % CI {row['low_s']:+.1f} to {row['high_s']:+.1f}, n={row['n']})"
-        console.print(f"{period}: delay {row['delay_s'][0]:.1f} vs {row['delay_s'][1]:.1f} s/veh, "
-                      f"{row['difference_s']:+.1f}{ci}, {row['percent']:+.1f} %; stops {row['stops'][0]:.2f} vs {row['stops'][1]:.2f} "
-                      f"/veh; never inserted {row['never_inserted'][0]:.1f} vs {row['never_inserted'][1]:.1f} per run",
-                      highlight=False)
+        (d0, d1), (s0, s1), (n0, n1) = row["delay_s"], row["stops"], row["never_inserted"]
+        console.print(f"{period}: delay {d0:.1f} vs {d1:.1f} s/veh, {row['difference_s']:+.1f}{ci}, "
+                      f"{row['percent']:+.1f} %; stops {s0:.2f} vs {s1:.2f} /veh; never inserted {n0:.1f} vs "
+                      f"{n1:.1f} per run", highlight=False)
     if args.out:
         # one file, written whole; what a folder's manifest says (inputs, options, code version) is inside
         inputs = file_hashes(model_files(meta.zip_path) + scenario_files(scenario))
@@ -171,7 +171,7 @@ def _by_period(mine: list[dict], base: list[dict]) -> dict[str, dict]:
         b = [r for r in base if r["period"] == period]
         diff, pct = compare(m, b, "mean_delay_s")
 
-        def pair(key: str) -> list[float]:
+        def pair(key: str, m: list[dict] = m, b: list[dict] = b) -> list[float]:
             return [round(float(np.mean([r[key] for r in rs])), 3) for rs in (m, b)]
 
         out[str(period)] = {"delay_s": pair("mean_delay_s"), "difference_s": num(diff.mean),

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agents import TRAIN_SEED_LIMIT, VALIDATION_SEED_START
-from engine.errors import ConfigError
+from engine.errors import ConfigError, NetworkError
 from engine.scenario import MAX_DURATION_S, MAX_SEED
 
 ALGORITHMS = ("PPO", "A2C", "DQN", "MaskablePPO")
@@ -45,6 +45,55 @@ def _finite_values(value: Any, where: str) -> None:
             _finite_values(v, f"{where}.{i}")
 
 
+# Value ranges of the numeric hyperparameters (stable-baselines3's meanings): (kind, low, high,
+# low inclusive). A value outside is refused when the config loads, naming the key, instead of
+# failing inside SB3 after the evaluations have run.
+_RANGES: dict[str, tuple[type, float, float, bool]] = {
+    "n_steps": (int, 1, math.inf, True), "batch_size": (int, 1, math.inf, True),
+    "n_epochs": (int, 1, math.inf, True), "gamma": (float, 0.0, 1.0, False),
+    "gae_lambda": (float, 0.0, 1.0, True), "ent_coef": (float, 0.0, math.inf, True),
+    "vf_coef": (float, 0.0, math.inf, True), "max_grad_norm": (float, 0.0, math.inf, False),
+    "target_kl": (float, 0.0, math.inf, False), "buffer_size": (int, 1, math.inf, True),
+    "learning_starts": (int, 0, math.inf, True), "train_freq": (int, 1, math.inf, True),
+    "target_update_interval": (int, 1, math.inf, True), "tau": (float, 0.0, 1.0, False),
+    "exploration_fraction": (float, 0.0, 1.0, True), "exploration_initial_eps": (float, 0.0, 1.0, True),
+    "exploration_final_eps": (float, 0.0, 1.0, True),
+}
+SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")  # a number or "linear:START[:END]"
+
+
+def parse_schedule(value: Any, where: str) -> tuple[float, float] | float:
+    """A positive number, or ``"linear:START"`` / ``"linear:START:END"`` (START > 0, END >= 0, decaying
+    linearly over training) as (start, end); ValueError naming ``where`` otherwise."""
+    if isinstance(value, str) and value.startswith("linear:"):
+        parts = value.split(":")[1:]
+        try:
+            start, end = float(parts[0]), float(parts[1]) if len(parts) > 1 else 0.0
+        except (ValueError, IndexError):
+            start = end = math.nan
+        if len(parts) > 2 or not (math.isfinite(start) and math.isfinite(end) and start > 0 and end >= 0):
+            raise ValueError(f"{where}: {value!r} is not linear:START or linear:START:END "
+                             "(START > 0, END >= 0)")
+        return start, end
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{where}: must be a positive number or linear:START[:END], got {value!r}")
+    return float(value)
+
+
+def _check_range(key: str, value: Any) -> None:
+    kind, lo, hi, lo_in = _RANGES[key]
+    if key == "target_kl" and value is None:
+        return
+    ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        raise ValueError(f"hyperparameters.{key}: must be {'an integer' if kind is int else 'a number'}, "
+                         f"got {value!r}")
+    if not ((value >= lo if lo_in else value > lo) and value <= hi):
+        bounds = f"in {'[' if lo_in else '('}{lo:g}, {hi:g}]" if math.isfinite(hi) else \
+            f"{'>=' if lo_in else '>'} {lo:g}"
+        raise ValueError(f"hyperparameters.{key}: must be {bounds}, got {value!r}")
+
+
 class AlgorithmConfig(_Strict):
     name: Literal["PPO", "A2C", "DQN", "MaskablePPO"] = "MaskablePPO"
     policy: str = "MlpPolicy"
@@ -60,6 +109,11 @@ class AlgorithmConfig(_Strict):
                                  f"(choose from {', '.join(sorted(allowed))})")
         _finite_values(self.hyperparameters, "hyperparameters")
         _finite_values(self.policy_kwargs, "policy_kwargs")
+        for key, value in self.hyperparameters.items():
+            if key in SCHEDULED and value is not None:
+                parse_schedule(value, f"hyperparameters.{key}")
+            elif key in _RANGES:
+                _check_range(key, value)
         return self
 
 
@@ -91,6 +145,15 @@ class PretrainConfig(_Strict):
 
     heuristic: str = "max_pressure"
     episodes: int = Field(2, gt=0, description="episodes per env process")
+
+    @field_validator("heuristic")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from engine.controllers import heuristic_names
+
+        if name not in heuristic_names():
+            raise ValueError(f"unknown heuristic {name!r} (choose from {', '.join(heuristic_names())})")
+        return name
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(256, gt=0)
     learning_rate: float = Field(1e-3, gt=0)
@@ -204,6 +267,14 @@ def make_env_options(env: dict[str, Any]):
         raise ValueError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
+    from engine.scenario import Scenario
+
+    for period in options.periods():  # the network and its periods exist (checked before any work)
+        try:
+            Scenario.load(options.network, period=period, routes=options.routes)
+        except (ConfigError, NetworkError) as exc:
+            field = "period" if "period" in str(exc) else "network"
+            raise ValueError(f"{field}: {exc}") from None
     return options
 
 

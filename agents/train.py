@@ -383,12 +383,12 @@ def _schedule(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("linear:"):
         from stable_baselines3.common.utils import LinearSchedule
 
-        parts = value.split(":")[1:]
+        from agents.config import parse_schedule
+
         try:
-            start = float(parts[0])
-            end = float(parts[1]) if len(parts) > 1 else 0.0
-        except (ValueError, IndexError):
-            raise ConfigError(f"schedule {value!r}: expected linear:START or linear:START:END") from None
+            start, end = parse_schedule(value, "schedule")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return LinearSchedule(start, end, 1.0)
     return value
 

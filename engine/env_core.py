@@ -17,7 +17,7 @@ from engine.controllers.heuristics import StarvationGuard
 from engine.errors import ConfigError, NetworkError, SimulationError
 from engine.loop import ControlLoop, LoopOptions
 from engine.network import DEFAULT_DETECTOR_RANGE_M, load_network
-from engine.observations import DEFAULT_OBSERVATION, Observer
+from engine.observations import DEFAULT_OBSERVATION, Observer, check_features
 from engine.rewards import Reward, UnwatchedTraffic
 from engine.scenario import ENV_MAX_DEPART_DELAY_S, Scenario, finite
 from engine.signal_controller import check_green_bounds
@@ -98,6 +98,7 @@ class EnvOptions:
             raise ConfigError(f"detector_range_m must be >= 0, got {self.detector_range_m:g}")
         check_green_bounds(self.min_green, self.max_green)
         Reward(self.reward, self.reward_share)  # unknown names, NaN or infinite weights, a bad share
+        check_features(self.observation)
         if self.max_depart_delay is not None and self.max_depart_delay <= 0:
             raise ConfigError(f"max_depart_delay must be positive (or None: never), "
                               f"got {self.max_depart_delay:g}")
@@ -236,10 +237,18 @@ class EnvCore:
         raise ActionError(f"action {np.asarray(actions, dtype=object).reshape(-1).tolist()}: "
                           "actions must be whole numbers (one per signal)")
 
+    @property
+    def in_episode(self) -> bool:
+        """True between reset() and the episode's end (actions and masks are defined)."""
+        return not self._episode_over and not self._closed
+
     def masks(self) -> list[np.ndarray]:
         """Allowed actions per intersection (True: allowed): the SignalController's (min green,
-        clearances), then the starvation guard's (a due phase is the only choice)."""
+        clearances), then the starvation guard's (a due phase next, or the current green held).
+        ResetNeeded before reset() and after the episode's end, like step()."""
         self._check_open("action_masks()")
+        if self._episode_over:
+            raise ResetNeeded("action_masks() called before reset() or on a finished episode: call reset() first")
         now = self.loop.time
         if self.options.action_mode == "phase":
             full = self.loop.signals.phase_mask(now)

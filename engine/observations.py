@@ -206,17 +206,22 @@ PHASE_OBSERVATION = ("phase", "time_in_phase", "min_green_passed", "green_flow",
 DEFAULT_OBSERVATION = ("queue", "density", "phase", "time_in_phase", "min_green_passed", "pressure")
 
 
+def check_features(names: tuple[str, ...] | list[str]) -> None:
+    """ConfigError naming the first unknown observation feature (or an empty selection)."""
+    unknown = [n for n in names if n not in FEATURES]
+    if unknown or not names:
+        raise ConfigError(
+            f"observation: unknown feature '{unknown[0] if unknown else ''}' "
+            f"(choose from {', '.join(FEATURES)})"
+        )
+
+
 class Observer:
     """Computes the selected features for every intersection at once."""
 
     def __init__(self, names: tuple[str, ...] | list[str], layout: Layout, max_green: float,
                  max_red_s: float = 180.0) -> None:
-        unknown = [n for n in names if n not in FEATURES]
-        if unknown or not names:
-            raise ConfigError(
-                f"observation: unknown feature '{unknown[0] if unknown else ''}' "
-                f"(choose from {', '.join(FEATURES)})"
-            )
+        check_features(names)
         self.names = tuple(names)
         self.index = ObsIndex.of(layout)
         functions = {"queue": queue, "density": density, "phase": phase,

@@ -83,7 +83,7 @@ class SignalParallelEnv(ParallelEnv):
 
     def _infos(self, shared: dict) -> dict[str, dict]:
         """Each agent's info: the shared entries, its own reward terms and its action mask."""
-        masks = self.core.masks() if self.core.loop.sim.running else None
+        masks = self.core.masks() if self.core.in_episode else None
         terms = shared.get("reward_terms")
         out = {}
         for k, a in enumerate(self.possible_agents):

@@ -351,6 +351,8 @@ def pz_env(grid):
 def test_gym_step_before_reset(gym_env):
     with pytest.raises(gymnasium.error.ResetNeeded, match=r"call reset\(\) first"):
         gym_env.step(gym_env.action_space.sample())
+    with pytest.raises(gymnasium.error.ResetNeeded, match=r"action_masks\(\) called before reset"):
+        gym_env.action_masks()
 
 
 def test_gym_step_after_the_episode_ended(gym_env):
@@ -360,6 +362,8 @@ def test_gym_step_after_the_episode_ended(gym_env):
         *_, truncated, _ = gym_env.step(np.zeros(len(gym_env.signal_ids), dtype=np.int64))
     with pytest.raises(gymnasium.error.ResetNeeded):
         gym_env.step(np.zeros(len(gym_env.signal_ids), dtype=np.int64))
+    with pytest.raises(gymnasium.error.ResetNeeded):
+        gym_env.action_masks()
 
 
 def test_gym_step_reset_and_masks_after_close(gym_env):

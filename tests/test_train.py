@@ -160,6 +160,15 @@ def test_resume_without_checkpoint_is_a_clear_error(grid, tmp_path):
     ({"n_envs": 0}, "n_envs"),
     ({"algorithm": {"name": "SAC"}}, "algorithm.name"),
     ({"eval": {"seeds": [5]}}, "eval.seeds"),
+    # hyperparameter values SB3 would only trip over after the first evaluations
+    ({"algorithm": {"name": "MaskablePPO", "hyperparameters": {"batch_size": -5}}}, "hyperparameters.batch_size"),
+    ({"algorithm": {"name": "MaskablePPO", "hyperparameters": {"n_steps": 0}}}, "hyperparameters.n_steps"),
+    ({"algorithm": {"name": "MaskablePPO", "hyperparameters": {"n_epochs": 0}}}, "hyperparameters.n_epochs"),
+    ({"algorithm": {"name": "PPO", "hyperparameters": {"gamma": 1.5}}}, "hyperparameters.gamma"),
+    ({"algorithm": {"name": "PPO", "hyperparameters": {"n_steps": 2.5}}}, "hyperparameters.n_steps"),
+    ({"algorithm": {"name": "PPO", "hyperparameters": {"learning_rate": "linear:abc"}}},
+     "hyperparameters.learning_rate"),
+    ({"algorithm": {"name": "PPO", "hyperparameters": {"clip_range": -0.1}}}, "hyperparameters.clip_range"),
 ])
 def test_config_error_names_the_key(grid, tmp_path, change, key):
     raw = grid_config(grid, tmp_path / "x", **change)
@@ -188,6 +197,6 @@ def test_set_overrides_nested_keys(grid, tmp_path):
 
 def test_shipped_configs_are_valid():
     root = Path(__file__).resolve().parents[1] / "configs"
-    for name in ("train_corridor.yaml", "train_multiagent.yaml"):
+    for name in ("train_corridor.yaml", "train_multiagent.yaml", "train_grid.yaml"):
         config = load_config(root / name)
-        assert config.env_options().network == "chongqing"
+        assert config.env_options().network == ("grid4" if "grid" in name else "chongqing")

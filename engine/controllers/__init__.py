@@ -51,10 +51,15 @@ def register(name: str, factory: Factory) -> None:
 
 def make_controller(name: str, scenario: Scenario) -> Controller:
     """Build a heuristic controller by name."""
-    _load_builtin()
-    if name not in CONTROLLERS:
+    if name not in heuristic_names():
         raise ConfigError(f"unknown controller '{name}' (choose from {', '.join(sorted(CONTROLLERS))})")
     return CONTROLLERS[name](scenario)
+
+
+def heuristic_names() -> list[str]:
+    """The registered heuristic controllers' names, sorted."""
+    _load_builtin()
+    return sorted(CONTROLLERS)
 
 
 def _load_builtin() -> None:

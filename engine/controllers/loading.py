@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.controllers import CONTROLLERS, Controller, _load_builtin, make_controller
+from engine.controllers import CONTROLLERS, Controller, _load_builtin, heuristic_names, make_controller
 from engine.errors import ConfigError, CqSignalError
 from engine.scenario import Scenario
 
@@ -67,7 +67,12 @@ def load_controller(
     if not _looks_like_model(text):
         shipped = _shipped_model(text)
         if shipped is None:
-            return make_controller(text, scenario)  # unknown name: its error lists the choices
+            if text not in heuristic_names():
+                models = _shipped_names()
+                raise ConfigError(f"unknown controller '{text}' (choose from {', '.join(heuristic_names())}"
+                                  + (f"; shipped models: {', '.join(models)}" if models else "")
+                                  + "; or a model .zip)")
+            return make_controller(text, scenario)
         text = str(shipped)
     try:
         meta = check_model(text, scenario)
@@ -124,6 +129,15 @@ def _shipped_model(name: str) -> Path | None:
     except ImportError:
         return None
     return shipped_model(name)
+
+
+def _shipped_names() -> list[str]:
+    """Names of the models the package ships (agents/models/*.zip)."""
+    try:
+        from agents.policy import MODELS_DIR
+    except ImportError:
+        return []
+    return sorted(p.stem for p in MODELS_DIR.glob("*.zip"))
 
 
 def _looks_like_model(text: str) -> bool:
@@ -189,9 +203,10 @@ def check_model(spec: str | Path, scenario: Scenario) -> ModelMeta:
     name = meta.zip_path.name
     here = scenario.fingerprint()
     if meta.fingerprint != here:
+        trained = meta.raw.get("network")
         raise ConfigError(
-            f"model {name} was trained on another network (fingerprint {meta.fingerprint}, "
-            f"{scenario.name} is {here})"
+            f"model {name} was trained on another network ({f'{trained}, ' if trained else ''}"
+            f"fingerprint {meta.fingerprint}; {scenario.name} is {here})"
         )
     from engine.layout import build_layout
 
