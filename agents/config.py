@@ -145,6 +145,9 @@ class PretrainConfig(_Strict):
 
     heuristic: str = "max_pressure"
     episodes: int = Field(2, gt=0, description="episodes per env process")
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(256, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
 
     @field_validator("heuristic")
     @classmethod
@@ -154,9 +157,6 @@ class PretrainConfig(_Strict):
         if name not in heuristic_names():
             raise ValueError(f"unknown heuristic {name!r} (choose from {', '.join(heuristic_names())})")
         return name
-    epochs: int = Field(10, gt=0)
-    batch_size: int = Field(256, gt=0)
-    learning_rate: float = Field(1e-3, gt=0)
 
 
 class CriticWarmupConfig(_Strict):
