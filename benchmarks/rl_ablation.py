@@ -76,19 +76,23 @@ def run(variant: str, timesteps: int, out: Path) -> None:
 def table(timesteps: int) -> str:
     """ABLATION.md from the variants' histories: the last evaluation of each."""
     lines = [f"# Training-recipe ablation ({timesteps:,} timesteps each, seed 7)", "",
-             f"Each row is `{CONFIG}` with one part taken away (`python -m benchmarks.rl_ablation`). Delay: mean "
-             "over the 6 validation hours (seeds 150001-150003 x AM, PM; guard on) at the end of training; "
-             "the difference is paired by seed with max pressure on the same hours (95 % CI, n = 6).", "",
-             "| variant | takes away | delay [s/veh] | vs max pressure [s/veh] | % | wall [min] |",
-             "|---|---|---|---|---|---|"]
+             f"Each row is `{CONFIG}` with one part taken away (`python -m benchmarks.rl_ablation`). Imitation: "
+             "the start (step 0, after imitating max pressure); delay: mean over the 6 validation hours "
+             "(seeds 150001-150003 x AM, PM; guard on) at the end of training; the difference is paired by "
+             "seed with max pressure on the same hours (95 % CI, n = 6). Wall: with other work on the machine.",
+             "",
+             "| variant | takes away | imitation [s/veh] | delay [s/veh] | vs max pressure [s/veh] | % | wall [min] |",
+             "|---|---|---|---|---|---|---|"]
     for name, (what, _) in VARIANTS.items():
         hist, wall = RESULTS / f"{name}_history.json", RESULTS / f"{name}_wall.json"
         if not hist.is_file():
             continue
-        last = json.loads(hist.read_text())["eval"][-1]
+        evals = json.loads(hist.read_text())["eval"]
+        first, last = evals[0], evals[-1]
         d = last["vs_baseline"]
         minutes = json.loads(wall.read_text())["wall_s"] / 60 if wall.is_file() else float("nan")
-        lines.append(f"| {name} | {what} | {last['kpis']['mean_delay_s']:.1f} | {d['mean']:+.1f} "
+        lines.append(f"| {name} | {what} | {first['kpis']['mean_delay_s']:.1f} | {last['kpis']['mean_delay_s']:.1f} "
+                     f"| {d['mean']:+.1f} "
                      f"({d['low']:+.1f} to {d['high']:+.1f}) | {d['percent']:+.1f} | {minutes:.0f} |")
     return "\n".join(lines) + "\n"
 
