@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
-import shutil
 import time
 from pathlib import Path
 
