@@ -273,8 +273,9 @@ def make_env_options(env: dict[str, Any]):
         try:
             Scenario.load(options.network, period=period, routes=options.routes)
         except (ConfigError, NetworkError) as exc:
-            field = "period" if "period" in str(exc) else "network"
-            raise ValueError(f"{field}: {exc}") from None
+            text = str(exc)
+            field = "routes" if "--routes" in text else "period" if "period" in text else "network"
+            raise ValueError(f"{field}: {text.removeprefix('--routes: ')}") from None
     return options
 
 
