@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ConfigError
-from engine.twin.forecast import HORIZONS_S, accuracy, forecast
+from engine.twin.forecast import BIAS_T, HORIZONS_S, accuracy, forecast, forecast_all, profile_bias_t
 
 
 def peak_profile(n: int = 48, base: float = 600.0, peak: float = 1200.0) -> np.ndarray:
@@ -60,7 +60,7 @@ def test_untrustworthy_counts_fall_back_to_the_profile_and_say_why():
     assert early.method == "profile" and "fewer than" in early.fallback
     inner_gap = prof[:12].copy()
     inner_gap[5] = np.nan  # a gap inside the history is filled, not fatal
-    assert forecast(inner_gap, prof, steps=6).method == "ets"
+    assert forecast(inner_gap, prof, steps=6).fallback is None
 
 
 def test_edge_cases_fall_back_with_a_reason():
@@ -86,3 +86,55 @@ def test_bad_requests_are_one_line_errors(kwargs, match):
     args = {"steps": 6, **kwargs}
     with pytest.raises(ConfigError, match=match):
         forecast(prof[:10], prof, **args)
+
+
+def test_a_day_like_the_profile_keeps_the_profile():
+    """Counts that scatter around the profile without a bias: the ratio model stays out, so the
+    forecast is the profile's (it would only chase the noise), and the record says why."""
+    rng = np.random.default_rng(5)
+    prof = peak_profile()
+    for seen in range(8, 30, 3):
+        actual = prof * (1 + 0.08 * rng.standard_normal(len(prof)))
+        f = forecast(actual[:seen], prof, steps=6)
+        assert f.method == "profile" and f.fallback is None
+        assert abs(f.bias_t) < BIAS_T
+        np.testing.assert_allclose(f.mean, prof[seen:seen + 6])
+
+
+def test_the_bias_statistic_of_a_known_shift():
+    """Relative errors alternating +-0.1 around +0.2 on the last six intervals: the differences
+    give a noise of sd(diff)/sqrt(2), and t = 0.2 / (noise / sqrt(6))."""
+    prof = np.full(12, 1000.0)
+    e = np.array([0.1, -0.1] * 3 + [0.3, 0.1] * 3)
+    t = profile_bias_t(prof * (1 + e), prof)
+    noise = np.std(np.diff(e), ddof=1) / np.sqrt(2)
+    assert t == pytest.approx(0.2 / (noise / np.sqrt(6)))
+    assert profile_bias_t(prof[:2], prof[:2]) == 0.0  # too short to say
+
+
+def test_a_surge_every_loop_shares_is_seen_in_the_pooled_counts():
+    """10 % more at 40 loops, each with 8 % noise: no single loop proves it, the pooled counts do,
+    and then every loop's forecast follows its ratio (about 1.1 x the profile ahead)."""
+    rng = np.random.default_rng(6)
+    prof = peak_profile()
+    seen = 14
+    observed = {f"d{i}": 1.1 * prof[:seen] * (1 + 0.08 * rng.standard_normal(seen)) for i in range(40)}
+    alone = [forecast(y, prof, steps=6) for y in observed.values()]
+    assert sum(f.method == "ets" for f in alone) < 20  # most single loops stay with the profile
+    pooled = forecast_all(observed, {k: prof for k in observed}, steps=6)
+    assert all(f.method == "ets" for f in pooled.values())
+    ratio = np.mean([f.mean / prof[seen:seen + 6] for f in pooled.values()])
+    assert ratio == pytest.approx(1.1, abs=0.04)
+
+
+def test_a_shift_at_one_loop_is_followed_there_only():
+    """Demand moves to one loop (+60 %) while the other 39 see the profile: that loop's own test
+    lets the ratio model in, the pooled counts do not move the others."""
+    rng = np.random.default_rng(7)
+    prof = peak_profile()
+    seen = 14
+    observed = {f"d{i}": prof[:seen] * (1 + 0.03 * rng.standard_normal(seen)) for i in range(40)}
+    observed["d0"] = observed["d0"] * np.where(np.arange(seen) >= 6, 1.6, 1.0)
+    out = forecast_all(observed, {k: prof for k in observed}, steps=6)
+    assert out["d0"].method == "ets" and out["d0"].mean[0] > 1.4 * prof[seen]
+    assert all(f.method == "profile" for k, f in out.items() if k != "d0")

@@ -312,3 +312,28 @@ def test_the_final_round_can_try_right_turn_overlaps(tmp_path):
     validate_period(result.plan, ctx.intersections, cfg.constraints)
     flags = {t.right_turn_overlaps for t in result.plan.timings.values()}
     assert len(flags) == 1 and result.plan.notes.get("right_turn_overlaps", False) == flags.pop()
+
+
+def test_overlap_twins_winner_tries_overlaps_on_the_final_rounds_best_only(tmp_path):
+    from engine.plan.config import load_plan_config
+    from engine.plan.optimise import with_overlaps
+    from engine.plan.pipeline import plan_search, resolve
+
+    cfg = load_plan_config("configs/plan_chongqing.yaml")
+    ctx = resolve(cfg)
+    search = plan_search(ctx, "am_peak")
+    search.options = Optimiser(trials=1, refine_trials=0, finalists=1, try_right_turn_overlaps=True,
+                               overlap_twins="winner")
+    lines = []
+    sc = ctx.scenario.with_options(period="am_peak")
+    with PlanEvaluator(sc, seeds=[1], duration=120, workdir=tmp_path, workers=2) as evaluator:
+        result = optimise_period(search, evaluator, log=lines.append)
+        # the start and today's programs, then one twin: the final round's best with overlaps
+        assert result.simulations == 3
+        assert not any("each with right-turn overlaps too" in line for line in lines)
+        assert sum("best with right-turn overlaps" in line for line in lines) == 1
+        kept_overlaps = {t.right_turn_overlaps for t in result.plan.timings.values()} == {True}
+        if not kept_overlaps:  # the twin lost: it scores no better than the plan kept
+            assert evaluator.run(with_overlaps(result.plan), ctx.intersections).objective \
+                >= result.best_eval.objective - 1e-9
+    validate_period(result.plan, ctx.intersections, cfg.constraints)

@@ -82,7 +82,8 @@ class Optimiser(_Strict):
     refine_green_s: float = Field(4.0, ge=0)  # first green moved between two phases (0: no green moves)
     search_seeds: int | None = Field(None, ge=1)  # trials use the first n evaluation seeds (None: all)
     finalists: int = Field(3, ge=1)  # best trials re-scored on every evaluation seed (with the start)
-    try_right_turn_overlaps: bool = False  # the final round also scores each plan with right-turn overlaps
+    try_right_turn_overlaps: bool = False  # the final round also scores plans with right-turn overlaps
+    overlap_twins: Literal["finalists", "winner"] = "finalists"  # which: each finalist, or the winner only
     timeout_s: float | None = Field(None, gt=0)
 
 

@@ -222,8 +222,9 @@ def optimise_period(search: PlanSearch, evaluator: PlanEvaluator, progress: Prog
        and the step sizes halve when a sweep finds none.
     3. Final: the best trials, the refined plan, the start and the current
        programs are scored on every evaluation seed (with ``try_right_turn_overlaps``,
-       each also with right-turn overlaps); the best is returned, so it is never
-       worse than the start or the current programs on those seeds.
+       each also with right-turn overlaps, or with ``overlap_twins: winner`` only the
+       round's best, afterwards); the best is returned, so it is never worse than the
+       start or the current programs on those seeds.
     """
     import optuna
 
@@ -242,7 +243,8 @@ def optimise_period(search: PlanSearch, evaluator: PlanEvaluator, progress: Prog
     duration = evaluator.base.duration
     batch = evaluator.workers
     final_plans = opts.finalists + 3  # finalists, refined, start, current
-    twins = final_plans * len(seeds) if opts.try_right_turn_overlaps else 0
+    twins = (final_plans if opts.overlap_twins == "finalists" else 1) * len(seeds) \
+        if opts.try_right_turn_overlaps else 0
     total = ((opts.trials + opts.refine_trials + 1) * len(search_seeds) + final_plans * len(rest) + twins) * duration
     scorer = _Scorer(evaluator, search.intersections, progress, total)
     plans, score_many, score = scorer.plans, scorer.many, scorer.one
@@ -269,8 +271,9 @@ def optimise_period(search: PlanSearch, evaluator: PlanEvaluator, progress: Prog
 
     finalists, overlaps = _finalists(search, plans, [key for _, _, key in ranked], start, refined, current,
                                      all_of_them=not rest)
-    if (rest or overlaps) and log is not None:
-        kinds = "best trials, refined, start, current" + (", each with right-turn overlaps too" if overlaps else "")
+    each_twin = overlaps and opts.overlap_twins == "finalists"
+    if (rest or each_twin) and log is not None:
+        kinds = "best trials, refined, start, current" + (", each with right-turn overlaps too" if each_twin else "")
         log(f"final round: {len(finalists)} plans ({kinds}) on seeds {list(seeds)}")
     evals = score_many([plans[k] for k in finalists], seeds)
     start_eval = evals[0]
@@ -278,6 +281,13 @@ def optimise_period(search: PlanSearch, evaluator: PlanEvaluator, progress: Prog
     for key, ev in zip(finalists[1:], evals[1:]):
         if ev.objective < best_eval.objective - 1e-9:
             best_pp, best_eval = plans[key], ev
+    if overlaps and not each_twin and _key(with_overlaps(best_pp)) != _key(best_pp):
+        twin = with_overlaps(best_pp)
+        ev = score(twin, seeds)
+        if log is not None:
+            log(f"the final round's best with right-turn overlaps: {ev.objective:.2f} against {best_eval.objective:.2f}")
+        if ev.objective < best_eval.objective - 1e-9:
+            best_pp, best_eval = twin, ev
     if current is not None and _key(best_pp) == _key(current) and log is not None:
         log("no searched plan beat the network's current programs on every seed: they are kept")
     method_notes = {**best_pp.notes, "start_objective": round(start_eval.objective, 3),
@@ -339,8 +349,9 @@ def _finalists(search: PlanSearch, plans: dict[tuple, PeriodPlan], ranked: list[
 
     The best ``finalists`` trials (every trial if ``all_of_them``: no seeds are left to
     re-score them on), the refined plan and the current programs, each once; with
-    ``try_right_turn_overlaps`` (and a signal where overlaps change something) also
-    each one's twin with right-turn overlaps. Plans not yet in ``plans`` are added.
+    ``try_right_turn_overlaps`` (and a signal where overlaps change something) and
+    ``overlap_twins: finalists`` also each one's twin with right-turn overlaps. Plans
+    not yet in ``plans`` are added.
     """
     opts = search.options
     start_key = _key(start)
@@ -353,7 +364,7 @@ def _finalists(search: PlanSearch, plans: dict[tuple, PeriodPlan], ranked: list[
     finalists = [start_key] + [k for i, k in enumerate(finalists) if k != start_key and k not in finalists[:i]]
     overlaps = opts.try_right_turn_overlaps and any(with_right_turn_overlaps(ix).phases != ix.phases
                                                     for ix in search.intersections.values())
-    if overlaps:  # twins of the start, the best trials, the refined plan and today's programs
+    if overlaps and opts.overlap_twins == "finalists":  # twins of the start, best trials, refined, today's
         keys = [start_key, *trial_keys[:opts.finalists], _key(refined)]
         keys += [_key(current)] if current is not None else []
         for twin in [with_overlaps(plans[k]) for k in dict.fromkeys(keys)]:

@@ -37,7 +37,7 @@ from engine.plan.model import PeriodPlan, program_of
 from engine.runs import RunFailed, run_all
 from engine.twin.candidates import candidate_plans, label
 from engine.twin.config import TwinSettings
-from engine.twin.forecast import FlowForecast, forecast
+from engine.twin.forecast import FlowForecast, forecast_all
 from engine.twin.whatif import (COUNT_STEP_S, RouteMix, WhatIf, WhatIfResult, entry_demand, horizon_counts,
                                 run_whatif, sample_demand)
 
@@ -184,14 +184,9 @@ class Twin:
 
     def forecasts(self, series: Series, now: float) -> dict[str, FlowForecast]:
         steps = int(round(self.s.horizon_s / COUNT_STEP_S))
-        out = {}
-        for loc, y in series.flows.items():
-            prof = self.demand_profile.get(loc, self.profile.get(loc))
-            if prof is None or len(prof) < len(y) + steps:
-                continue
-            out[loc] = forecast(y, prof[:len(y) + steps], steps, location=loc, step_s=COUNT_STEP_S,
-                                method=self.s.forecast, level=self.s.level)
-        return out
+        profiles = {loc: self.demand_profile.get(loc, self.profile.get(loc)) for loc in series.flows}
+        return forecast_all(series.flows, {k: v for k, v in profiles.items() if v is not None}, steps,
+                            step_s=COUNT_STEP_S, method=self.s.forecast, level=self.s.level)
 
     # -- decision ----------------------------------------------------------------------------------------
     def decide(self, now: float, counts: Sequence[Count], state: Path | None, current: PeriodPlan,
@@ -417,7 +412,7 @@ def _dedupe(counts: Sequence[Count]) -> list[Count]:
 def _forecast_summary(f: FlowForecast, horizon_s: float) -> dict:
     m15, lo15, hi15 = f.over(min(900.0, horizon_s))
     mh, loh, hih = f.over(horizon_s)
-    return {"method": f.method, "fallback": f.fallback, "mean_15": round(m15, 1), "low_15": round(lo15, 1),
+    return {"method": f.method, "fallback": f.fallback, "bias_t": f.bias_t, "mean_15": round(m15, 1), "low_15": round(lo15, 1),
             "high_15": round(hi15, 1), "mean_h": round(mh, 1), "low_h": round(loh, 1), "high_h": round(hih, 1),
             "mean": [round(float(x), 1) for x in f.mean], "low": [round(float(x), 1) for x in f.low],
             "high": [round(float(x), 1) for x in f.high]}

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.calibrate.counts import clock
-from engine.twin.forecast import FlowForecast, accuracy, forecast
+from engine.twin.forecast import FlowForecast, accuracy, forecast_all
 from engine.twin.whatif import COUNT_STEP_S
 
 SHOWN_DETECTORS = 6  # busiest count locations drawn with their forecasts
@@ -52,12 +52,8 @@ def forecast_accuracy(counts_file: Path, profile: Mapping[str, np.ndarray], begi
     for method in dict.fromkeys((settings.forecast, "last", "profile")):
         fcs: list[FlowForecast] = []
         for issued in range(every, counted - steps + 1, every):
-            for loc, y in actual.items():
-                prof = profile.get(loc)
-                if prof is None or len(prof) < issued + steps:
-                    continue
-                fcs.append(forecast(y[:issued], prof[:issued + steps], steps, location=loc, method=method,
-                                    level=settings.level))
+            fcs += forecast_all({loc: y[:issued] for loc, y in actual.items()}, profile, steps, method=method,
+                                level=settings.level).values()
         truth = {loc: np.nan_to_num(v, nan=0.0) for loc, v in actual.items()}
         out[method] = {f"{int(h // 60)}min": v for h, v in accuracy(fcs, truth, horizons).items()}
     return out
