@@ -7,7 +7,9 @@ runs ``cqsignal twin`` for every config and seed into ``OUT/<scenario>/seed<N>``
 ``--controllers``: ``seed<N>-<controllers>``; the table merges a seed's folders; a run whose
 ``results.json`` exists is kept: the command resumes) and writes ``OUT/TWIN.md``: per scenario
 and controller the mean delay ± 95 % CI over seeds (n), the change against the time-of-day
-plans paired by seed, the decision wall times, and the forecast accuracy at 15 minutes.
+plans paired by seed, the twin against the oracle, the decision wall times, and the forecast
+accuracy at 15 minutes. Where a seed's folders hold the same controller, the run completed
+last (``manifest.json``'s ``completed_at``; folders without one count as oldest) is used.
 """
 
 from __future__ import annotations
@@ -49,13 +51,14 @@ def table(out: Path) -> str:
              f"{out}`.", ""]
     for scenario in sorted(p for p in out.iterdir() if p.is_dir() and p.name != "cache"):
         runs: dict[int, dict] = {}  # seed -> results, the controllers of its runs merged
-        for f in sorted(scenario.glob("seed*/results.json")):
+        for f in sorted(scenario.glob("seed*/results.json"), key=_completed):
             seed = int(f.parent.name.removeprefix("seed").split("-")[0])
             r = json.loads(f.read_text())
-            if seed in runs:
+            if seed in runs:  # a later run of a controller supersedes an earlier one
                 runs[seed]["controllers"].update(r["controllers"])
                 for key in ("decision_wall_s", "forecast_accuracy"):
-                    runs[seed][key] = runs[seed].get(key) or r.get(key)
+                    if r.get(key) and ("twin" in r["controllers"] or not runs[seed].get(key)):
+                        runs[seed][key] = r[key]
             else:
                 runs[seed] = r
         if not runs:
@@ -78,6 +81,11 @@ def table(out: Path) -> str:
                 d = p = "–"
             ci = f" ± {est.half_width:.1f}" if not math.isnan(est.half_width) else ""
             lines.append(f"| {n} | {est.mean:.1f}{ci} (n={est.n}) | {d} | {p} | {stops:.2f} | {outside:.0f} |")
+        if "oracle" in delay and "twin" in delay and set(delay["twin"]) & set(delay["oracle"]):
+            diff, pct = paired_difference(delay["twin"], delay["oracle"])
+            hw = "" if math.isnan(diff.half_width) else f" ± {diff.half_width:.1f}"
+            lines += ["", f"Twin against the oracle, paired by seed: {diff.mean:+.1f}{hw} s/veh ({pct:+.1f} %, "
+                      f"n={diff.n})."]
         walls = [w for r in runs.values() for w in [r.get("decision_wall_s")] if w]
         if walls:
             lines += ["", f"Decision wall time: median {np.median([w['median'] for w in walls]):.0f} s, "
@@ -91,6 +99,13 @@ def table(out: Path) -> str:
             lines += ["", "15-minute forecast MAPE over count locations: " + ", ".join(parts) + "."]
         lines.append("")
     return "\n".join(lines)
+
+
+def _completed(results: Path) -> tuple[str, str]:
+    """Sort key of a run folder: its manifest's completion time (runs kept without one first), then name."""
+    manifest = results.parent / "manifest.json"
+    done = json.loads(manifest.read_text()).get("completed_at", "") if manifest.is_file() else ""
+    return done, results.parent.name
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -285,7 +285,8 @@ def optimise_period(search: PlanSearch, evaluator: PlanEvaluator, progress: Prog
         twin = with_overlaps(best_pp)
         ev = score(twin, seeds)
         if log is not None:
-            log(f"the final round's best with right-turn overlaps: {ev.objective:.2f} against {best_eval.objective:.2f}")
+            log(f"the final round's best with right-turn overlaps: {ev.objective:.2f} "
+                f"against {best_eval.objective:.2f}")
         if ev.objective < best_eval.objective - 1e-9:
             best_pp, best_eval = twin, ev
     if current is not None and _key(best_pp) == _key(current) and log is not None:

@@ -412,8 +412,9 @@ def _dedupe(counts: Sequence[Count]) -> list[Count]:
 def _forecast_summary(f: FlowForecast, horizon_s: float) -> dict:
     m15, lo15, hi15 = f.over(min(900.0, horizon_s))
     mh, loh, hih = f.over(horizon_s)
-    return {"method": f.method, "fallback": f.fallback, "bias_t": f.bias_t, "mean_15": round(m15, 1), "low_15": round(lo15, 1),
-            "high_15": round(hi15, 1), "mean_h": round(mh, 1), "low_h": round(loh, 1), "high_h": round(hih, 1),
+    return {"method": f.method, "fallback": f.fallback, "bias_t": f.bias_t,
+            "mean_15": round(m15, 1), "low_15": round(lo15, 1), "high_15": round(hi15, 1),
+            "mean_h": round(mh, 1), "low_h": round(loh, 1), "high_h": round(hih, 1),
             "mean": [round(float(x), 1) for x in f.mean], "low": [round(float(x), 1) for x in f.low],
             "high": [round(float(x), 1) for x in f.high]}
 
