@@ -92,11 +92,20 @@ def table(out: Path) -> str:
                       f"max {max(w['max'] for w in walls):.0f} s ({sum(w['n'] for w in walls)} decisions)."]
         acc = [r["forecast_accuracy"] for r in runs.values() if r.get("forecast_accuracy")]
         if acc:
-            parts = []
+            horizons = [h for h in ("15min", "30min") if h in acc[0][next(iter(acc[0]))]]
+            lines += ["", f"Forecast accuracy over count locations, forecasts every decision, mean over "
+                      f"{len(acc)} seed(s) of the twin's field (interval coverage: the 80 % band):", "",
+                      "| method | " + " | ".join(f"{h} MAPE [%] | {h} RMSE [veh/h] | {h} coverage"
+                                                  for h in horizons) + " |",
+                      "|---|" + "---|---|---|" * len(horizons)]
             for method in acc[0]:
-                m = [a[method]["15min"]["mape"] for a in acc if method in a and "15min" in a[method]]
-                parts.append(f"{method} {np.nanmean(m):.1f} %")
-            lines += ["", "15-minute forecast MAPE over count locations: " + ", ".join(parts) + "."]
+                cells = []
+                for h in horizons:
+                    vals = [a[method][h] for a in acc if method in a and h in a[method]]
+                    cells += [f"{np.nanmean([v['mape'] for v in vals]):.1f}",
+                              f"{np.nanmean([v['rmse'] for v in vals]):.0f}",
+                              f"{np.nanmean([v['coverage'] for v in vals]):.2f}"]
+                lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
