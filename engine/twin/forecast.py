@@ -28,8 +28,8 @@ per future interval:
   incident seeds 1-3, normal 3-5, surge 4-5; forecasts every 15 min), 15-minute
   MAPE: ungated 8.3-9.8 % against the profile's 7.0-7.7 % where demand is normal;
   gated at most 0.2 points above the profile there, and 9.0-9.8 % against its
-  10.0-11.9 % in the surge and the growth. The two
-  thresholds were chosen on those runs.
+  10.0-11.9 % in the surge and the growth. The two thresholds were chosen on
+  those runs.
 
 The ratio model needs ``MIN_HISTORY`` intervals; before that, and for a detector
 whose recent counts cannot be trusted (missing intervals, zeros while the profile
@@ -95,8 +95,9 @@ class FlowForecast:
 
 def forecast_all(observed: Mapping[str, np.ndarray], profile: Mapping[str, np.ndarray], steps: int, *,
                  step_s: float = 300.0, method: str = "ets", level: float = 80.0) -> dict[str, FlowForecast]:
-    """:func:`forecast` of every location of ``observed`` that has a long enough ``profile``,
-    with the pooled bias statistic of those locations (:func:`pooled_bias_t`)."""
+    """:func:`forecast` of every location of ``observed`` that has a long enough ``profile``
+    (veh/h per interval, as for :func:`forecast`), each given the median bias statistic of
+    those locations (:func:`pooled_bias_t`)."""
     usable = {loc: (np.asarray(y, dtype=float), np.asarray(profile[loc], dtype=float))
               for loc, y in observed.items()
               if loc in profile and len(profile[loc]) >= len(y) + steps}
@@ -131,7 +132,8 @@ def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *,
     ``observed``: flows (veh/h) of the intervals counted so far, oldest first, NaN for a
     missing interval; ``profile``: the historical flows (veh/h) of the same intervals and
     of the ``steps`` after them, so ``len(profile) >= len(observed) + steps``;
-    ``pooled_t``: the bias statistic of every location pooled (:func:`forecast_all`).
+    ``pooled_t``: the bias statistic of the median over every location
+    (:func:`pooled_bias_t`, which :func:`forecast_all` passes).
 
     Raises :class:`ConfigError` for an unknown method, a profile too short, a level
     outside (0, 100) or negative flows.
