@@ -48,7 +48,8 @@ def table(out: Path) -> str:
              "Mean delay over the 16:30–18:30 window (s/veh, all vehicles due, those left outside charged), "
              "mean ± 95 % CI over seeds (n); Δ TOD: paired by seed against the time-of-day plans. "
              "Regenerate: `python -m benchmarks.twin --configs configs/twin_*.yaml --seeds ... --out "
-             f"{out}`.", ""]
+             f"{out}`. Decision wall times are as measured in these runs, often with another run sharing "
+             "the machine's cores.", ""]
     for scenario in sorted(p for p in out.iterdir() if p.is_dir() and p.name != "cache"):
         runs: dict[int, dict] = {}  # seed -> results, the controllers of its runs merged
         for f in sorted(scenario.glob("seed*/results.json"), key=_completed):
