@@ -25,6 +25,9 @@ import numpy as np
 from benchmarks.stats import mean_ci, paired_difference
 
 
+ORDER = ("tod", "twin", "oracle", "twin_actuated", "actuated", "max_pressure")  # rows of each table
+
+
 def run(configs: list[str], seeds: list[int], out: Path, controllers: str | None, cache: Path) -> None:
     from engine.cli import main as cli
 
@@ -64,7 +67,8 @@ def table(out: Path) -> str:
                 runs[seed] = r
         if not runs:
             continue
-        names = list(dict.fromkeys(n for r in runs.values() for n in r["controllers"]))
+        seen = {n for r in runs.values() for n in r["controllers"]}
+        names = [n for n in ORDER if n in seen] + sorted(seen - set(ORDER))
         delay = {n: {s: r["controllers"][n]["kpis"]["mean_delay_s"] for s, r in runs.items()
                      if n in r["controllers"]} for n in names}
         lines += [f"## {scenario.name}", "", "| controller | delay [s/veh] | Δ TOD [s/veh] | Δ TOD [%] | "
