@@ -138,3 +138,18 @@ def test_a_shift_at_one_loop_is_followed_there_only():
     out = forecast_all(observed, {k: prof for k in observed}, steps=6)
     assert out["d0"].method == "ets" and out["d0"].mean[0] > 1.4 * prof[seen]
     assert all(f.method == "profile" for k, f in out.items() if k != "d0")
+
+
+def test_the_pooled_statistic_takes_series_of_different_lengths_and_none():
+    """Locations counted for different spans are compared over the span they share (their last
+    intervals); no location, or no interval, gives 0."""
+    from engine.twin.forecast import pooled_bias_t
+
+    prof = np.full(12, 1000.0)
+    shifted = prof * np.where(np.arange(12) >= 6, 1.3, 1.0) * (1 + 0.02 * np.sin(np.arange(12)))
+    pairs = {"a": (shifted, prof), "b": (shifted[4:], prof[4:]), "c": (shifted[2:], prof[2:])}
+    assert pooled_bias_t(pairs) == pytest.approx(pooled_bias_t({k: (y[-8:], p[-8:]) for k, (y, p) in pairs.items()}))
+    assert pooled_bias_t(pairs) > 3.5
+    assert pooled_bias_t({}) == 0.0 and pooled_bias_t({"a": (np.array([]), np.array([]))}) == 0.0
+    out = forecast_all({"a": shifted, "b": shifted[4:]}, {"a": prof.repeat(2), "b": prof.repeat(2)}, steps=3)
+    assert set(out) == {"a", "b"}

@@ -110,12 +110,14 @@ def forecast_all(observed: Mapping[str, np.ndarray], profile: Mapping[str, np.nd
 def pooled_bias_t(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> float:
     """The bias statistic of :func:`profile_bias_t` on the median, over locations, of each
     interval's relative profile error: ``pairs[loc]`` is (observed, profile), veh/h per
-    interval, equal lengths across locations. The median moves when most loops see more
-    (or less) traffic than the profile, not when one loop does."""
-    if not pairs:
+    interval, both of one length, every location's series ending at the same time (a
+    longer one is cut to the shortest from its start). The median moves when most loops
+    see more (or less) traffic than the profile, not when one loop does."""
+    n = min((min(len(y), len(p)) for y, p in pairs.values()), default=0)
+    if n == 0:
         return 0.0
-    y = np.array([v[0] for v in pairs.values()], dtype=float)
-    p = np.array([v[1] for v in pairs.values()], dtype=float)
+    y = np.array([np.asarray(v[0], dtype=float)[len(v[0]) - n:] for v in pairs.values()])
+    p = np.array([np.asarray(v[1], dtype=float)[len(v[1]) - n:] for v in pairs.values()])
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(np.isfinite(y) & (p > 0), (y - p) / p, np.nan)
     rows = np.isfinite(rel).any(axis=0)
