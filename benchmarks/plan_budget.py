@@ -12,6 +12,7 @@ first, paired by seed. Writes ``results.csv`` and ``summary.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -38,6 +39,16 @@ def run(args) -> int:
         plans[label] = path
     if len(plans) < 2:
         raise ConfigError("--plans: give at least two plans to compare")
+    for name, values in (("--seeds", args.seeds), ("--periods", args.periods)):
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{name}: each at most once, got {' '.join(map(str, values))}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create it ({exc.strerror})") from None
     rows, lines = [], [f"{len(args.seeds)} held-out seeds ({' '.join(map(str, args.seeds))}), {args.duration:g} s "
                        "each; mean ± 95 % CI over seeds; changes paired by seed against the first plan", ""]
     for period in args.periods:
@@ -65,17 +76,21 @@ def run(args) -> int:
                 vs = ""
             else:
                 diff, pct = paired_difference(delay[label], delay[first])
-                vs = f"{diff.mean:+.1f} ± {diff.half_width:.1f} s ({pct:+.1f} %)"
-            lines.append(f"| {label} | {pp.cycle:g} | {est.mean:.1f} ± {est.half_width:.1f} | "
+                vs = f"{diff.mean:+.1f}{_pm(diff.half_width)} s ({pct:+.1f} %)"
+            lines.append(f"| {label} | {pp.cycle:g} | {est.mean:.1f}{_pm(est.half_width)} | "
                          f"{stops.mean:.2f} | {vs} |")
         lines.append("")
     lines += [f"{label}: {path}" for label, path in plans.items()]
-    out = Path(args.out)
     write_rows(out / "results.csv", rows)
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text, encoding="utf-8")
     print(text)
     return 0
+
+
+def _pm(half_width: float) -> str:
+    """`` ± h``, or nothing where one seed gives no interval."""
+    return "" if math.isnan(half_width) else f" ± {half_width:.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:

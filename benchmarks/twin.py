@@ -51,11 +51,13 @@ def table(out: Path) -> str:
              "Mean delay over the 16:30–18:30 window (s/veh, all vehicles due, those left outside charged), "
              "mean ± 95 % CI over seeds (n); Δ TOD: paired by seed against the time-of-day plans. "
              "Regenerate: `python -m benchmarks.twin --configs configs/twin_*.yaml --seeds ... --out "
-             f"{out}`. Decision wall times are as measured in these runs, often with another run sharing "
-             "the machine's cores.", ""]
+             f"{out}`. A controller's delay is its mean over its own seeds; the Δ columns pair it with TOD "
+             "on the seeds both have, so with fewer seeds than TOD they can differ from the difference of "
+             "the two means. Decision wall times are as measured in these runs, often with another run "
+             "sharing the machine's cores.", ""]
     for scenario in sorted(p for p in out.iterdir() if p.is_dir() and p.name != "cache"):
         runs: dict[int, dict] = {}  # seed -> results, the controllers of its runs merged
-        for f in sorted(scenario.glob("seed*/results.json"), key=_completed):
+        for f in sorted(scenario.glob("seed*/results.json"), key=completed):
             seed = int(f.parent.name.removeprefix("seed").split("-")[0])
             r = json.loads(f.read_text())
             if seed in runs:  # a later run of a controller supersedes an earlier one
@@ -115,7 +117,7 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
-def _completed(results: Path) -> tuple[str, str]:
+def completed(results: Path) -> tuple[str, str]:
     """Sort key of a run folder: its manifest's completion time (runs kept without one first), then name."""
     manifest = results.parent / "manifest.json"
     done = json.loads(manifest.read_text()).get("completed_at", "") if manifest.is_file() else ""
@@ -133,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     run(args.configs, args.seeds, out, args.controllers, Path(args.cache) if args.cache else out / "cache")
+    if not any(out.glob("*/seed*/results.json")):
+        print(f"benchmarks.twin: error: no runs under {out} (give --configs to run some)", file=sys.stderr)
+        return 2
     text = table(out)
     (out / "TWIN.md").write_text(text, encoding="utf-8")
     print(text)

@@ -140,16 +140,30 @@ def test_a_shift_at_one_loop_is_followed_there_only():
     assert all(f.method == "profile" for k, f in out.items() if k != "d0")
 
 
-def test_the_pooled_statistic_takes_series_of_different_lengths_and_none():
-    """Locations counted for different spans are compared over the span they share (their last
-    intervals); no location, or no interval, gives 0."""
+def test_the_pooled_statistic_needs_the_same_intervals_everywhere():
     from engine.twin.forecast import pooled_bias_t
 
     prof = np.full(12, 1000.0)
-    shifted = prof * np.where(np.arange(12) >= 6, 1.3, 1.0) * (1 + 0.02 * np.sin(np.arange(12)))
-    pairs = {"a": (shifted, prof), "b": (shifted[4:], prof[4:]), "c": (shifted[2:], prof[2:])}
-    assert pooled_bias_t(pairs) == pytest.approx(pooled_bias_t({k: (y[-8:], p[-8:]) for k, (y, p) in pairs.items()}))
-    assert pooled_bias_t(pairs) > 3.5
+    with pytest.raises(ConfigError, match="same intervals"):
+        pooled_bias_t({"a": (prof, prof), "b": (prof[4:], prof[4:])})
+    with pytest.raises(ConfigError, match="same intervals"):
+        forecast_all({"a": prof, "b": prof[4:]}, {"a": prof.repeat(2), "b": prof.repeat(2)}, steps=3)
     assert pooled_bias_t({}) == 0.0 and pooled_bias_t({"a": (np.array([]), np.array([]))}) == 0.0
-    out = forecast_all({"a": shifted, "b": shifted[4:]}, {"a": prof.repeat(2), "b": prof.repeat(2)}, steps=3)
-    assert set(out) == {"a", "b"}
+    # counts exactly 1.3 x the profile, without noise: a certain bias
+    assert profile_bias_t(1.3 * prof, prof) == np.inf
+    assert profile_bias_t(prof, prof) == 0.0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"step_s": 0}, "step_s"),
+    ({"level": "80"}, "level"),
+    ({"pooled_t": float("nan")}, "pooled_t"),
+    ({"observed": None}, "numbers|one series"),
+    ({"observed": ["a"]}, "numbers"),
+    ({"observed": np.ones((2, 3))}, "one series"),
+])
+def test_wrong_types_are_one_line_errors(kwargs, match):
+    prof = peak_profile()
+    args = {"observed": prof[:10], "profile": prof, "steps": 6, **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        forecast(**args)

@@ -96,11 +96,17 @@ class FlowForecast:
 def forecast_all(observed: Mapping[str, np.ndarray], profile: Mapping[str, np.ndarray], steps: int, *,
                  step_s: float = 300.0, method: str = "ets", level: float = 80.0) -> dict[str, FlowForecast]:
     """:func:`forecast` of every location of ``observed`` that has a long enough ``profile``
-    (veh/h per interval, as for :func:`forecast`), each given the median bias statistic of
-    those locations (:func:`pooled_bias_t`)."""
-    usable = {loc: (np.asarray(y, dtype=float), np.asarray(profile[loc], dtype=float))
-              for loc, y in observed.items()
-              if loc in profile and len(profile[loc]) >= len(y) + steps}
+    (veh/h per interval, as for :func:`forecast`; every observed series covers the same
+    intervals from the profile's start), each given the median bias statistic of those
+    locations (:func:`pooled_bias_t`). A location without a profile, or with one that
+    ends before the horizon, is left out. Raises :class:`ConfigError` as :func:`forecast`
+    does, and for observed series of different lengths."""
+    series = {loc: _series(y, loc, "observed") for loc, y in observed.items()}
+    if len({len(y) for y in series.values()}) > 1:
+        raise ConfigError("forecast: every location's counts must cover the same intervals, got "
+                          f"lengths {sorted({len(y) for y in series.values()})}")
+    usable = {loc: (y, _series(profile[loc], loc, "profile")) for loc, y in series.items()
+              if profile.get(loc) is not None and len(profile[loc]) >= len(y) + steps}
     pooled = pooled_bias_t({loc: (y, prof[:len(y)]) for loc, (y, prof) in usable.items()})
     return {loc: forecast(y, prof[:len(y) + steps], steps, location=loc, step_s=step_s, method=method,
                           level=level, pooled_t=pooled)
@@ -110,14 +116,17 @@ def forecast_all(observed: Mapping[str, np.ndarray], profile: Mapping[str, np.nd
 def pooled_bias_t(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> float:
     """The bias statistic of :func:`profile_bias_t` on the median, over locations, of each
     interval's relative profile error: ``pairs[loc]`` is (observed, profile), veh/h per
-    interval, both of one length, every location's series ending at the same time (a
-    longer one is cut to the shortest from its start). The median moves when most loops
-    see more (or less) traffic than the profile, not when one loop does."""
-    n = min((min(len(y), len(p)) for y, p in pairs.values()), default=0)
-    if n == 0:
+    interval, every series of the same length (the same intervals; ConfigError
+    otherwise). The median moves when most loops see more (or less) traffic than the
+    profile, not when one loop does. 0 without locations or intervals."""
+    lengths = {len(v[0]) for v in pairs.values()} | {len(v[1]) for v in pairs.values()}
+    if len(lengths) > 1:
+        raise ConfigError(f"pooled bias test: every location needs the same intervals, got lengths "
+                          f"{sorted(lengths)}")
+    if not pairs or not lengths.pop():
         return 0.0
-    y = np.array([np.asarray(v[0], dtype=float)[len(v[0]) - n:] for v in pairs.values()])
-    p = np.array([np.asarray(v[1], dtype=float)[len(v[1]) - n:] for v in pairs.values()])
+    y = np.array([_series(v[0], loc, "observed") for loc, v in pairs.items()])
+    p = np.array([_series(v[1], loc, "profile") for loc, v in pairs.items()])
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(np.isfinite(y) & (p > 0), (y - p) / p, np.nan)
     rows = np.isfinite(rel).any(axis=0)
@@ -138,22 +147,28 @@ def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *,
     (:func:`pooled_bias_t`, which :func:`forecast_all` passes).
 
     Raises :class:`ConfigError` for an unknown method, a profile too short, a level
-    outside (0, 100) or negative flows.
+    outside (0, 100), a step or ``pooled_t`` that is not a finite number (the step > 0),
+    series that are not one-dimensional numbers, or negative flows (an infinite count is
+    taken as missing).
     """
+    where = location or "forecast"
     if method not in METHODS:
         raise ConfigError(f"forecast method {method!r}: choose from {', '.join(METHODS)}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ConfigError(f"forecast steps must be a whole number >= 0, got {steps!r}")
-    if not 0.0 < level < 100.0:
-        raise ConfigError(f"forecast level must be in (0, 100) %, got {level:g}")
-    y = np.asarray(observed, dtype=float)
-    prof = np.asarray(profile, dtype=float)
+    if not _number(level) or not 0.0 < level < 100.0:
+        raise ConfigError(f"forecast level must be a number in (0, 100) %, got {level!r}")
+    if not _number(step_s) or not step_s > 0:
+        raise ConfigError(f"forecast step_s must be a number of seconds > 0, got {step_s!r}")
+    if not _number(pooled_t) or not math.isfinite(pooled_t):
+        raise ConfigError(f"{where}: pooled_t must be a finite number, got {pooled_t!r}")
+    y, prof = _series(observed, where, "observed"), _series(profile, where, "profile")
     n = len(y)
     if len(prof) < n + steps:
-        raise ConfigError(f"{location or 'forecast'}: the profile covers {len(prof)} intervals, "
+        raise ConfigError(f"{where}: the profile covers {len(prof)} intervals, "
                           f"{n + steps} are needed ({n} observed + {steps} ahead)")
     if np.any(y[np.isfinite(y)] < 0) or np.any(prof < 0) or not np.all(np.isfinite(prof)):
-        raise ConfigError(f"{location or 'forecast'}: flows must be finite and >= 0")
+        raise ConfigError(f"{where}: flows must be >= 0 and the profile's finite")
     ahead = prof[n:n + steps]
     issued = n * step_s
     problem = _untrustworthy(y, prof[:n])
@@ -181,6 +196,21 @@ def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *,
     return dataclasses.replace(_ets(location, issued, step_s, y, prof[:n], ahead, level), bias_t=round(t, 2))
 
 
+def _number(x: object) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _series(values: object, where: str, what: str) -> np.ndarray:
+    """``values`` as a 1-D float array (infinite values as missing); ConfigError if it is not one."""
+    try:
+        x = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {what} flows must be numbers (veh/h per interval)") from None
+    if x.ndim != 1:
+        raise ConfigError(f"{where}: {what} flows must be one series (veh/h per interval), got shape {x.shape}")
+    return np.where(np.isinf(x), np.nan, x)
+
+
 def profile_bias_t(observed: np.ndarray, profile: np.ndarray) -> float:
     """t-statistic of the profile's mean relative error over the last ``BIAS_WINDOW`` counted intervals.
 
@@ -190,18 +220,21 @@ def profile_bias_t(observed: np.ndarray, profile: np.ndarray) -> float:
     (what the test is for) does not widen it. 0 when fewer than three intervals can
     be compared or the errors do not vary.
     """
-    ok = np.isfinite(observed) & (profile > 0)
-    return _bias_t((observed[ok] - profile[ok]) / profile[ok])
+    y, p = _series(observed, "bias test", "observed"), _series(profile, "bias test", "profile")
+    if len(y) != len(p):
+        raise ConfigError(f"bias test: {len(y)} observed intervals against {len(p)} of the profile")
+    ok = np.isfinite(y) & (p > 0)
+    return _bias_t((y[ok] - p[ok]) / p[ok])
 
 
 def _bias_t(e: np.ndarray) -> float:
     if len(e) < 3:
         return 0.0
     sd = float(np.std(np.diff(e), ddof=1)) / math.sqrt(2.0)
-    if sd <= 0:
-        return 0.0
-    recent = e[-BIAS_WINDOW:]
-    return float(np.mean(recent) / (sd / math.sqrt(len(recent))))
+    recent = float(np.mean(e[-BIAS_WINDOW:]))
+    if sd <= 0:  # errors without noise: any lasting error is certain
+        return 0.0 if recent == 0 else math.copysign(math.inf, recent)
+    return recent / (sd / math.sqrt(min(len(e), BIAS_WINDOW)))
 
 
 def _last(location: str, issued: float, step_s: float, counted: np.ndarray, steps: int, level: float,
