@@ -55,18 +55,13 @@ def table(out: Path) -> str:
              "on the seeds both have, so with fewer seeds than TOD they can differ from the difference of "
              "the two means. Decision wall times are as measured in these runs, often with another run "
              "sharing the machine's cores.", ""]
+    overview = ["## Overview", "", "Change of mean delay against TOD, paired by seed: s/veh ± 95 % CI "
+                "(%, n seeds); the twin also against the oracle.", "",
+                "| scenario | twin | oracle | twin vs oracle | twin_actuated | actuated | max_pressure |",
+                "|---|---|---|---|---|---|---|"]
+    head = len(lines)
     for scenario in sorted(p for p in out.iterdir() if p.is_dir() and p.name != "cache"):
-        runs: dict[int, dict] = {}  # seed -> results, the controllers of its runs merged
-        for f in sorted(scenario.glob("seed*/results.json"), key=completed):
-            seed = int(f.parent.name.removeprefix("seed").split("-")[0])
-            r = json.loads(f.read_text())
-            if seed in runs:  # a later run of a controller supersedes an earlier one
-                runs[seed]["controllers"].update(r["controllers"])
-                for key in ("decision_wall_s", "forecast_accuracy"):
-                    if r.get(key) and ("twin" in r["controllers"] or not runs[seed].get(key)):
-                        runs[seed][key] = r[key]
-            else:
-                runs[seed] = r
+        runs = merged_runs(scenario)
         if not runs:
             continue
         seen = {n for r in runs.values() for n in r["controllers"]}
@@ -88,6 +83,9 @@ def table(out: Path) -> str:
                 d = p = "–"
             ci = f" ± {est.half_width:.1f}" if not math.isnan(est.half_width) else ""
             lines.append(f"| {n} | {est.mean:.1f}{ci} (n={est.n}) | {d} | {p} | {stops:.2f} | {outside:.0f} |")
+        overview.append(f"| {scenario.name} | " + " | ".join(
+            _paired(delay, *(("twin", "oracle") if n == "vs oracle" else (n, "tod")))
+            for n in ("twin", "oracle", "vs oracle", "twin_actuated", "actuated", "max_pressure")) + " |")
         if "oracle" in delay and "twin" in delay and set(delay["twin"]) & set(delay["oracle"]):
             diff, pct = paired_difference(delay["twin"], delay["oracle"])
             hw = "" if math.isnan(diff.half_width) else f" ± {diff.half_width:.1f}"
@@ -114,7 +112,35 @@ def table(out: Path) -> str:
                               f"{np.nanmean([v['coverage'] for v in vals]):.2f}"]
                 lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines[head:head] = overview + [""]
     return "\n".join(lines)
+
+
+def merged_runs(scenario: Path) -> dict[int, dict]:
+    """Seed -> results of a scenario's runs, the controllers of a seed's folders merged (a run
+    completed later supersedes an earlier one's controller; decision and forecast records from
+    the latest run with the twin)."""
+    runs: dict[int, dict] = {}
+    for f in sorted(scenario.glob("seed*/results.json"), key=completed):
+        seed = int(f.parent.name.removeprefix("seed").split("-")[0])
+        r = json.loads(f.read_text())
+        if seed in runs:
+            runs[seed]["controllers"].update(r["controllers"])
+            for key in ("decision_wall_s", "forecast_accuracy"):
+                if r.get(key) and ("twin" in r["controllers"] or not runs[seed].get(key)):
+                    runs[seed][key] = r[key]
+        else:
+            runs[seed] = r
+    return runs
+
+
+def _paired(delay: dict[str, dict[int, float]], a: str, b: str) -> str:
+    """``a`` - ``b`` paired by seed: 's ± ci (%, n)', or '–' without common seeds."""
+    if not set(delay.get(a, {})) & set(delay.get(b, {})):
+        return "–"
+    diff, pct = paired_difference(delay[a], delay[b])
+    hw = "" if math.isnan(diff.half_width) else f" ± {diff.half_width:.1f}"
+    return f"{diff.mean:+.1f}{hw} ({pct:+.1f} %, n={diff.n})"
 
 
 def completed(results: Path) -> tuple[str, str]:
