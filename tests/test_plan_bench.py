@@ -148,3 +148,36 @@ def test_structures_benchmark_simulates_every_variant_paired(tmp_path, capsys):
     changes = [float(r["change_s"]) for r in rows]
     assert changes == sorted(changes)
     assert "simulations in" in capsys.readouterr().out
+
+
+def test_plan_budget_pairs_two_plan_files_on_held_out_seeds(tmp_path, capsys):
+    """The shipped thorough and fast plans, each on two seeds of 300 s: one row per plan and seed,
+    and the second against the first paired by seed (the mean of the per-seed differences)."""
+    from benchmarks import plan_budget
+
+    out = tmp_path / "budget"
+    code = plan_budget.main(["--plans", "thorough=benchmarks/results_plan/plan.json",
+                             "fast=benchmarks/results_plan_fast/plan.json", "--periods", "am_peak",
+                             "--seeds", "11", "12", "--duration", "300", "--out", str(out)])
+    assert code == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [(r["plan"], r["seed"]) for r in rows] == [("thorough", "11"), ("thorough", "12"),
+                                                       ("fast", "11"), ("fast", "12")]
+    delay = {(r["plan"], r["seed"]): float(r["mean_delay_s"]) for r in rows}
+    diff = ((delay["fast", "11"] - delay["thorough", "11"]) + (delay["fast", "12"] - delay["thorough", "12"])) / 2
+    assert f"{diff:+.1f} ± " in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--plans", "a=benchmarks/results_plan/plan.json"], "at least two"),
+    (["--plans", "a=benchmarks/results_plan/plan.json", "a=benchmarks/results_plan_fast/plan.json"], "used twice"),
+    (["--plans", "a=benchmarks/results_plan/plan.json", "b"], "LABEL=PATH"),
+    (["--plans", "a=benchmarks/results_plan/plan.json", "b=benchmarks/results_plan_fast/plan.json",
+      "--seeds", "11", "11"], "each at most once"),
+])
+def test_plan_budget_bad_input_is_one_line(args, match, tmp_path, capsys):
+    from benchmarks import plan_budget
+
+    assert plan_budget.main([*args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and match in err
