@@ -79,9 +79,9 @@ def table(results: list[tuple[str, int, dict]], controller: str) -> str:
              f"Feeds of the `{controller}` runs; a forecast every 5 minutes per count location, for every "
              "horizon the window still covers; MAPE over locations and times with traffic, RMSE in veh/h, "
              "coverage of the 80 % interval. The `ets` method's two bias thresholds were chosen on "
-             "these feeds (seeds 1-3 of growth and incident, 3-5 of normal, 4-5 of surge), so its scores "
-             "here are in-sample. Regenerate: `python -m benchmarks.forecast --configs "
-             "configs/twin_*.yaml --runs benchmarks/results_twin`.", ""]
+             "some of these feeds (seeds 1-3 of growth and incident, 3-5 of normal, 4-5 of surge): its "
+             "scores on those are in-sample, on the others out of sample. Regenerate: "
+             "`python -m benchmarks.forecast --configs configs/twin_*.yaml --runs benchmarks/results_twin`.", ""]
     for name, seeds, acc in results:
         lines += [f"## {name} ({seeds} seed{'s' if seeds != 1 else ''})", "",
                   "| method | " + " | ".join(f"{h} MAPE [%] | {h} RMSE | {h} coverage" for h in HORIZONS) + " |",
