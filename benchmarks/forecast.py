@@ -34,7 +34,7 @@ def scenario_accuracy(config: str, runs: Path, controller: str, cache: Path) -> 
     from engine.twin.closed_loop import history_profile, resolve
     from engine.twin.config import load_twin_config
     from engine.twin.detectors import COUNTS_PERIOD_S
-    from engine.twin.forecast import accuracy, forecast_all
+    from engine.twin.forecast import accuracy, rolling_forecasts
     from engine.twin.report import observed_flows
 
     cfg = load_twin_config(config)
@@ -64,11 +64,9 @@ def scenario_accuracy(config: str, runs: Path, controller: str, cache: Path) -> 
         # one location key per feed, so each seed's forecasts meet their own truth (only what was counted)
         truths.update({f"{k}:{loc}": np.nan_to_num(v[:counted], nan=0.0) for loc, v in actual.items()})
         for method in METHODS:
-            for issued in range(1, counted - first + 1):
-                steps = min(longest, n - issued)
-                for f in forecast_all({loc: y[:issued] for loc, y in actual.items()}, profile, steps,
-                                      method=method, level=cfg.twin.level).values():
-                    fcs[method].append(dataclasses.replace(f, location=f"{k}:{f.location}"))
+            fcs[method] += [dataclasses.replace(f, location=f"{k}:{f.location}")
+                            for f in rolling_forecasts(actual, profile, range(1, counted - first + 1), longest,
+                                                       method=method, level=cfg.twin.level)]
     out = {m: {label: acc for label, acc in zip(HORIZONS, accuracy(fcs[m], truths, list(HORIZONS.values())).values())}
            for m in METHODS}
     return name, len(feeds), out

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from engine.errors import ConfigError
-from engine.twin.forecast import BIAS_T, HORIZONS_S, accuracy, forecast, forecast_all, profile_bias_t
+from engine.twin.forecast import (BIAS_T, HORIZONS_S, accuracy, forecast, forecast_all, profile_bias_t,
+                                   rolling_forecasts)
 
 
 def peak_profile(n: int = 48, base: float = 600.0, peak: float = 1200.0) -> np.ndarray:
@@ -167,3 +168,17 @@ def test_wrong_types_are_one_line_errors(kwargs, match):
     args = {"observed": prof[:10], "profile": prof, "steps": 6, **kwargs}
     with pytest.raises(ConfigError, match=match):
         forecast(**args)
+
+
+def test_rolling_forecasts_are_what_a_live_feed_would_have_given():
+    """Issued after interval k, a rolling forecast equals forecast_all on the first k intervals; near
+    the profile's end it looks only as far as the profile goes."""
+    rng = np.random.default_rng(8)
+    prof = peak_profile(n=20)
+    actual = {f"d{i}": 1.2 * prof * (1 + 0.05 * rng.standard_normal(20)) for i in range(5)}
+    profiles = {k: prof for k in actual}
+    fcs = rolling_forecasts(actual, profiles, [8, 17], steps=6)
+    assert len(fcs) == 10
+    first = forecast_all({k: y[:8] for k, y in actual.items()}, profiles, steps=6)
+    np.testing.assert_allclose(fcs[0].mean, first["d0"].mean)
+    assert {len(f.mean) for f in fcs[5:]} == {3}  # 17 counted, the profile ends at 20

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,12 +105,27 @@ def forecast_all(observed: Mapping[str, np.ndarray], profile: Mapping[str, np.nd
     if len({len(y) for y in series.values()}) > 1:
         raise ConfigError("forecast: every location's counts must cover the same intervals, got "
                           f"lengths {sorted({len(y) for y in series.values()})}")
-    usable = {loc: (y, _series(profile[loc], loc, "profile")) for loc, y in series.items()
-              if profile.get(loc) is not None and len(profile[loc]) >= len(y) + steps}
+    profiles = {loc: _series(profile[loc], loc, "profile") for loc in series if profile.get(loc) is not None}
+    usable = {loc: (y, profiles[loc]) for loc, y in series.items()
+              if loc in profiles and len(profiles[loc]) >= len(y) + steps}
     pooled = pooled_bias_t({loc: (y, prof[:len(y)]) for loc, (y, prof) in usable.items()})
     return {loc: forecast(y, prof[:len(y) + steps], steps, location=loc, step_s=step_s, method=method,
                           level=level, pooled_t=pooled)
             for loc, (y, prof) in usable.items()}
+
+
+def rolling_forecasts(actual: Mapping[str, np.ndarray], profile: Mapping[str, np.ndarray], issued: Iterable[int],
+                      steps: int, *, method: str = "ets", level: float = 80.0) -> list[FlowForecast]:
+    """:func:`forecast_all` issued after each of ``issued`` intervals of ``actual`` (veh/h per
+    interval from the profile's start, every location the same length), each looking ``steps``
+    intervals ahead or to the profile's end: the forecasts a live feed would have given, for
+    :func:`accuracy` to score against ``actual``."""
+    n = min((len(v) for v in profile.values()), default=0)
+    out: list[FlowForecast] = []
+    for k in issued:
+        out += forecast_all({loc: y[:k] for loc, y in actual.items()}, profile, min(steps, n - k), method=method,
+                            level=level).values()
+    return out
 
 
 def pooled_bias_t(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> float:
@@ -218,7 +233,7 @@ def profile_bias_t(observed: np.ndarray, profile: np.ndarray) -> float:
     noise of one interval's relative error is the standard deviation of successive
     differences over all counted intervals divided by sqrt(2), so a persistent shift
     (what the test is for) does not widen it. 0 when fewer than three intervals can
-    be compared or the errors do not vary.
+    be compared; ±inf for errors that do not vary but are not 0 (a certain bias).
     """
     y, p = _series(observed, "bias test", "observed"), _series(profile, "bias test", "profile")
     if len(y) != len(p):

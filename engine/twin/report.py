@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.calibrate.counts import clock
-from engine.twin.forecast import FlowForecast, accuracy, forecast_all
+from engine.twin.forecast import accuracy, rolling_forecasts
 from engine.twin.whatif import COUNT_STEP_S
 
 SHOWN_DETECTORS = 6  # busiest count locations drawn with their forecasts
@@ -48,13 +48,11 @@ def forecast_accuracy(counts_file: Path, profile: Mapping[str, np.ndarray], begi
     every = int(round(settings.interval_s / COUNT_STEP_S))
     horizons = [h for h in (900.0, 1800.0) if h <= settings.horizon_s]
     steps = int(round(max(horizons) / COUNT_STEP_S))
+    truth = {loc: np.nan_to_num(v, nan=0.0) for loc, v in actual.items()}
     out = {}
     for method in dict.fromkeys((settings.forecast, "last", "profile")):
-        fcs: list[FlowForecast] = []
-        for issued in range(every, counted - steps + 1, every):
-            fcs += forecast_all({loc: y[:issued] for loc, y in actual.items()}, profile, steps, method=method,
-                                level=settings.level).values()
-        truth = {loc: np.nan_to_num(v, nan=0.0) for loc, v in actual.items()}
+        fcs = rolling_forecasts(actual, profile, range(every, counted - steps + 1, every), steps, method=method,
+                                level=settings.level)
         out[method] = {f"{int(h // 60)}min": v for h, v in accuracy(fcs, truth, horizons).items()}
     return out
 
