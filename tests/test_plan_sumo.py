@@ -312,6 +312,10 @@ def test_the_final_round_can_try_right_turn_overlaps(tmp_path):
     validate_period(result.plan, ctx.intersections, cfg.constraints)
     flags = {t.right_turn_overlaps for t in result.plan.timings.values()}
     assert len(flags) == 1 and result.plan.notes.get("right_turn_overlaps", False) == flags.pop()
+    winner = [line for line in lines if line.startswith("final round's winner")]
+    assert len(winner) == 1 and ("with right-turn overlaps" in winner[0]) == result.plan.notes.get(
+        "right_turn_overlaps", False)
+    assert f"{result.best_eval.objective:.2f}" in winner[0]
 
 
 def test_overlap_twins_winner_tries_overlaps_on_the_final_rounds_best_only(tmp_path):

@@ -88,7 +88,8 @@ class Optimiser(_Strict):
 
 
 class Report(_Strict):
-    """Before/after tables: which periods and seeds to simulate for them."""
+    """Before/after tables: which periods and seeds to simulate for them. ``enabled: false`` (or
+    ``--no-report``) skips these simulations; report.html then holds the time–space diagrams only."""
 
     enabled: bool = True
     periods: list[str] | None = None  # default: every planned period

@@ -289,6 +289,9 @@ def optimise_period(search: PlanSearch, evaluator: PlanEvaluator, progress: Prog
                 f"against {best_eval.objective:.2f}")
         if ev.objective < best_eval.objective - 1e-9:
             best_pp, best_eval = twin, ev
+    if log is not None:
+        with_rto = " with right-turn overlaps" if best_pp.notes.get("right_turn_overlaps") else ""
+        log(f"final round's winner{with_rto}: {best_eval.objective:.2f} (start {start_eval.objective:.2f})")
     if current is not None and _key(best_pp) == _key(current) and log is not None:
         log("no searched plan beat the network's current programs on every seed: they are kept")
     method_notes = {**best_pp.notes, "start_objective": round(start_eval.objective, 3),
