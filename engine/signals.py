@@ -389,6 +389,62 @@ def with_phases(ix: Intersection, phases: Sequence[tuple[str, int]]) -> Intersec
     return replace(ix, program=tuple(program), phases=tuple(new))
 
 
+def with_minimum_clearances(ix: Intersection, yellow_s: float, all_red_s: float
+                            ) -> tuple[Intersection, tuple[str, ...]]:
+    """``ix`` with every clearance at least ``yellow_s`` of yellow then ``all_red_s`` of all-red (s).
+
+    Each green that ends vehicle links is followed by the network's yellow, lengthened
+    to ``yellow_s`` where it is shorter, then by an all-red of ``all_red_s`` where the
+    network has less (netconvert's programs have no all-red: a yellow runs straight into
+    the next green). The all-red is the last yellow step with its yellows red; links green
+    on both sides of it (a left going from permissive to protected) stay green. Greens,
+    phase order and the links each step serves are unchanged; only the cycle grows.
+    Yellow and all-red follow the plan constraints a city sets (e.g. ITE's change and
+    clearance intervals); a green with no yellow at all is left as it is, for the plan
+    validator to refuse. Returns the intersection and one line per lengthened clearance.
+    """
+    program = [list(step) for step in ix.program]
+    notes: list[str] = []
+    i = 0
+    while i < len(program):
+        n = len(program)
+        state = program[i][0]
+        nxt = program[(i + 1) % n][0]
+        ending = [L for L, c in enumerate(state) if c in GREEN and nxt[L] not in GREEN
+                  and L not in ix.crossing_links] if is_green_state(state) else []
+        yellows, reds = [], []
+        j = (i + 1) % n
+        while ending and j != i and not starts_green(program[(j - 1) % n][0], program[j][0]):
+            (yellows if any(program[j][0][L] in YELLOW for L in ending) else reds).append(j)
+            j = (j + 1) % n
+        if yellows:
+            yellow = sum(program[k][1] for k in yellows)
+            red = sum(program[k][1] for k in reds)
+            if yellow + 1e-9 < yellow_s:
+                program[yellows[-1]][1] += yellow_s - yellow
+            if red + 1e-9 < all_red_s:
+                after = [k for k in reds if (k - yellows[-1]) % n > 0]
+                if after:
+                    program[after[0]][1] += all_red_s - red
+                else:
+                    last = program[yellows[-1]][0]
+                    red_state = "".join("r" if c in YELLOW else c for c in last)
+                    program.insert(yellows[-1] + 1, [red_state, all_red_s - red])
+                    if yellows[-1] + 1 <= i:
+                        i += 1
+            if yellow + 1e-9 < yellow_s or red + 1e-9 < all_red_s:
+                notes.append(f"{ix.id}: after {state} the network shows yellow {yellow:g} s and all-red "
+                             f"{red:g} s; plans run at least {yellow_s:g} s and {all_red_s:g} s")
+        i += 1
+    if not notes:
+        return ix, ()
+    steps = tuple((state, float(d)) for state, d in program)
+    phases = tuple(Phase(k, steps[k][0], ph.duration, ph.green_links)
+                   for k, ph in zip(green_phase_steps(steps), ix.phases, strict=True))
+    intergreens, yellows_ = program_timing(steps, phases, ix.n_links, ix.foes, ix.crossing_links)
+    return replace(ix, program=steps, phases=phases, intergreens=intergreens, yellows=yellows_), tuple(notes)
+
+
 def conflicts_of(foes: frozenset[tuple[int, int]], phases: Sequence[Phase]) -> frozenset[tuple[int, int]]:
     """Foe links that no green phase runs together."""
     together = set()

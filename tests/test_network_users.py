@@ -330,3 +330,85 @@ def test_plan_reads_the_program_sumo_runs(two_programs_folder, tmp_path):
     assert greens == [ph.state for ph in day.phases]  # the day program's three greens, in its order
     rows = list(csv.DictReader((out / "timing_sheet.csv").open()))
     assert [int(r["phase"]) for r in rows] == [1, 2, 3]
+
+
+# -- netconvert's protected lefts without all-red (G -> y -> g, then the protected left) ---------------
+@pytest.fixture(scope="module")
+def lefts_folder(tmp_path_factory) -> Path:
+    """The junction with a left-only lane on each arterial arm and netconvert's own program, which
+    runs the through's yellow straight into the protected left (no all-red anywhere)."""
+    folder = tmp_path_factory.mktemp("lefts")
+    src = folder / "src"
+    src.mkdir()
+    cons = ["<connections>"]
+    for arm, (left, through, right) in {"W": "NES", "E": "SWN"}.items():
+        cons += [f'  <connection from="{arm}J" to="J{right}" fromLane="0" toLane="0"/>',
+                 f'  <connection from="{arm}J" to="J{through}" fromLane="0" toLane="0"/>',
+                 f'  <connection from="{arm}J" to="J{left}" fromLane="1" toLane="0"/>']
+    (src / "x.con.xml").write_text("\n".join(cons + ["</connections>\n"]))
+    net = _netconvert(src, folder / "lefts.net.xml", ["-x", str(src / "x.con.xml")])
+    return _folder(folder, net)
+
+
+def _all_red_after_yellows(steps: list[tuple[str, float]]) -> list[float]:
+    """For each yellow step whose next step drops the yellow: seconds until a step starts a green (a link
+    green that was not, or a permissive ``g`` made protected ``G``): the all-red after that yellow."""
+    def starts(before: str, after: str) -> bool:
+        return any((c in GREEN and b not in GREEN) or (c, b) == ("G", "g") for b, c in zip(before, after))
+
+    out = []
+    n = len(steps)
+    for i, (state, _) in enumerate(steps):
+        yellow = [L for L, c in enumerate(state) if c in "yY"]
+        if not yellow or any(steps[(i + 1) % n][0][L] in "yY" for L in yellow):
+            continue
+        red, j = 0.0, (i + 1) % n
+        while not starts(steps[j - 1][0], steps[j][0]):
+            red += steps[j][1]
+            j = (j + 1) % n
+        out.append(red)
+    return out
+
+
+def test_plan_adds_the_all_red_netconverts_protected_lefts_lack(lefts_folder, tmp_path):
+    from engine.plan.config import load_plan_config
+    from engine.plan.pipeline import resolve
+
+    own = read_intersections(lefts_folder / "lefts.net.xml")["J"]
+    assert any(s.count("g") and "y" in s for s, _ in own.program)  # G -> y -> g: the left stays green
+    assert _all_red_after_yellows(list(own.program)) == [0.0, 0.0, 0.0]
+    out = tmp_path / "plan"
+    cfg = _plan_config(lefts_folder, out, "webster", report=True)
+    ctx = resolve(load_plan_config(cfg))
+    assert ctx.network_intersections["J"].program == own.program  # the network is read as it is
+    assert len(ctx.clearance_notes) == 3 and all("all-red 0 s" in n for n in ctx.clearance_notes)
+    assert cli_main(["plan", str(cfg), "--out", str(out), "-q"]) == 0
+    (logic,) = _tl_logics(out / "plan.add.xml")
+    steps = [(p.get("state"), float(p.get("duration"))) for p in logic.iter("phase")]
+    assert _all_red_after_yellows(steps) == [2.0, 2.0, 2.0]
+    assert all(d == 3.0 for s, d in steps if "y" in s)
+    plan = json.loads((out / "plan.json").read_text())["periods"]["am_peak"]
+    assert sum(d for _, d in steps) == plan["cycle"]
+    # the permissive left keeps its green through the through's all-red into its protected phase
+    all_red = [s for s, _ in steps if "y" not in s and not any(c == "G" for c in s) and "g" in s]
+    assert all_red, steps
+    rows = list(csv.DictReader((out / "timing_sheet.csv").open()))
+    assert {float(r["all_red_s"]) for r in rows} == {2.0}
+
+
+def test_minimum_clearances_lengthen_what_is_short_and_leave_the_rest():
+    from engine.signals import with_minimum_clearances
+
+    ix = Intersection("J", "0", (("GGrr", 30.0), ("yyrr", 3.0), ("rrrr", 1.0), ("rrGG", 20.0), ("rryy", 4.0),
+                                 ("rrrr", 2.0)), 0.0,
+                      (Phase(0, "GGrr", 30.0, (0, 1)), Phase(3, "rrGG", 20.0, (2, 3))), (),
+                      frozenset({(0, 2), (1, 3)}), foes=frozenset({(0, 2), (1, 3)}))
+    same, notes = with_minimum_clearances(ix, 3.0, 1.0)
+    assert same is ix and notes == ()
+    longer, notes = with_minimum_clearances(ix, 4.0, 2.0)
+    assert longer.program == (("GGrr", 30.0), ("yyrr", 4.0), ("rrrr", 2.0), ("rrGG", 20.0), ("rryy", 4.0),
+                              ("rrrr", 2.0))
+    assert len(notes) == 1 and "yellow 3 s and all-red 1 s" in notes[0]
+    assert [p.program_index for p in longer.phases] == [0, 3]
+    assert with_minimum_clearances(longer, 4.0, 2.0)[1] == ()  # applied twice: nothing more to do
+    assert longer.intergreen(0, 2) == 6.0  # the program's own intergreen, recomputed

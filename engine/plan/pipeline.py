@@ -20,7 +20,7 @@ from engine.plan.sources import DEMAND_DIR, PeriodDemand, calibrate_periods, res
 from engine.plan.webster_plan import band_weights
 from engine.scenario import Scenario
 from engine.network import read_intersections
-from engine.signals import Intersection
+from engine.signals import Intersection, with_minimum_clearances
 
 Log = Callable[[str], None]
 
@@ -31,12 +31,14 @@ class PlanContext:
 
     config: PlanConfig
     scenario: Scenario
-    intersections: dict[str, Intersection]
+    intersections: dict[str, Intersection]  # as plans run them: clearances at least the constraints'
     corridor: Corridor
     windows: dict[str, tuple[int, int]]
     switches: list[tuple[int, str]]
     flow_source: Callable[[str], dict] | None = None  # period -> movement flows; default: the period's demand
     demands: dict[str, PeriodDemand] = field(default_factory=dict)  # default: the network's demand file
+    network_intersections: dict[str, Intersection] = field(default_factory=dict)  # as the network runs them
+    clearance_notes: tuple[str, ...] = ()  # clearances the plans lengthen to the constraints
     _flows: dict[str, dict] = field(default_factory=dict, init=False, repr=False)
 
     def demand(self, period: str) -> PeriodDemand:
@@ -77,13 +79,19 @@ def resolve(config: PlanConfig) -> PlanContext:
     before any simulation; counts are calibrated later, by :func:`calibrate_demand`)."""
     scenario = Scenario.of_network(config.network)
     demands = resolve_demands(config, scenario)
-    intersections = read_intersections(scenario.net_file)
+    network_intersections = read_intersections(scenario.net_file)
+    limits = config.constraints
+    intersections, notes = {}, []
+    for sid, ix in network_intersections.items():
+        intersections[sid], lengthened = with_minimum_clearances(ix, limits.yellow_s, limits.all_red_s)
+        notes += lengthened
     signals = config.corridor.signals or _network_signals(config.network, intersections)
     corridor = build_corridor(scenario.net_file, intersections, signals, config.corridor.progression_speed_kmh,
                               config.corridor.speed_factor)
     windows = {p: d.clock for p, d in demands.items()}
     switches = schedule_switches(windows, config.schedule or config.periods)
-    return PlanContext(config, scenario, intersections, corridor, windows, switches, demands=demands)
+    return PlanContext(config, scenario, intersections, corridor, windows, switches, demands=demands,
+                       network_intersections=network_intersections, clearance_notes=tuple(notes))
 
 
 def calibrate_demand(ctx: PlanContext, out: Path, log: Log) -> Path | None:
@@ -191,20 +199,21 @@ def report(ctx: PlanContext, plan: Plan, out: Path, switch_log: Sequence[str], h
                                    ray=cfg.evaluation.ray)
                 add = write_text_atomic(tmpd / "after.add.xml",
                                         programs_xml(Plan(plan.network, {period: pp}), ctx.intersections))
-                default_cycles = {s: default_timing(ix)[1] for s, ix in ctx.intersections.items()}
+                own = ctx.network_intersections or ctx.intersections  # the network's programs
+                default_cycles = {s: default_timing(ix)[1] for s, ix in own.items()}
                 before_runs, after_runs, kb, ka = [], [], [], []
                 for seed in rc.seeds:
                     sc = ev.scenario(seed)
-                    r, k = measure_run(sc, ctx.intersections, default_cycles, tmpd / f"before{seed}")
+                    r, k = measure_run(sc, own, default_cycles, tmpd / f"before{seed}")
                     before_runs.append(r)
                     kb.append(k)
                     r, k = measure_run(sc, ctx.intersections, {s: pp.cycle for s in ctx.intersections},
                                        tmpd / f"after{seed}", extra_additional=(add,))
                     after_runs.append(r)
                     ka.append(k)
-            before_t = {s: default_timing(ix) for s, ix in ctx.intersections.items()}
+            before_t = {s: default_timing(ix) for s, ix in own.items()}
             after_t = {s: (pp.timings[s], pp.cycle) for s in ctx.intersections if s in pp.timings}
-            pr.before = approach_results(before_runs, ctx.intersections, ctx.scenario.net_file, before_t, flows)
+            pr.before = approach_results(before_runs, own, ctx.scenario.net_file, before_t, flows)
             pr.after = approach_results(after_runs, {s: ctx.intersections[s] for s in after_t},
                                         ctx.scenario.net_file, after_t, flows)
             pr.before_kpis = _mean_kpis(kb)
@@ -228,6 +237,8 @@ def make_plan(config: PlanConfig, out: Path, log: Log, progress_factory=None, co
     """The whole ``cqsignal plan`` run: every period, validation, export, report."""
     t0 = time.perf_counter()
     ctx = resolve(config)
+    for note in ctx.clearance_notes:
+        log(f"clearance: {note}")
     calibrated = calibrate_demand(ctx, out, log)
     periods, rows = {}, []
     for period in config.periods:
