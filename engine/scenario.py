@@ -26,8 +26,6 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from engine.errors import ConfigError, NetworkError
 
 DEFAULT_NETWORK = "chongqing"
@@ -461,11 +459,13 @@ def _window(begin: float | None, end: float | None, duration: float | None, wher
 
 
 def _from_folder(folder: Path, name: str) -> Scenario:
+    from engine.yamlfile import read_yaml
+
     meta_file = folder / "network.yaml"
-    try:
-        meta = yaml.safe_load(meta_file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise NetworkError(f"{meta_file}: unreadable ({exc.__class__.__name__})") from None
+    try:  # one line naming the file: unreadable, not UTF-8, or the line and column of a YAML syntax error
+        meta = read_yaml(meta_file, "network description") or {}
+    except ConfigError as exc:
+        raise NetworkError(str(exc)) from None
     if not isinstance(meta, dict) or "net" not in meta:
         raise NetworkError(f"{meta_file}: missing field 'net'")
 

@@ -162,7 +162,16 @@ def check_counts(counts_file: str | Path, net_file: Path, begin: float | None = 
         raise ConfigError(f"--warmup must be >= 0 seconds, got {warmup:g}")
     if not math.isfinite(warmup):
         raise ConfigError(f"--warmup must be a finite number of seconds, got {warmup}")
-    counts = read_counts(counts_file, edge_attribute, turn_attribute).window(begin, end)
+    every = read_counts(counts_file, edge_attribute, turn_attribute)
+    counts = every.window(begin, end)  # refuses a window no count lies inside
+    if begin is not None or end is not None:  # where no count lies the twin would have no demand
+        lo, hi = every.begin if begin is None else begin, every.end if end is None else end
+        gap = uncovered(every, lo, hi)
+        if gap is not None:
+            raise ConfigError(f"{counts_file}: --begin/--end {clock(lo)}-{clock(hi)} is not covered by the counts "
+                              f"({clock(every.begin)}-{clock(every.end)}): no count lies inside "
+                              f"{clock(gap[0])}-{clock(gap[1])}{straddle(every, gap)}, where the twin would "
+                              "have no demand")
     check_network(counts, set(read_net(net_file).edges))
     check_capacity(counts.counts, count_lanes(net_file, counts.counts))
     start = counts.begin if begin is None else begin
@@ -173,6 +182,29 @@ def check_counts(counts_file: str | Path, net_file: Path, begin: float | None = 
                           f"the limit of {MAX_DURATION_S:g} s (7 days)")
     bin_seconds(counts.counts, checked.offset)  # whole-second bounds, before any long work
     return checked
+
+
+def uncovered(counts: CountSet, begin: float, end: float) -> tuple[float, float] | None:
+    """The first stretch of ``[begin, end]`` (s, the counts' clock) that none of the counts a window
+    keeps (those whose interval lies inside it) covers: before the first, after the last, or a gap
+    between them; None when they cover it all."""
+    at = begin
+    for lo, hi in sorted((c.begin, c.end) for c in counts.counts if c.begin >= begin and c.end <= end):
+        if lo > at + 1e-9:
+            return at, lo
+        at = max(at, hi)
+    return (at, end) if at < end - 1e-9 else None
+
+
+def straddle(counts: CountSet, gap: tuple[float, float]) -> str:
+    """What to add to a message about ``gap`` (from :func:`uncovered`) when counts there run past the
+    window's bounds (a count is used only if its whole interval lies inside the window); else nothing."""
+    across = [c for c in counts.counts if c.begin < gap[1] - 1e-9 and c.end > gap[0] + 1e-9]
+    if not across:
+        return ""
+    c = min(across, key=lambda c: c.begin)
+    return (f" (the count interval {clock(c.begin)}-{clock(c.end)} runs past the window's bounds: a count is "
+            "used only if its whole interval lies inside)")
 
 
 def twin_clock(meta: dict) -> tuple[float, float, float] | None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from engine.calibrate.counts import parse_time
 from engine.yamlfile import read_yaml
-from engine.errors import ConfigError
+from engine.errors import ConfigError, CqSignalError
 from engine.scenario import MAX_DURATION_S, MAX_SEED
 
 MAX_SEED_COUNT = 10_000
@@ -164,6 +164,16 @@ class PlanConfig(_Strict):
     report: Report = Report()
     # per period: demand from a calibrated twin or counts; a period not listed uses the network's demand file
     demand: dict[str, DemandSource] = Field(default_factory=dict)
+    _source: Path | None = PrivateAttr(None)  # the file it was read from (load_plan_config), for messages
+
+    @property
+    def source(self) -> Path | None:
+        """The config file this was read from (None when built in code)."""
+        return self._source
+
+    def where(self, field: str) -> str:
+        """``FILE: field`` for a message about ``field`` (just ``field`` without a file)."""
+        return f"{self._source}: {field}" if self._source is not None else field
 
     @model_validator(mode="after")
     def _periods(self) -> PlanConfig:
@@ -198,9 +208,40 @@ def load_plan_config(path: str | Path) -> PlanConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings")
     try:
-        return PlanConfig.model_validate(raw).with_base(path.parent)
+        config = PlanConfig.model_validate(raw).with_base(path.parent)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_first_error(exc)}") from None
+    config._source = path
+    check_network(config)
+    return config
+
+
+def check_network(config: PlanConfig) -> None:
+    """What the config names on its network, before any work (ConfigError naming the config file and
+    field): the network itself and the corridor's signals (signals of the network, each once)."""
+    from engine.network import read_intersections
+    from engine.scenario import Scenario
+
+    try:
+        net_file = Scenario.of_network(config.network).net_file
+        signals = read_intersections(net_file)
+    except CqSignalError as exc:
+        raise ConfigError(f"{config.where('network')}: {exc}") from None
+    chosen = config.corridor.signals or []
+    unknown = [s for s in chosen if s not in signals]
+    if unknown:
+        raise ConfigError(f"{config.where('corridor.signals')}: {unknown[0]!r} is not a signal of {net_file.name} "
+                          f"(its signals: {_listed(list(signals))})")
+    twice = [s for i, s in enumerate(chosen) if s in chosen[:i]]
+    if twice:
+        raise ConfigError(f"{config.where('corridor.signals')}: {twice[0]!r} is listed twice")
+
+
+def _listed(names: list[str], most: int = 20) -> str:
+    """``a, b, c`` or, for a long list, its first ``most`` names and how many there are."""
+    if not names:
+        return "none"
+    return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])}, ... ({len(names)} in all)"
 
 
 def _first_error(exc: ValidationError) -> str:

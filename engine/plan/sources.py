@@ -95,17 +95,21 @@ class PeriodDemand:
 
 
 def resolve_demands(config: PlanConfig, base: Scenario) -> dict[str, PeriodDemand]:
-    """Every period's demand, checked (files, network, windows, durations) before any simulation."""
+    """Every period's demand, checked (files, network, windows, durations) before any simulation;
+    a ConfigError names the config file (when the config was read from one) and the field."""
     out: dict[str, PeriodDemand] = {}
-    for period in config.periods:
-        source = config.demand.get(period)
-        if source is None:
-            out[period] = _declared(config, base, period)
-        elif source.twin is not None:
-            out[period] = _twin(period, source, base, config.network)
-        else:
-            out[period] = _counts(period, source, base)
-        _check_durations(config, out[period])
+    try:
+        for period in config.periods:
+            source = config.demand.get(period)
+            if source is None:
+                out[period] = _declared(config, base, period)
+            elif source.twin is not None:
+                out[period] = _twin(period, source, base, config.network)
+            else:
+                out[period] = _counts(period, source, base)
+            _check_durations(config, out[period])
+    except ConfigError as exc:
+        raise ConfigError(config.where(str(exc))) from None
     return out
 
 
@@ -154,10 +158,21 @@ def _twin(period: str, source: DemandSource, base: Scenario, network: str) -> Pe
 
 
 def _counts(period: str, source: DemandSource, base: Scenario) -> PeriodDemand:
-    from engine.calibrate.pipeline import check_counts
+    from engine.calibrate.counts import read_counts
+    from engine.calibrate.pipeline import check_counts, straddle, uncovered
 
     where = f"demand.{period}.counts"
     window = source.clock_window()
+    try:
+        counts = read_counts(source.counts) if window is not None else None
+    except CqSignalError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    gap = uncovered(counts, *window) if counts is not None else None
+    if gap is not None:  # outside the counts (or in a gap between them) the calibrated demand would be 0
+        raise ConfigError(f"demand.{period}.window: {source.window} is not covered by the counts in "
+                          f"{source.counts} ({_hhmm(counts.begin)}-{_hhmm(counts.end)}): no count lies inside "
+                          f"{_hhmm(gap[0])}-{_hhmm(gap[1])}{straddle(counts, gap)}, where period {period} would "
+                          "have no demand; give a window inside the counts")
     try:
         checked = check_counts(source.counts, base.net_file, *(window or (None, None)), source.warmup_s,
                                source.bus_share)

@@ -78,7 +78,7 @@ def cmd_twin(args: argparse.Namespace) -> int:
         raise ConfigError(f"--controllers: unknown {bad[0]!r} (choose from {', '.join(CONTROLLERS)})" if bad
                           else "--controllers: none given")
     controllers = list(dict.fromkeys(controllers))
-    setting = resolve(cfg)  # every file and plan checked before any simulation
+    setting = resolve(cfg, args.config)  # every file and plan checked before any simulation
     check_against_network(cfg, args.config, setting.base.net_file, setting.base.demand_file, setting.intersections)
     cache = Path(args.cache).expanduser() if args.cache else Path("~/.cache/cqsignal/twin").expanduser()
     spec = cfg.field

@@ -122,11 +122,23 @@ class TwinConfig(_Strict):
     feed_faults: tuple[FeedFault, ...] = ()  # break the field's feed on purpose (gaps, dead loops, ...)
 
     @model_validator(mode="after")
+    def _known_period(self) -> TwinConfig:
+        from engine.demand import PERIODS
+
+        if self.field.period not in PERIODS:
+            raise ValueError(f"field.period: unknown period {self.field.period!r} (choose from {', '.join(PERIODS)})")
+        return self
+
+    @model_validator(mode="after")
     def _window_holds_a_decision(self) -> TwinConfig:
+        # the first decision comes interval_s after the window's start, and only inside the window
         begin, end = self.field.window
-        if end - begin < self.twin.interval_s:
-            raise ValueError(f"twin.interval_s: {self.twin.interval_s:g} s is longer than the field window "
-                             f"{clock(begin)}-{clock(end)} ({end - begin:g} s): the twin would make no decision")
+        interval = self.twin.interval_s
+        if end - begin <= interval:
+            than = "longer than" if end - begin < interval else "as long as"
+            raise ValueError(f"twin.interval_s: {interval:g} s is {than} the field window {clock(begin)}-{clock(end)} "
+                             f"({end - begin:g} s): the first decision would come at {clock(begin + interval)}, "
+                             "so the twin would make none (the window must be longer than one interval)")
         return self
 
 
@@ -173,6 +185,7 @@ def load_twin_config(path: str | Path) -> TwinConfig:
         cfg = TwinConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_message(exc.errors()[0])}") from None
+    _check_network_exists(cfg, path)
     for name in ("plans", "plan_config"):
         p = getattr(cfg, name)
         if not p.is_file():
@@ -180,10 +193,27 @@ def load_twin_config(path: str | Path) -> TwinConfig:
     return cfg
 
 
+def _check_network_exists(cfg: TwinConfig, path: Path) -> None:
+    """``network`` names an embedded network or a readable network folder (ConfigError naming ``path``)."""
+    import networks
+
+    from engine.errors import CqSignalError
+    from engine.scenario import Scenario
+
+    if cfg.network not in networks.available() and not Path(cfg.network).exists():
+        raise ConfigError(f"{path}: network: {cfg.network} not found (neither an embedded network: "
+                          f"{', '.join(networks.available())}, nor a folder with network.yaml)")
+    try:
+        Scenario.of_network(cfg.network)
+    except CqSignalError as exc:
+        raise ConfigError(f"{path}: network: {exc}") from None
+
+
 def check_against_network(cfg: TwinConfig, source: str | Path, net_file: Path, demand_file: Path | None,
                           signals: Mapping) -> None:
     """Check what the config names on the network before any simulation (ConfigError, one line
-    naming ``source`` and the field): the incident's edge, lane and position (``pos_m`` within the
+    naming ``source`` and the field): the window against the hours of ``field.period`` (they must
+    overlap), the incident's edge, lane (one its vehicle may use) and position (``pos_m`` within the
     lane), the edges of ``field.entries`` (entries of the period's demand) and the edges of
     ``feed_faults`` (count locations of the loops on ``signals``, the resolved intersections).
 
@@ -196,13 +226,18 @@ def check_against_network(cfg: TwinConfig, source: str | Path, net_file: Path, d
 
     if demand_file is None:
         raise ConfigError(f"{source}: network: {cfg.network} has no demand file (demand.yaml); the field needs one")
-    net = sumolib.net.readNet(str(net_file))
     spec = cfg.field
+    period = load_demand(Path(demand_file)).period(spec.period)
+    if not overlaps(spec.window, period.window):
+        raise ConfigError(f"{source}: field.window: {clock(spec.window[0])}-{clock(spec.window[1])} lies outside the "
+                          f"hours of field.period {spec.period} ({_hours(period.window)} in {demand_file}): the "
+                          "field would run that period's demand at another time of day")
+    net = sumolib.net.readNet(str(net_file))
     if spec.incident is not None:
-        problem = incident_problem(spec.incident, net, Path(net_file).name)
+        problem = _incident_lane_problem(spec.incident, net) or incident_problem(spec.incident, net,
+                                                                                 Path(net_file).name)
         if problem is not None:
             raise ConfigError(f"{source}: field.{problem}")
-    period = load_demand(Path(demand_file)).periods[spec.period]
     problem = entries_problem(spec, list(period.entries))
     if problem is not None:
         raise ConfigError(f"{source}: field.{problem}")
@@ -212,6 +247,69 @@ def check_against_network(cfg: TwinConfig, source: str | Path, net_file: Path, d
             if edge not in counted:
                 raise ConfigError(f"{source}: feed_faults[{i}].edges: {edge!r} is not a count location "
                                   f"(the loops count: {_listed(counted)})")
+
+
+DAY_S = 86400.0
+
+
+def overlaps(window: tuple[float, float], hours: tuple[float, float]) -> bool:
+    """Whether a time-of-day ``window`` (s) overlaps a period's ``hours`` (s since midnight; the end is
+    past 86,400 for a period past midnight, e.g. night 22:00-06:00, which also covers the early hours)."""
+    begin, end = window
+    start, stop = hours
+    return any(begin < stop + shift and start + shift < end for shift in (-DAY_S, 0.0, DAY_S))
+
+
+def _hours(hours: tuple[float, float]) -> str:
+    return f"{clock(hours[0] % DAY_S)}-{clock(hours[1] % DAY_S)}"
+
+
+INCIDENT_VCLASS = "passenger"  # the class of the incident's vehicle (engine.twin.field.write_incident's vType)
+
+
+def _incident_lane_problem(incident, net) -> str | None:
+    """``incident.lane: ...`` when the incident's lane is not one its vehicle may use (out of the
+    edge's range, or a sidewalk, bike lane or other lane closed to it), naming the lanes it may use;
+    None otherwise (and for an unknown edge, which :func:`incident_problem` names)."""
+    if not net.hasEdge(incident.edge):
+        return None
+    lanes = net.getEdge(incident.edge).getLanes()
+    usable = [lane.getIndex() for lane in lanes if lane.allows(INCIDENT_VCLASS)]
+    closed = [lane for lane in lanes if not lane.allows(INCIDENT_VCLASS)]
+    if not usable:
+        return (f"incident.edge: no lane of {incident.edge} allows the incident's vehicle ({INCIDENT_VCLASS}): "
+                f"{_lane_kinds(closed)}")
+    choose = f"lanes {_ranges(usable)}" if not closed else f"lanes vehicles can use: {_ranges(usable)}"
+    if incident.lane >= len(lanes):
+        return f"incident.lane: {incident.lane} is not a lane of edge {incident.edge} ({choose})"
+    if incident.lane not in usable:
+        lane = lanes[incident.lane]
+        return (f"incident.lane: lane {incident.lane} of edge {incident.edge} is {_lane_kind(lane)}: the incident's "
+                f"vehicle ({INCIDENT_VCLASS}) may not stop there ({choose})")
+    return None
+
+
+def _lane_kind(lane) -> str:
+    allowed = set(lane.getPermissions())
+    if allowed <= {"pedestrian"}:
+        return "a sidewalk" if allowed else "closed to all traffic"
+    if allowed <= {"bicycle"}:
+        return "a bike lane"
+    if allowed <= {"pedestrian", "bicycle"}:
+        return "a path for pedestrians and bicycles"
+    shown = sorted(allowed)
+    return f"for {', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''} only"
+
+
+def _lane_kinds(lanes) -> str:
+    return ", ".join(f"lane {lane.getIndex()} is {_lane_kind(lane)}" for lane in lanes)
+
+
+def _ranges(indices: list[int]) -> str:
+    """``0..2`` for consecutive lane indices, else ``1, 3``."""
+    if len(indices) > 1 and indices == list(range(indices[0], indices[-1] + 1)):
+        return f"{indices[0]}..{indices[-1]}"
+    return ", ".join(str(i) for i in indices)
 
 
 def _listed(names: list[str], most: int = 20) -> str:

@@ -38,15 +38,17 @@ def observed_flows(counts_file: Path, begin: float, n: int) -> dict[str, np.ndar
 
 
 def forecast_accuracy(counts_file: Path, profile: Mapping[str, np.ndarray], begin: float, settings) -> dict:
-    """MAPE [%], RMSE [veh/h] and interval coverage per horizon (15, 30 min) of the twin's forecast method
-    and of the two baselines (last value, the history profile), issued every decision interval."""
+    """MAPE [%], RMSE [veh/h] and interval coverage per horizon (15, 30 min; ``horizon_s`` when shorter) of
+    the twin's forecast method and of the two baselines (last value, the history profile), issued every
+    decision interval."""
     n_all = min(len(v) for v in profile.values()) if profile else 0
     actual = observed_flows(counts_file, begin, n_all)
     if not actual:
         return {}
     counted = int(max(np.flatnonzero(np.isfinite(v)).max(initial=-1) for v in actual.values()) + 1)
     every = int(round(settings.interval_s / COUNT_STEP_S))
-    horizons = [h for h in (900.0, 1800.0) if h <= settings.horizon_s]
+    # 15 and 30 min where the decisions look that far ahead; a shorter horizon_s (300 or 600 s) is its own
+    horizons = [h for h in (900.0, 1800.0) if h <= settings.horizon_s] or [float(settings.horizon_s)]
     steps = int(round(max(horizons) / COUNT_STEP_S))
     truth = {loc: np.nan_to_num(v, nan=0.0) for loc, v in actual.items()}
     out = {}
@@ -66,6 +68,27 @@ def _png(fig) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
 
 
+CLOCK_STEPS_MIN = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 240, 360)  # tick spacings of a time-of-day axis
+
+
+def clock_axis(ax, begin: float, end: float, most: int = 12) -> None:
+    """Ticks of a time-of-day x axis (drawn in hours since midnight) as clock times (``17:10``),
+    at whole minutes: the smallest of :data:`CLOCK_STEPS_MIN` that gives at most ``most`` ticks
+    over ``begin``-``end`` (s since midnight)."""
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    span_min = max(1.0, (end - begin) / 60.0)
+    step = next((m for m in CLOCK_STEPS_MIN if span_min / m <= most), CLOCK_STEPS_MIN[-1])
+    ax.xaxis.set_major_locator(MultipleLocator(step / 60.0))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda h, _pos: _hhmm(h * 3600.0)))
+
+
+def _hhmm(seconds: float) -> str:
+    """``HH:MM`` of a time of day in seconds (to the nearest minute; past midnight wraps)."""
+    minutes = int(round(seconds / 60.0)) % (24 * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 def _delay_chart(results: dict, begin: float) -> str:
     import matplotlib
 
@@ -81,7 +104,9 @@ def _delay_chart(results: dict, begin: float) -> str:
             for when, plan in r["plans"][1:]:
                 ax.axvline(when / 3600.0, color="grey", lw=0.7, ls=":")
                 ax.text(when / 3600.0, ax.get_ylim()[1] * 0.97, plan, rotation=90, fontsize=7, va="top")
-    ax.set_xlabel("time of day [h]")
+    n = max((len(r["delay_5min"]) for r in results["controllers"].values()), default=0)
+    clock_axis(ax, begin, begin + n * COUNT_STEP_S)
+    ax.set_xlabel("time of day")
     ax.set_ylabel("mean delay [s/veh] (by 5 min of due time)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -114,7 +139,9 @@ def _forecast_chart(decisions: Sequence[dict], actual: Mapping[str, np.ndarray],
         ax.set_title(loc, fontsize=9, loc="left")
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
-    np.atleast_1d(axes)[-1].set_xlabel("time of day [h] (red: the profile, used where the feed was not trusted)")
+    n = max(len(actual[loc]) for loc in busiest)
+    clock_axis(np.atleast_1d(axes)[-1], begin, begin + n * COUNT_STEP_S)  # the axes share x
+    np.atleast_1d(axes)[-1].set_xlabel("time of day (red: the profile, used where the feed was not trusted)")
     return _png(fig)
 
 
