@@ -54,7 +54,7 @@ def run(args) -> int:
     for period in args.periods:
         args.period = period
         ctx = bench_context(args)
-        periods = {label: load_period(path, period) for label, path in plans.items()}
+        periods = {label: load_period(path, period, ctx) for label, path in plans.items()}
         scenario = ctx.scenario.with_options(period=period)
         with PlanEvaluator(scenario, args.seeds, args.duration, ctx.config.evaluation.scale,
                            workdir=Path(tempfile.mkdtemp(prefix="cqsignal-plan-budget-")),

@@ -40,8 +40,8 @@ from benchmarks.stats import mean_ci, paired_difference  # noqa: E402
 from engine.errors import ConfigError, CqSignalError, SimulationError  # noqa: E402
 from engine.plan.config import load_plan_config  # noqa: E402
 from engine.plan.evaluate import PlanEvaluator  # noqa: E402
-from engine.plan.model import PeriodPlan, Plan  # noqa: E402
-from engine.plan.pipeline import PlanContext, period_plan, plan_search, resolve  # noqa: E402
+from engine.plan.model import PeriodPlan  # noqa: E402
+from engine.plan.pipeline import PlanContext, load_plans, period_plan, plan_search, resolve  # noqa: E402
 from engine.sim import sumo_tool  # noqa: E402
 
 
@@ -135,12 +135,10 @@ def progress_lines(label: str, duration: float) -> Callable[[float, float], None
     return show
 
 
-def load_period(path: str, period: str) -> PeriodPlan:
-    """``period``'s plan from a ``cqsignal plan`` plan.json; a one-line error if it has none."""
-    periods = Plan.load(path).periods
-    if period not in periods:
-        raise ConfigError(f"{path}: no plan for period {period!r} (it has {', '.join(periods) or 'none'})")
-    return periods[period]
+def load_period(path: str, period: str, ctx: PlanContext) -> PeriodPlan:
+    """``period``'s plan from a ``cqsignal plan`` plan.json, checked on ``ctx``'s network
+    (:func:`engine.plan.pipeline.load_plans`: a one-line error if it has none or does not fit)."""
+    return load_plans(path, ctx, periods=[period]).periods[period]
 
 
 def bench_context(args: argparse.Namespace) -> PlanContext:
@@ -156,7 +154,7 @@ def start_plan(args: argparse.Namespace) -> tuple[PlanContext, PeriodPlan, str]:
     """The bench context and the plan to start from: ``--plan``'s period or today's programs."""
     ctx = bench_context(args)
     if args.plan:
-        return ctx, load_period(args.plan, args.period), args.plan
+        return ctx, load_period(args.plan, args.period, ctx), args.plan
     plan = plan_search(ctx, args.period).current_plan()
     if plan is None:
         raise ConfigError("the network's programs do not form a plan under the config's constraints; give --plan")
@@ -224,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             plans[method] = period_plan(ctx, args.period, method, log)[0]
     if "optimise" in args.methods:
         if args.plan:
-            plans["optimise"] = load_period(args.plan, args.period)
+            plans["optimise"] = load_period(args.plan, args.period, ctx)
             notes["optimise"] = f"from {args.plan}"
         else:
             t0 = time.perf_counter()

@@ -256,7 +256,7 @@ def test_plans_of_a_rebuilt_network_name_plans_and_the_network_version(rebuilt, 
 def test_plans_of_the_same_network_have_no_version_note(rebuilt, tmp_path, capsys):
     """Plans made again on the rebuilt network pass; a plan that does not validate on the network it
     was made for says nothing of versions."""
-    from engine.twin.closed_loop import network_changed
+    from engine.plan.pipeline import network_changed
 
     assert network_changed(rebuilt["plans"], rebuilt["folder"] / "cross.net.xml") is not None
     assert cli_main(["plan", str(rebuilt["plan_config"]), "--out", str(rebuilt["root"] / "plan"), "-q",

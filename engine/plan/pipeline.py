@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +15,8 @@ from engine.plan.corridor import Corridor, build_corridor
 from engine.plan.evaluate import PlanEvaluator
 from engine.plan.export import (check_switching, phase_names, programs_xml, schedule_switches,
                                 timing_rows, timing_sheet_csv, write_plan_json, write_text_atomic)
-from engine.plan.model import PeriodPlan, Plan, validate_period, validate_plan
+from engine.errors import ConfigError
+from engine.plan.model import PeriodPlan, Plan, PlanValidationError, validate_period, validate_plan
 from engine.plan.optimise import PlanSearch, optimise_period
 from engine.plan.sources import DEMAND_DIR, PeriodDemand, calibrate_periods, resolve_demands
 from engine.plan.webster_plan import band_weights
@@ -112,6 +114,57 @@ def _network_signals(network: str, intersections: dict[str, Intersection]) -> li
         if listed:
             return listed
     return list(intersections)
+
+
+def load_plans(path: str | Path, ctx: PlanContext, periods: Sequence[str] = (), where: str = "") -> Plan:
+    """A ``cqsignal plan`` plan.json checked against ``ctx``'s network before any simulation.
+
+    ConfigError (one line, beginning with ``where`` then ``path``, e.g. ``twin.yaml: plans: ``) when it is unreadable, was made for another
+    network, lacks one of ``periods``, or a period's plan does not validate on the network (that
+    message says so when the plan's manifest.json records another version of the network file).
+    A plan that validates on a changed network file is kept, with a warning on stderr.
+    """
+    try:
+        plan = Plan.load(path)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+    if plan.network != ctx.config.network:
+        raise ConfigError(f"{where}{path}: is for network {plan.network!r}, not {ctx.config.network!r}")
+    missing = [p for p in periods if p not in plan.periods]
+    if missing:
+        raise ConfigError(f"{where}{path}: no plan for period {missing[0]!r} (it has {', '.join(plan.periods) or 'none'})")
+    stale = network_changed(path, ctx.scenario.net_file)
+    try:
+        for pp in plan.periods.values():
+            validate_period(pp, ctx.intersections, ctx.config.constraints)
+    except PlanValidationError as exc:
+        raise ConfigError(f"{where}{path}: {exc}" + (f" ({stale})" if stale else "")) from None
+    if stale:
+        print(f"cqsignal: warning: {where}{path}: {stale}", file=sys.stderr)
+    return plan
+
+
+def network_changed(plan_file: str | Path, net_file: str | Path) -> str | None:
+    """Why ``plan_file`` (a plan.json of ``cqsignal plan``) may not fit ``net_file``: the ``manifest.json``
+    beside it records another sha256 for the network file the plans were made on (the network was
+    rebuilt since). None when it records the same, or no manifest or network file to compare."""
+    from engine.outputs import file_digest, read_manifest
+
+    manifest = read_manifest(Path(plan_file).parent)
+    inputs = manifest.get("inputs") if manifest is not None else None
+    if not isinstance(inputs, dict) or not Path(net_file).is_file():
+        return None
+    net = Path(net_file).resolve()
+    recorded = inputs.get(str(net))
+    if recorded is None:  # the folder moved: the one network file it lists by the same name
+        same = [v for k, v in inputs.items() if Path(k).name == net.name]
+        recorded = same[0] if len(same) == 1 else None
+    if not isinstance(recorded, str) or recorded == file_digest(net):
+        return None
+    return (f"the plans were made for a different version of the network file {net_file}: its manifest.json "
+            f"records sha256 {recorded[:12]}..., the file now has {file_digest(net)[:12]}...; make the plans "
+            "again with cqsignal plan")
+
 
 
 def plan_search(ctx: PlanContext, period: str) -> PlanSearch:

@@ -34,7 +34,7 @@ from engine.outputs import atomic_write_bytes
 from engine.errors import ConfigError, CqSignalError
 from engine.loop import ControlLoop, LoopOptions
 from engine.metrics import KPIs
-from engine.plan.model import PeriodPlan, Plan
+from engine.plan.model import PeriodPlan
 from engine.safety import SafetyMonitor
 from engine.scenario import Scenario
 from engine.signal_controller import SignalController
@@ -80,7 +80,7 @@ def resolve(cfg: TwinConfig, source: str | Path | None = None) -> Setting:
     records another version of the network file (the network was rebuilt after the plans were made).
     """
     from engine.plan.config import load_plan_config
-    from engine.plan.model import PlanValidationError, validate_period
+    from engine.plan.pipeline import load_plans
     from engine.plan.pipeline import resolve as resolve_plan
 
     where = f"{source}: " if source is not None else ""
@@ -97,49 +97,9 @@ def resolve(cfg: TwinConfig, source: str | Path | None = None) -> Setting:
         text = str(exc)  # the plan config's own checks name its file, the plan pipeline's do not
         text = text if text.startswith(f"{cfg.plan_config}:") else f"{cfg.plan_config}: {text}"
         raise ConfigError(f"{where}plan_config: {text}") from None
-    try:
-        plan = Plan.load(cfg.plans)
-    except CqSignalError as exc:
-        raise ConfigError(f"{where}plans: {exc}") from None
-    if plan.network != cfg.network:
-        raise ConfigError(f"{where}plans: {cfg.plans} is for network {plan.network!r}, not {cfg.network!r}")
-    missing = [p for _, p in ctx.switches if p not in plan.periods]
-    if missing:
-        raise ConfigError(f"{where}plans: {cfg.plans} has no plan for period {missing[0]!r} of the schedule")
-    stale = network_changed(cfg.plans, ctx.scenario.net_file)
-    try:
-        for pp in plan.periods.values():
-            validate_period(pp, ctx.intersections, pcfg.constraints)
-    except PlanValidationError as exc:
-        raise ConfigError(f"{where}plans: {cfg.plans}: {exc}" + (f" ({stale})" if stale else "")) from None
-    if stale:
-        import sys
-
-        print(f"cqsignal: warning: {where}plans: {cfg.plans}: {stale}", file=sys.stderr)
+    plan = load_plans(cfg.plans, ctx, periods=[p for _, p in ctx.switches], where=f"{where}plans: ")
     base = Scenario.load(cfg.network, period=cfg.field.period)
     return Setting(cfg, base, ctx.intersections, ctx.corridor, pcfg.constraints, dict(plan.periods), ctx.switches)
-
-
-def network_changed(plan_file: str | Path, net_file: str | Path) -> str | None:
-    """Why ``plan_file`` (a plan.json of ``cqsignal plan``) may not fit ``net_file``: the ``manifest.json``
-    beside it records another sha256 for the network file the plans were made on (the network was
-    rebuilt since). None when it records the same, or no manifest or network file to compare."""
-    from engine.outputs import file_digest, read_manifest
-
-    manifest = read_manifest(Path(plan_file).parent)
-    inputs = manifest.get("inputs") if manifest is not None else None
-    if not isinstance(inputs, dict) or not Path(net_file).is_file():
-        return None
-    net = Path(net_file).resolve()
-    recorded = inputs.get(str(net))
-    if recorded is None:  # the folder moved: the one network file it lists by the same name
-        same = [v for k, v in inputs.items() if Path(k).name == net.name]
-        recorded = same[0] if len(same) == 1 else None
-    if not isinstance(recorded, str) or recorded == file_digest(net):
-        return None
-    return (f"the plans were made for a different version of the network file {net_file}: its manifest.json "
-            f"records sha256 {recorded[:12]}..., the file now has {file_digest(net)[:12]}...; make the plans "
-            "again with cqsignal plan")
 
 
 @dataclass
