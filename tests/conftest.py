@@ -108,12 +108,66 @@ def make_grid_counts(grid, tmp_path_factory):
     return make
 
 
-def build_cross(folder: Path, arm_m: float = 200.0) -> Path:
-    """One signalised cross (node ``A0``), ``arm_m`` arms of 2 lanes, 3 s yellow and 2 s all-red: two green phases."""
+def build_cross(folder: Path, arm_m: float = 200.0, *extra: str) -> Path:
+    """One signalised cross (node ``A0``), ``arm_m`` arms of 2 lanes, 3 s yellow and 2 s all-red: two green
+    phases; ``extra`` netgenerate options (e.g. sidewalks). Writes ``folder/cross.net.xml`` (again if it exists)."""
     folder.mkdir(parents=True, exist_ok=True)
     net = folder / "cross.net.xml"
     subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "1", "--grid.attach-length", f"{arm_m:g}",
                     "--default.lanenumber", "2", "--tls.guess", "true", "--default-junction-type", "traffic_light",
-                    "--tls.yellow.time", "3", "--tls.allred.time", "2", "--no-turnarounds", "--seed", "1",
+                    "--tls.yellow.time", "3", "--tls.allred.time", "2", "--no-turnarounds", "--seed", "1", *extra,
                     "-o", str(net)], check=True, capture_output=True)
     return net
+
+
+CROSS_ENTRIES = ("bottom0A0", "left0A0", "right0A0", "top0A0")  # the cross's entry edges
+PERIOD_WINDOWS = {"am_peak": "07:00-09:00", "midday": "11:00-14:00", "pm_peak": "17:00-19:00",
+                  "night": "22:00-06:00", "holiday_evening": "19:00-21:00"}
+
+
+def twin_town(root: Path, *netgenerate: str, entry_veh_h: float = 600.0, plan_duration_s: float = 60.0) -> dict:
+    """The twin's test town: a network folder under ``root/net`` (the cross of :func:`build_cross` with
+    ``netgenerate`` options, 250 m arms; ``entry_veh_h`` on every arm in every period, 10/80/10 % left,
+    through, right), a plan config and its Webster time-of-day plan for ``pm_peak`` (``cqsignal plan``).
+
+    Returns {root, folder, plan_config, plans}.
+    """
+    import yaml
+
+    from engine.cli import main as cli_main
+
+    folder = root / "net"
+    build_cross(folder, 250.0, *netgenerate)
+    turns = {a: [0.1, 0.8, 0.1] for a in "WENS"}
+    demand = {"periods": {p: {"window": w, "phf": 0.95, "peak_quarter": 2, "bus_share": 0.0,
+                              "entries": {e: entry_veh_h for e in CROSS_ENTRIES}, "turns": {"A0": turns}}
+                          for p, w in PERIOD_WINDOWS.items()}}
+    (folder / "demand.yaml").write_text(yaml.safe_dump(demand))
+    (folder / "network.yaml").write_text("net: cross.net.xml\ndemand: demand.yaml\n")
+    plan_cfg = {"network": str(folder), "periods": ["pm_peak"], "schedule": ["pm_peak"], "method": "webster",
+                "design_flow": "hourly",
+                "constraints": {"cycle_min_s": 40, "cycle_max_s": 120, "min_green_s": 7, "pedestrian_min_s": None},
+                "corridor": {"signals": ["A0"]},
+                "evaluation": {"duration_s": plan_duration_s, "seeds": [1], "workers": 1},
+                "report": {"enabled": False}}
+    (root / "plan.yaml").write_text(yaml.safe_dump(plan_cfg))
+    assert cli_main(["plan", str(root / "plan.yaml"), "--out", str(root / "plan"), "-q", "--no-report"]) == 0
+    return {"root": root, "folder": folder, "plan_config": root / "plan.yaml", "plans": root / "plan" / "plan.json"}
+
+
+def twin_config(town: dict, folder: Path, name: str = "cfg", **changes) -> Path:
+    """A valid twin config of a :func:`twin_town` written to ``folder/name.yaml``: 17:00-18:00 of
+    ``pm_peak``, decisions every 600 s over 900 s, no screening, the ``last`` forecast, no baselines;
+    ``changes`` merged in (a dict value updates that section)."""
+    import yaml
+
+    cfg = {"name": name, "network": str(town["folder"]), "plans": str(town["plans"]),
+           "plan_config": str(town["plan_config"]), "seed": 3, "history_seed": 100,
+           "field": {"period": "pm_peak", "window": "17:00-18:00"},
+           "twin": {"interval_s": 600, "horizon_s": 900, "screening": "none", "forecast": "last"},
+           "baselines": []}
+    for key, value in changes.items():
+        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path

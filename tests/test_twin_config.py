@@ -17,50 +17,22 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import build_cross
+from conftest import CROSS_ENTRIES, twin_config, twin_town
 
 from engine.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRIES = ("bottom0A0", "left0A0", "right0A0", "top0A0")
+ENTRIES = CROSS_ENTRIES
 
 
 @pytest.fixture(scope="module")
 def town(tmp_path_factory) -> dict:
     """The cross, its demand, a plan config and its time-of-day plan (``cqsignal plan``, no report)."""
-    root = tmp_path_factory.mktemp("twin_config")
-    folder = root / "net"
-    build_cross(folder, arm_m=250.0)
-    turns = {a: [0.1, 0.8, 0.1] for a in "WENS"}
-    windows = {"am_peak": "07:00-09:00", "midday": "11:00-14:00", "pm_peak": "17:00-19:00", "night": "22:00-06:00",
-               "holiday_evening": "19:00-21:00"}
-    demand = {"periods": {p: {"window": w, "phf": 0.95, "peak_quarter": 2, "bus_share": 0.0,
-                              "entries": {e: 600 for e in ENTRIES}, "turns": {"A0": turns}}
-                          for p, w in windows.items()}}
-    (folder / "demand.yaml").write_text(yaml.safe_dump(demand))
-    (folder / "network.yaml").write_text("net: cross.net.xml\ndemand: demand.yaml\n")
-    plan_cfg = {"network": str(folder), "periods": ["pm_peak"], "schedule": ["pm_peak"], "method": "webster",
-                "design_flow": "hourly",
-                "constraints": {"cycle_min_s": 40, "cycle_max_s": 120, "min_green_s": 7, "pedestrian_min_s": None},
-                "corridor": {"signals": ["A0"]}, "evaluation": {"duration_s": 60, "seeds": [1], "workers": 1},
-                "report": {"enabled": False}}
-    (root / "plan.yaml").write_text(yaml.safe_dump(plan_cfg))
-    assert cli_main(["plan", str(root / "plan.yaml"), "--out", str(root / "plan"), "-q", "--no-report"]) == 0
-    return {"root": root, "folder": folder, "plan_config": root / "plan.yaml", "plans": root / "plan" / "plan.json"}
+    return twin_town(tmp_path_factory.mktemp("twin_config"))
 
 
 def _config(town: dict, tmp_path: Path, name: str = "cfg", **changes) -> Path:
-    """A valid twin config of the cross with ``changes`` merged in (a dict value updates that section)."""
-    cfg = {"name": name, "network": str(town["folder"]), "plans": str(town["plans"]),
-           "plan_config": str(town["plan_config"]), "seed": 3, "history_seed": 100,
-           "field": {"period": "pm_peak", "window": "17:00-18:00"},
-           "twin": {"interval_s": 600, "horizon_s": 900, "screening": "none", "forecast": "last"},
-           "baselines": []}
-    for key, value in changes.items():
-        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return twin_config(town, tmp_path, name, **changes)
 
 
 def _refused(config: Path, tmp_path: Path, capsys, *extra: str) -> str:

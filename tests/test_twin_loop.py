@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from conftest import build_cross
+from conftest import twin_config, twin_town
 
 from engine.calibrate.counts import Count, clock
 from engine.cli import main as cli_main
@@ -33,47 +32,18 @@ SHIFT = {"left0A0": "ew", "right0A0": "ew", "top0A0": "ns", "bottom0A0": "ns"}  
 EW_HEAVY, NS_HEAVY = 1.8, 0.3
 
 
-def _cross(folder: Path) -> Path:
-    """A network folder: the cross, its period demand (equal on every arm) and nothing else."""
-    build_cross(folder, arm_m=250.0)
-    turns = {"W": [0.1, 0.8, 0.1], "E": [0.1, 0.8, 0.1], "N": [0.1, 0.8, 0.1], "S": [0.1, 0.8, 0.1]}
-    windows = {"am_peak": "07:00-09:00", "midday": "11:00-14:00", "pm_peak": "17:00-19:00", "night": "22:00-06:00",
-               "holiday_evening": "19:00-21:00"}
-    demand = {"periods": {p: {"window": w, "phf": 0.95, "peak_quarter": 2, "bus_share": 0.0,
-                              "entries": {e: ENTRY for e in SHIFT}, "turns": {"A0": turns}}
-                          for p, w in windows.items()}}
-    (folder / "demand.yaml").write_text(yaml.safe_dump(demand))
-    (folder / "network.yaml").write_text("net: cross.net.xml\ndemand: demand.yaml\n")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def town(tmp_path_factory) -> dict:
-    """The cross, its plan config and a Webster time-of-day plan (``cqsignal plan``, no report)."""
-    root = tmp_path_factory.mktemp("twin_town")
-    folder = _cross(root / "net")
-    plan_cfg = {"network": str(folder), "periods": ["pm_peak"], "schedule": ["pm_peak"], "method": "webster",
-                "design_flow": "hourly",
-                "constraints": {"cycle_min_s": 40, "cycle_max_s": 120, "min_green_s": 7, "pedestrian_min_s": None},
-                "corridor": {"signals": ["A0"]}, "evaluation": {"duration_s": 300, "seeds": [1], "workers": 1},
-                "report": {"enabled": False}}
-    (root / "plan.yaml").write_text(yaml.safe_dump(plan_cfg))
-    assert cli_main(["plan", str(root / "plan.yaml"), "--out", str(root / "plan"), "-q", "--no-report"]) == 0
-    return {"root": root, "folder": folder, "plan_config": root / "plan.yaml", "plans": root / "plan" / "plan.json"}
+    """The cross (600 veh/h on every arm), its plan config and a Webster time-of-day plan (``cqsignal plan``)."""
+    return twin_town(tmp_path_factory.mktemp("twin_town"), entry_veh_h=ENTRY, plan_duration_s=300)
 
 
 def _twin_config(town: dict, name: str, **extra) -> Path:
-    cfg = {"name": name, "network": str(town["folder"]), "plans": str(town["plans"]),
-           "plan_config": str(town["plan_config"]), "seed": 3, "history_seed": 100,
-           "field": {"period": "pm_peak", "window": "17:00-18:20"},
-           "twin": {"interval_s": 600, "horizon_s": 900, "screening": "none", "levels": ["mean"],
-                    "forecast": "last",
-                    "min_gain": 0.03, "workers": 2}, "baselines": []}
+    """:func:`conftest.twin_config` over 17:00-18:20, mean demand only, 3 % to switch; ``extra`` merged in."""
+    cfg = {"field": {"window": "17:00-18:20"}, "twin": {"levels": ["mean"], "min_gain": 0.03, "workers": 2}}
     for key, value in extra.items():
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
-    path = town["root"] / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return twin_config(town, town["root"], name, **cfg)
 
 
 def _ns_share(plan, ix) -> float:
