@@ -108,15 +108,16 @@ def make_grid_counts(grid, tmp_path_factory):
     return make
 
 
-def build_cross(folder: Path, arm_m: float = 200.0, *extra: str) -> Path:
-    """One signalised cross (node ``A0``), ``arm_m`` arms of 2 lanes, 3 s yellow and 2 s all-red: two green
-    phases; ``extra`` netgenerate options (e.g. sidewalks). Writes ``folder/cross.net.xml`` (again if it exists)."""
+def build_cross(folder: Path, arm_m: float = 200.0, *extra: str, all_red_s: int = 2) -> Path:
+    """One signalised cross (node ``A0``), ``arm_m`` arms of 2 lanes, 3 s yellow and ``all_red_s`` all-red: two
+    green phases; ``extra`` netgenerate options (e.g. sidewalks). Writes ``folder/cross.net.xml`` (again if it
+    exists)."""
     folder.mkdir(parents=True, exist_ok=True)
     net = folder / "cross.net.xml"
     subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "1", "--grid.attach-length", f"{arm_m:g}",
                     "--default.lanenumber", "2", "--tls.guess", "true", "--default-junction-type", "traffic_light",
-                    "--tls.yellow.time", "3", "--tls.allred.time", "2", "--no-turnarounds", "--seed", "1", *extra,
-                    "-o", str(net)], check=True, capture_output=True)
+                    "--tls.yellow.time", "3", "--tls.allred.time", str(all_red_s), "--no-turnarounds", "--seed", "1",
+                    *extra, "-o", str(net)], check=True, capture_output=True)
     return net
 
 
@@ -125,10 +126,12 @@ PERIOD_WINDOWS = {"am_peak": "07:00-09:00", "midday": "11:00-14:00", "pm_peak": 
                   "night": "22:00-06:00", "holiday_evening": "19:00-21:00"}
 
 
-def twin_town(root: Path, *netgenerate: str, entry_veh_h: float = 600.0, plan_duration_s: float = 60.0) -> dict:
+def twin_town(root: Path, *netgenerate: str, entry_veh_h: float = 600.0, plan_duration_s: float = 60.0,
+              all_red_s: int = 2) -> dict:
     """The twin's test town: a network folder under ``root/net`` (the cross of :func:`build_cross` with
     ``netgenerate`` options, 250 m arms; ``entry_veh_h`` on every arm in every period, 10/80/10 % left,
-    through, right), a plan config and its Webster time-of-day plan for ``pm_peak`` (``cqsignal plan``).
+    through, right; ``all_red_s`` of the network's own all-red), a plan config (3 s yellow, 2 s all-red) and
+    its Webster time-of-day plan for ``pm_peak`` (``cqsignal plan``).
 
     Returns {root, folder, plan_config, plans}.
     """
@@ -137,7 +140,7 @@ def twin_town(root: Path, *netgenerate: str, entry_veh_h: float = 600.0, plan_du
     from engine.cli import main as cli_main
 
     folder = root / "net"
-    build_cross(folder, 250.0, *netgenerate)
+    build_cross(folder, 250.0, *netgenerate, all_red_s=all_red_s)
     turns = {a: [0.1, 0.8, 0.1] for a in "WENS"}
     demand = {"periods": {p: {"window": w, "phf": 0.95, "peak_quarter": 2, "bus_share": 0.0,
                               "entries": {e: entry_veh_h for e in CROSS_ENTRIES}, "turns": {"A0": turns}}

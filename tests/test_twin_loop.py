@@ -347,3 +347,20 @@ def test_bad_feeds_fall_back_and_stay_safe(town, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["controllers"]["twin"]["monitor_violations"] == 0
     assert (out / "report.html").read_text().count("<img") >= 2
+
+
+def test_baselines_show_the_plans_clearances_on_a_network_without_all_red(tmp_path):
+    """A network whose own programs have no all-red (netgenerate's ``--tls.allred.time 0``): the plans
+    add 2 s (:func:`engine.signals.with_minimum_clearances`), and the baselines run with the same
+    clearances, so the monitor, which holds every controller to them, sees no violation."""
+    town = twin_town(tmp_path / "town", all_red_s=0)
+    path = twin_config(town, tmp_path, "no_all_red", field={"window": "17:00-17:20"},
+                       baselines=["actuated", "max_pressure"])
+    out = tmp_path / "out"
+    assert cli_main(["twin", str(path), "--out", str(out), "--monitor", "--controllers", "tod,actuated,max_pressure",
+                     "--cache", str(tmp_path / "cache")]) == 0
+    results = json.loads((out / "results.json").read_text())["controllers"]
+    assert set(results) == {"tod", "actuated", "max_pressure"}
+    for name, r in results.items():
+        assert r["monitor_violations"] == 0, name
+        assert r["kpis"]["arrived"] > 0, name

@@ -119,9 +119,10 @@ def _network_signals(network: str, intersections: dict[str, Intersection]) -> li
 def load_plans(path: str | Path, ctx: PlanContext, periods: Sequence[str] = (), where: str = "") -> Plan:
     """A ``cqsignal plan`` plan.json checked against ``ctx``'s network before any simulation.
 
-    ConfigError (one line, beginning with ``where`` then ``path``, e.g. ``twin.yaml: plans: ``) when it is unreadable, was made for another
-    network, lacks one of ``periods``, or a period's plan does not validate on the network (that
-    message says so when the plan's manifest.json records another version of the network file).
+    ConfigError (one line, beginning with ``where`` then ``path``, e.g. ``twin.yaml: plans: ``) when it
+    is unreadable, was made for another network, lacks one of ``periods``, or a period's plan does not
+    validate on the network (that message says so when the plan's manifest.json records another
+    version of the network file).
     A plan that validates on a changed network file is kept, with a warning on stderr.
     """
     try:
@@ -132,7 +133,8 @@ def load_plans(path: str | Path, ctx: PlanContext, periods: Sequence[str] = (), 
         raise ConfigError(f"{where}{path}: is for network {plan.network!r}, not {ctx.config.network!r}")
     missing = [p for p in periods if p not in plan.periods]
     if missing:
-        raise ConfigError(f"{where}{path}: no plan for period {missing[0]!r} (it has {', '.join(plan.periods) or 'none'})")
+        raise ConfigError(f"{where}{path}: no plan for period {missing[0]!r} "
+                          f"(it has {', '.join(plan.periods) or 'none'})")
     stale = network_changed(path, ctx.scenario.net_file)
     try:
         for pp in plan.periods.values():

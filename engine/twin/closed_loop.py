@@ -159,14 +159,16 @@ class _Field:
         self.current = setting.tod_at(spec.begin)
         self.options = self._options() if self.plan_mode else HEURISTIC_OPTIONS
         self.loop = ControlLoop(self.scenario, self.options, workdir=workdir / "sumo")
+        # the signals as plans run them (clearances at least the plan constraints' yellow and all-red,
+        # engine.signals.with_minimum_clearances): every controller, baselines too, shows those
         base = [setting.intersections[ix.id] for ix in self.loop.layout.intersections]
         self.follower = self.heuristic = self.twin = None
         if self.plan_mode:
             self.follower = PlanFollower(base, self.current)
-            o = self.options
-            self.loop.signals = SignalController(self.follower.phases(), self.loop.sim.set_state, o.min_green,
-                                                 o.max_green, o.max_ped_wait)
-        else:
+        o = self.options
+        self.loop.signals = SignalController(self.follower.phases() if self.plan_mode else base,
+                                             self.loop.sim.set_state, o.min_green, o.max_green, o.max_ped_wait)
+        if not self.plan_mode:
             from engine.controllers import make_controller
 
             self.heuristic = make_controller("actuated" if self.background_mode else controller, self.scenario)
