@@ -30,6 +30,7 @@ from engine.webster import SAT_THROUGH, SAT_TURN, critical_vc as _critical_vc, i
 
 PERIODS: tuple[str, ...] = ("am_peak", "midday", "pm_peak", "night", "holiday_evening")
 TURNS: tuple[str, ...] = ("left", "through", "right")
+PERIOD_KEYS: tuple[str, ...] = ("window", "phf", "peak_quarter", "bus_share", "entries", "turns")
 _DIR_TURN = {"s": "through", "l": "left", "L": "left", "t": "left", "r": "right", "R": "right"}
 VCLASS = "passenger"  # routes are drawn on the lanes and connections a car may use
 
@@ -91,6 +92,9 @@ def _period(path: Path, name: str, raw: object) -> Period:
     where = f"{path}: periods.{name}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping")
+    stray = [k for k in raw if k not in PERIOD_KEYS]
+    if stray:
+        raise ConfigError(f"{where}.{stray[0]}: unknown key (a period's keys: {', '.join(PERIOD_KEYS)})")
     for key in ("window", "phf", "bus_share", "entries", "turns"):
         if key not in raw:
             raise ConfigError(f"{where}.{key}: missing")
@@ -132,19 +136,32 @@ def _period(path: Path, name: str, raw: object) -> Period:
 
 
 def load_demand(path: Path) -> Demand:
-    """Read and validate a demand file; ConfigError naming file and field on any bad value."""
+    """Read and validate a demand file; ConfigError naming file and field on any bad value.
+
+    The file defines exactly the five periods of :data:`PERIODS`; every missing (or unknown)
+    period is named in one line. Checks against a network: :func:`check_demand`."""
     path = Path(path)
     raw = read_yaml(path, "demand file")
     if not isinstance(raw, dict) or not isinstance(raw.get("periods"), dict):
         raise ConfigError(f"{path}: periods: missing or not a mapping")
-    unknown = [p for p in raw["periods"] if p not in PERIODS]
+    stray = [k for k in raw if k != "periods"]
+    if stray:
+        raise ConfigError(f"{path}: {stray[0]}: unknown key (a demand file has one key, periods)")
+    allowed = ", ".join(PERIODS)
+    unknown = [str(p) for p in raw["periods"] if p not in PERIODS]
     if unknown:
-        allowed = ", ".join(PERIODS)
-        raise ConfigError(f"{path}: periods.{unknown[0]}: unknown period; allowed: {allowed}")
+        raise ConfigError(f"{path}: {_fields('periods', unknown)}: unknown period{'s' * (len(unknown) > 1)}; "
+                          f"a demand file defines exactly the five periods {allowed}")
     missing = [p for p in PERIODS if p not in raw["periods"]]
     if missing:
-        raise ConfigError(f"{path}: periods.{missing[0]}: missing")
+        raise ConfigError(f"{path}: {_fields('periods', missing)}: missing; a demand file must define all five "
+                          f"periods ({allowed})")
     return Demand(path=path, periods={p: _period(path, p, raw["periods"][p]) for p in PERIODS})
+
+
+def _fields(parent: str, names: list[str]) -> str:
+    """``periods.a, periods.b`` for a message naming several fields."""
+    return ", ".join(f"{parent}.{n}" for n in names)
 
 
 def period_window(demand: Demand, period: str) -> tuple[int, int]:
@@ -164,6 +181,8 @@ class _Graph:
     successors: dict[str, dict[str, str]]   # edge -> {to_edge: turn}
     to_node: dict[str, str]
     approach: dict[str, str]                 # incoming edge -> compass (W/E/N/S) at its to-node
+    edges: frozenset[str] = frozenset()      # every normal edge of the net (cars or not)
+    name: str = "the network"                # the net file's name, for messages
 
 
 @lru_cache(maxsize=8)
@@ -188,7 +207,8 @@ def _graph_of(network: Network) -> _Graph:
         (jx, jy), (fx, fy) = e.getToNode().getCoord()[:2], e.getFromNode().getCoord()[:2]
         dx, dy = fx - jx, fy - jy
         approach[eid] = ("W" if dx < 0 else "E") if abs(dx) >= abs(dy) else ("S" if dy < 0 else "N")
-    return _Graph(successors, to_node, approach)
+    return _Graph(successors, to_node, approach, frozenset(e.getID() for e in net.getEdges(withInternal=False)),
+                  Path(network.path).name)
 
 
 def _graph(net_file: Path) -> _Graph:
@@ -209,9 +229,16 @@ def _routes(graph: _Graph, period: Period, source: Path, entry: str) -> list[Rou
     followed (the rest are scaled to sum to 1). Neither happens on a tree of roads such as
     the corridor; both make a grid routable. Raises ConfigError for a missing turn share.
     """
+    where = f"{source}: periods.{period.name}.entries.{entry}"
     if entry not in graph.successors:
-        where = f"{source}: periods.{period.name}.entries.{entry}"
-        raise ConfigError(f"{where}: no such edge in the network")
+        if entry in graph.edges:
+            raise ConfigError(f"{where}: edge {entry} of {graph.name} is closed to cars ({VCLASS}); "
+                              f"an entry is an edge cars drive into the network on")
+        raise ConfigError(f"{where}: no such edge in the network ({graph.name})")
+    if not graph.successors[entry]:
+        raise ConfigError(f"{where}: edge {entry} leads out of the network at {graph.to_node[entry]} "
+                          f"(no connection from it to another edge), so vehicles entering there go "
+                          f"nowhere; an entry is an edge into the network (here: {_listed(entry_edges(graph))})")
     done: list[Route] = []
     pruned: list[float] = []
     stack: list[Route] = [((entry,), 1.0)]
@@ -244,7 +271,8 @@ def _routes(graph: _Graph, period: Period, source: Path, entry: str) -> list[Rou
         ahead = [(to, p) for to, p in branches if p > 0 and to not in path]
         total = sum(p for _, p in ahead)
         if not ahead:
-            raise NetworkError(f"route from {entry}: every turn at edge {edge} leads back onto the route")
+            raise NetworkError(f"{where}: a route from {entry}: every turn at edge {edge} leads back "
+                               "onto the route")
         for to, p in ahead:
             share = prob * p / total
             if share >= MIN_ROUTE_P:
@@ -263,6 +291,76 @@ def _route_table(demand: Demand, net_file: Path,
     p = demand.period(period)
     graph = _graph(net_file)
     return [(e, p.entries[e], _routes(graph, p, demand.path, e)) for e in sorted(p.entries)]
+
+
+def entry_edges(graph: _Graph) -> list[str]:
+    """Edges cars enter the network on: no car edge leads into them, and they lead on."""
+    reached = {to for nexts in graph.successors.values() for to in nexts}
+    return sorted(e for e, nexts in graph.successors.items() if nexts and e not in reached)
+
+
+def _listed(names: list[str], most: int = 12) -> str:
+    if not names:
+        return "none"
+    return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])}, ... ({len(names)} in all)"
+
+
+def check_demand(demand: Demand, net_file: Path, periods: tuple[str, ...] | list[str] | None = None) -> None:
+    """Check ``demand`` against the network of ``net_file``, every period (or ``periods``), before any
+    work: ConfigError (one line naming the file and ``periods.<p>.<field>``) for a junction or an
+    approach under ``turns`` the network does not have, an entry that is no edge, is closed to cars or
+    leads out of the network, and whatever routing from each entry finds (a missing turning share, a
+    share for a turn that does not exist) -- the same checks :func:`write_routes` would make later."""
+    graph = _graph(net_file)
+    approaches: dict[str, set[str]] = {}
+    for edge, node in graph.to_node.items():
+        approaches.setdefault(node, set()).add(graph.approach[edge])
+    branching = sorted({graph.to_node[e] for e, nexts in graph.successors.items() if len(nexts) > 1})
+    for name in periods if periods is not None else demand.periods:
+        period = demand.period(name)
+        where = f"{demand.path}: periods.{name}.turns"
+        for node, by_approach in period.turns.items():
+            if node not in approaches:
+                tls = _tls_junctions(net_file).get(node)
+                hint = (f"{node!r} is a traffic light, of junction{'s' * (len(tls) > 1)} {', '.join(tls)}: "
+                        "turns are given by junction"
+                        if tls else f"junctions where routes branch: {_listed(branching)}")
+                raise ConfigError(f"{where}.{node}: no junction {node!r} that cars reach in {graph.name} ({hint})")
+            for appr in by_approach:
+                if appr not in approaches[node]:
+                    raise ConfigError(f"{where}.{node}.{appr}: no car approach from {appr} at {node} "
+                                      f"(its approaches: {', '.join(sorted(approaches[node]))})")
+        for entry in sorted(period.entries):
+            _routes(graph, period, demand.path, entry)
+
+
+def _tls_junctions(net_file: Path) -> dict[str, list[str]]:
+    """Junctions of each traffic light of the net, by traffic-light id (a hint when one is mistaken for a junction)."""
+    net = load_network(net_file).net
+    return {t.getID(): sorted({c[0].getEdge().getToNode().getID() for c in t.getConnections()})
+            for t in net.getTrafficLights()}
+
+
+_CHECKED: set[tuple] = set()
+
+
+def check_demand_file(demand_file: Path, net_file: Path) -> Demand:
+    """The demand file loaded and checked whole against ``net_file`` (:func:`check_demand`), once per
+    process and file state."""
+    def stamp(p: Path) -> tuple:
+        st = Path(p).stat()
+        return (str(Path(p).resolve()), st.st_mtime_ns, st.st_size)
+
+    demand = load_demand(demand_file)
+    try:
+        key = (stamp(demand_file), stamp(net_file))
+    except OSError:
+        key = None
+    if key is None or key not in _CHECKED:
+        check_demand(demand, net_file)
+        if key is not None:
+            _CHECKED.add(key)
+    return demand
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -4,7 +4,9 @@ Three kinds of input are one concept here:
 
 * an embedded network by name (``chongqing``), or any folder holding a
   ``network.yaml`` (a calibrated twin written by ``cqsignal calibrate`` is one);
-  demand comes from a period-of-day definition or from route files;
+  demand comes from a period-of-day definition or from route files. ``network.yaml`` is
+  read with a schema (:class:`NetworkYaml`: every key typed, unknown keys refused) and a
+  period-of-day demand is checked whole against the network when a scenario loads;
 * a user's ``.sumocfg``;
 * a user's ``.net.xml`` plus route files.
 
@@ -25,6 +27,8 @@ import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import ConfigError, NetworkError
 
@@ -145,11 +149,13 @@ class Scenario:
             base = dataclasses.replace(base, route_files=tuple(Path(r).resolve() for r in routes),
                                        demand_file=None)
         if base.demand_file is not None:
-            from engine.demand import PERIODS
+            from engine.demand import PERIODS, check_demand_file
 
             period = period or DEFAULT_PERIOD
             if period not in PERIODS:
                 raise ConfigError(f"unknown period '{period}' (choose from {', '.join(PERIODS)})")
+            # the whole demand file against the network (every period), before any work
+            check_demand_file(base.demand_file, base.net_file)
         elif period is not None:
             raise ConfigError(
                 f"period '{period}' given, but network '{base.name}' has fixed routes and no "
@@ -458,40 +464,229 @@ def _window(begin: float | None, end: float | None, duration: float | None, wher
     return b, DEFAULT_DURATION_S if duration is None else duration
 
 
-def _from_folder(folder: Path, name: str) -> Scenario:
+# ----------------------------------------------------------------------------- network.yaml
+
+NETWORK_YAML = "network.yaml"
+
+
+def _time_value(value: object) -> float:
+    """Seconds from a number or a time text (``25200``, ``'07:00'``); ValueError saying why."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"must be a time (seconds or HH:MM[:SS]), got {value!r}")
+    try:
+        return parse_seconds(value, "time")
+    except ConfigError:
+        raise ValueError(f"must be a time (seconds or HH:MM[:SS]), got {value!r}") from None
+
+
+def _file_names(value: object, key: str) -> tuple[str, ...]:
+    """One file name or a non-empty list of distinct ones; ValueError saying why."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list):
+        raise ValueError(f"expected a file name or a list of file names, got {value!r}")
+    if not names:
+        raise ValueError(f"empty list (list the {key} files, or leave the key out)")
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"[{i}]: expected a file name, got {name!r}")
+        if name in names[:i]:
+            raise ValueError(f"{name} is listed twice")
+    return tuple(names)
+
+
+class CalibrationEntry(BaseModel):
+    """``calibration:`` of a twin's network.yaml, as ``cqsignal calibrate`` writes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    counts: str | None = None
+    begin: str | float | None = None  # time of day of the counts' window (HH:MM or seconds)
+    end: str | float | None = None
+    warmup_s: float | None = Field(None, ge=0)
+    geh_ok_share: float | None = None
+    r2: float | None = None
+    verdict: str | None = None
+
+    @field_validator("begin", "end", mode="before")
+    @classmethod
+    def _clock(cls, value: object) -> object:
+        if value is not None:
+            from engine.calibrate.counts import parse_time
+
+            try:
+                parse_time(str(value), "time")
+            except ConfigError:
+                raise ValueError(f"must be a time of day (HH:MM[:SS] or seconds), got {value!r}") from None
+        return value
+
+
+class NetworkYaml(BaseModel):
+    """The schema of a network folder's ``network.yaml``: every key typed, unknown keys refused.
+
+    File names are relative to the folder (or absolute). ``begin``, ``end`` and ``duration``
+    are in seconds (``end``/``begin`` also ``HH:MM[:SS]``); ``begin`` and ``duration`` default
+    to 0 and 3600 s.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    net: str  # the SUMO network (.net.xml), exactly one
+    demand: str | None = None  # period-of-day demand (demand.yaml)
+    routes: tuple[str, ...] = ()  # route files (instead of demand)
+    additional: tuple[str, ...] = ()  # additional files (programs, detectors, WAUTs)
+    begin: float | None = None
+    end: float | None = None
+    duration: float | None = None
+    signals: tuple[str, ...] | None = None  # the traffic lights to control, in corridor order
+    description: str | None = None
+    calibration: CalibrationEntry | None = None  # written by `cqsignal calibrate`
+
+    @field_validator("net", "demand", mode="before")
+    @classmethod
+    def _one_file(cls, value: object, info) -> object:
+        what = "the network's .net.xml" if info.field_name == "net" else "the period-of-day demand file"
+        if isinstance(value, str) and value.strip():
+            return value
+        if isinstance(value, list):
+            raise ValueError(f"expected one file name ({what}), got "
+                             + (f"a list {value!r}" if value else "an empty list"))
+        if value is None and info.field_name == "demand":
+            return value
+        raise ValueError(f"expected a file name ({what}), got {value!r}")
+
+    @field_validator("routes", "additional", mode="before")
+    @classmethod
+    def _files(cls, value: object, info) -> object:
+        return value if value is None else _file_names(value, info.field_name)
+
+    @field_validator("begin", "end", "duration", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        return value if value is None else _time_value(value)
+
+    @field_validator("signals", mode="before")
+    @classmethod
+    def _signals(cls, value: object) -> object:
+        if value is None:
+            return value
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"expected a non-empty list of traffic-light ids, got {value!r}")
+        ids = []
+        for i, sid in enumerate(value):
+            if isinstance(sid, bool) or not isinstance(sid, (str, int)) or not str(sid).strip():
+                raise ValueError(f"[{i}]: expected a traffic-light id, got {sid!r}")
+            if str(sid) in ids:
+                raise ValueError(f"{sid!r} is listed twice")
+            ids.append(str(sid))
+        return tuple(ids)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"must be positive, got {value:g}")
+        if value is not None and value > MAX_DURATION_S:
+            raise ValueError(f"{value:g} s is longer than the limit of {MAX_DURATION_S:g} s (7 days)")
+        return value
+
+    @field_validator("begin")
+    @classmethod
+    def _begin(cls, value: float | None) -> float | None:
+        if value is not None and not 0 <= value <= MAX_BEGIN_S:
+            raise ValueError(f"must be between 0 and {MAX_BEGIN_S:g} s, got {value:g}")
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> NetworkYaml:
+        if self.end is not None and self.duration is not None:
+            raise ValueError("end, duration: give end or duration, not both")
+        if self.end is not None:
+            begin = self.begin or 0.0
+            if self.end <= begin:
+                raise ValueError(f"end: {self.end:g} s is not after begin {begin:g} s")
+            if self.end - begin > MAX_DURATION_S:
+                raise ValueError(f"end: the window {begin:g}-{self.end:g} s is longer than the limit of "
+                                 f"{MAX_DURATION_S:g} s (7 days)")
+        if self.demand is not None and self.routes:
+            raise ValueError("demand, routes: give demand (period-of-day demand) or routes (route files), "
+                             "not both")
+        return self
+
+
+def _validation_message(exc: ValidationError) -> str:
+    """The first problem of a network.yaml, as ``field: what is wrong``."""
+    err = exc.errors()[0]
+    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+    if err["type"] == "extra_forbidden":
+        model = CalibrationEntry if err["loc"][0] == "calibration" else NetworkYaml
+        return f"{loc}: unknown key (known keys: {', '.join(model.model_fields)})"
+    if err["type"] == "missing":
+        return f"{loc}: missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "value_error":  # our own messages: 'field: ...' for checks across fields
+        return f"{loc}: {msg}" if loc else msg
+    return f"{loc}: {msg} (got {err.get('input')!r})" if loc else msg
+
+
+def read_network_yaml(path: str | Path) -> NetworkYaml:
+    """A folder's ``network.yaml``, validated; NetworkError naming the file and the field on any problem
+    (unreadable, not YAML, not a mapping, an unknown key, a value of the wrong type or range)."""
     from engine.yamlfile import read_yaml
 
-    meta_file = folder / "network.yaml"
+    path = Path(path)
     try:  # one line naming the file: unreadable, not UTF-8, or the line and column of a YAML syntax error
-        meta = read_yaml(meta_file, "network description") or {}
+        raw = read_yaml(path, "network description")
     except ConfigError as exc:
         raise NetworkError(str(exc)) from None
-    if not isinstance(meta, dict) or "net" not in meta:
-        raise NetworkError(f"{meta_file}: missing field 'net'")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise NetworkError(f"{path}: expected a mapping of keys ({', '.join(NetworkYaml.model_fields)}), "
+                           f"got {type(raw).__name__}")
+    bad = [k for k in raw if not isinstance(k, str)]
+    if bad:
+        raise NetworkError(f"{path}: {bad[0]!r}: unknown key (known keys: {', '.join(NetworkYaml.model_fields)})")
+    try:
+        return NetworkYaml.model_validate(raw)
+    except ValidationError as exc:
+        raise NetworkError(f"{path}: {_validation_message(exc)}") from None
+
+
+def _check_signals(meta_file: Path, signals: tuple[str, ...], net: Path, additional: tuple[Path, ...]) -> None:
+    """NetworkError naming ``meta_file``'s ``signals`` when one is not a traffic light of ``net``."""
+    from engine.network import load_network
+
+    known = load_network(net, additional).signals
+    unknown = [s for s in signals if s not in known]
+    if unknown:
+        names = list(known)
+        shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "") or "none"
+        raise NetworkError(f"{meta_file}: signals: {unknown[0]!r} is not a traffic light of {net.name} "
+                           f"(its traffic lights: {shown})")
+
+
+def _from_folder(folder: Path, name: str) -> Scenario:
+    meta_file = folder / NETWORK_YAML
+    meta = read_network_yaml(meta_file)
 
     def files(key: str) -> tuple[Path, ...]:
-        value = meta.get(key) or []
-        value = [value] if isinstance(value, str) else value
+        value = getattr(meta, key)
+        value = () if value is None else (value,) if isinstance(value, str) else value
         out = tuple((folder / v).resolve() for v in value)
-        for f in out:
+        for v, f in zip(value, out):
             if not f.is_file():
-                raise NetworkError(f"{meta_file}: {key} file not found: {f.name}")
+                raise NetworkError(f"{meta_file}: {key}: file not found: {v}" + ("" if Path(v).is_absolute()
+                                                                             else f" (in {folder})"))
         return out
-
-    def seconds(key: str) -> float | None:
-        value = meta.get(key)
-        if value is None:
-            return None
-        try:
-            return parse_seconds(value, key)
-        except ConfigError as exc:
-            raise ConfigError(f"{meta_file}: {exc}") from None
 
     (net,) = files("net")
     demand = files("demand")
-    begin, duration = _window(seconds("begin"), seconds("end"), seconds("duration"), str(meta_file))
+    additional = files("additional")
+    if meta.signals is not None:
+        _check_signals(meta_file, meta.signals, net, additional)
+    begin, duration = _window(meta.begin, meta.end, meta.duration, str(meta_file))
     return Scenario(
-        name=name, net_file=net, route_files=files("routes"), additional_files=files("additional"),
+        name=name, net_file=net, route_files=files("routes"), additional_files=additional,
         demand_file=demand[0] if demand else None, begin=begin, duration=duration,
     )
 

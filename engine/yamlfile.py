@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
 from engine.errors import ConfigError
+
+
+# YAML 1.1 reads ``17:00`` as the base-60 integer 1020 (and ``7:00:30`` as 25230) but ``07:00`` as the text
+# '07:00': a time of day written without quotes would silently be a number of seconds. YAML 1.2 has no
+# base-60 numbers; neither do our files: such a value stays text, which a time field reads as HH:MM[:SS].
+_BASE60 = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader without YAML 1.1's base-60 numbers."""
+
+    def resolve(self, kind, value, implicit):
+        if kind is yaml.ScalarNode and implicit[0] and _BASE60.fullmatch(value):
+            return yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG
+        return super().resolve(kind, value, implicit)
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:
@@ -24,14 +40,15 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def read_yaml(path: str | Path, what: str = "file") -> object:
-    """The parsed content of ``path`` (None for an empty file).
+    """The parsed content of ``path`` (None for an empty file), as ``yaml.safe_load`` reads it except
+    that ``17:00`` is the text '17:00', not YAML 1.1's base-60 number 1020.
 
     ConfigError naming the file (and ``what`` it should be) when it cannot be read, is not
     UTF-8 text or is not YAML (with the line and column of the syntax error).
     """
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # _Loader is a SafeLoader
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:

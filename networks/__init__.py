@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from engine.errors import ConfigError
 
 NETWORKS_DIR: Path = Path(__file__).resolve().parent
@@ -35,16 +33,18 @@ def resolve(name: str) -> Path:
 
 
 def manifest(name: str) -> dict[str, object]:
-    """The network's ``network.yaml`` with ``net`` and ``demand`` as absolute paths."""
+    """The network's ``network.yaml`` with ``net`` and ``demand`` as absolute paths.
+
+    Read with the schema every network folder's ``network.yaml`` has
+    (:func:`engine.scenario.read_network_yaml`); an embedded network must also give
+    every key of ``_KEYS``."""
+    from engine.scenario import read_network_yaml
+
     folder = resolve(name)
     path = folder / MANIFEST
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with keys {', '.join(_KEYS)}")
-    missing = [k for k in _KEYS if k not in data]
+    meta = read_network_yaml(path)
+    missing = [k for k in _KEYS if getattr(meta, k) is None]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {', '.join(missing)}")
-    signals = data["signals"]
-    if not isinstance(signals, list) or not all(isinstance(s, str) for s in signals):
-        raise ConfigError(f"{path}: 'signals' must be a list of traffic-light ids")
-    return {**data, "net": folder / str(data["net"]), "demand": folder / str(data["demand"])}
+    data = meta.model_dump(exclude_unset=True)
+    return {**data, "signals": list(meta.signals), "net": folder / meta.net, "demand": folder / meta.demand}

@@ -412,3 +412,73 @@ def test_minimum_clearances_lengthen_what_is_short_and_leave_the_rest():
     assert [p.program_index for p in longer.phases] == [0, 3]
     assert with_minimum_clearances(longer, 4.0, 2.0)[1] == ()  # applied twice: nothing more to do
     assert longer.intergreen(0, 2) == 6.0  # the program's own intergreen, recomputed
+
+
+@pytest.fixture(scope="module")
+def city_programs_folder(tmp_path_factory) -> Path:
+    """The junction whose network folder loads an additional file with the city's program ``city``
+    (other greens, 1.5 s all-red) and a WAUT starting it: SUMO runs ``city``, not the net file's ``0``."""
+    folder = tmp_path_factory.mktemp("city_programs")
+    net = _netconvert(folder / "src", folder / "city.net.xml", [])
+    ix = load_network(net).signals["J"]
+    steps = [(d if "y" in s or set(s) == {"r"} else d + 7, s) for d, s in _day_program(ix)]
+    steps = [(1.5 if set(s) == {"r"} else d, s) for d, s in steps]
+    lines = ["<additional>", '  <tlLogic id="J" type="static" programID="city" offset="0">']
+    lines += [f'    <phase duration="{d:g}" state="{s}"/>' for d, s in steps]
+    lines += ["  </tlLogic>", '  <WAUT id="w" refTime="0" startProg="city">',
+              '    <wautSwitch time="0" to="city"/>', "  </WAUT>", '  <wautJunction wautID="w" junctionID="J"/>',
+              "</additional>"]
+    (folder / "city.add.xml").write_text("\n".join(lines) + "\n")
+    _folder(folder, net)
+    (folder / "network.yaml").write_text("net: city.net.xml\ndemand: demand.yaml\nadditional: [city.add.xml]\n")
+    return folder
+
+
+def test_plan_reads_the_programs_of_the_additional_files(city_programs_folder):
+    """The plan's signals, its search's "current programs" and the report's "before" are the program
+    SUMO runs: the additional file's ``city`` (started by its WAUT), not the net file's own."""
+    from engine.plan.config import load_plan_config
+    from engine.plan.pipeline import plan_search, resolve
+
+    folder = city_programs_folder
+    city = read_intersections(folder / "city.net.xml", [folder / "city.add.xml"])["J"]
+    assert city.program_id == "city" and read_intersections(folder / "city.net.xml")["J"].program_id != "city"
+    ctx = resolve(load_plan_config(_plan_config(folder, folder / "out" / "plan", "webster", report=False)))
+    assert ctx.network_intersections["J"].program == city.program
+    current = plan_search(ctx, "am_peak").current_plan()
+    assert current.timings["J"].greens == tuple(p.duration for p in city.phases)
+
+
+def test_plans_run_beside_a_city_waut(city_programs_folder, tmp_path):
+    """The city's WAUT would start and keep its own program whatever is loaded after it: a plan's
+    evaluation and the report's "after" run leave the WAUT's junction entry out, so SUMO runs the plan
+    (two plans with other greens score differently; SUMO's running program is the plan's)."""
+    import dataclasses
+
+    import libsumo
+
+    from engine.plan.config import load_plan_config
+    from engine.plan.evaluate import PlanEvaluator, plan_scenario
+    from engine.plan.export import programs_xml
+    from engine.plan.model import Plan
+    from engine.plan.pipeline import plan_search, resolve
+
+    ctx = resolve(load_plan_config(_plan_config(city_programs_folder, tmp_path / "plan", "webster", report=False)))
+    current = plan_search(ctx, "am_peak").current_plan()
+    t = current.timings["J"]
+    longer = current.with_timings({"J": dataclasses.replace(t, greens=(t.greens[0] + 30, *t.greens[1:]))},
+                                  cycle=current.cycle + 30)
+    add = tmp_path / "longer.add.xml"
+    add.write_text(programs_xml(Plan("x", {"am_peak": longer}), ctx.intersections))
+    sc = plan_scenario(ctx.period_scenario("am_peak"), (add,), tmp_path)
+    assert all("no_waut" in f.name or f == add for f in sc.additional_files)
+    libsumo.start([sumo_binary(), "-n", str(sc.net_file), "-a", ",".join(map(str, sc.additional_files)),
+                   "--no-step-log", "true"])
+    try:
+        libsumo.simulationStep()
+        assert libsumo.trafficlight.getProgram("J") == "am_peak"
+    finally:
+        libsumo.close()
+    with PlanEvaluator(ctx.period_scenario("am_peak"), [1], 600, workdir=tmp_path / "ev", workers=1) as ev:
+        a, b = ev.run_many([current, longer], ctx.intersections)
+    assert a.objective != b.objective

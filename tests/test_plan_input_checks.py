@@ -122,3 +122,19 @@ def test_plan_config_remembers_its_file(tmp_path):
     config = load_plan_config(path)
     assert config.source == path and config.model_copy(update={"method": "green_wave"}).where("x") == f"{path}: x"
     assert PlanConfig().where("x") == "x"
+
+
+def test_demand_that_does_not_fit_the_network_is_refused_before_planning(tmp_path, capsys):
+    """A wrong turning junction in a period the plan does not even plan first (pm_peak after am_peak):
+    refused when the plan's demand is resolved, before am_peak's work, naming the demand file and field."""
+    import shutil
+
+    folder = tmp_path / "net"
+    shutil.copytree(REPO / "networks" / "chongqing", folder, ignore=shutil.ignore_patterns("counts"))
+    demand = yaml.safe_load((folder / "demand.yaml").read_text())
+    turns = demand["periods"]["pm_peak"]["turns"]
+    turns["NO_SUCH_JUNCTION"] = next(iter(turns.values()))
+    (folder / "demand.yaml").write_text(yaml.safe_dump(demand))
+    path = _plan(tmp_path, network=str(folder), periods=["am_peak", "pm_peak"])
+    msg = _refused(["plan", str(path)], tmp_path, capsys)
+    assert "demand.yaml: periods.pm_peak.turns.NO_SUCH_JUNCTION: no junction 'NO_SUCH_JUNCTION'" in msg, msg

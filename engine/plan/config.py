@@ -179,6 +179,11 @@ class PlanConfig(_Strict):
     def _periods(self) -> PlanConfig:
         if len(set(self.periods)) != len(self.periods):
             raise ValueError("periods: listed twice")
+        schedule = self.schedule or []
+        twice = [p for i, p in enumerate(schedule) if p in schedule[:i]]
+        if twice:
+            raise ValueError(f"schedule: period {twice[0]!r} is listed twice (the day plan switches to each "
+                             "period once, at the start of its time-of-day window)")
         for key, names in (("methods", list(self.methods)), ("schedule", self.schedule or []),
                            ("report.periods", self.report.periods or []), ("demand", list(self.demand))):
             stray = [p for p in names if p not in self.periods]

@@ -49,10 +49,50 @@ class PlanPrograms:
     def setup(self, loop) -> None:
         """Add the programs to the scenario (called before the loop starts SUMO)."""
         path = _period_only(self.additional, self.period or loop.scenario.period, loop.workdir)
-        loop.scenario = loop.scenario.with_options(additional_files=loop.scenario.additional_files + (path,))
+        loop.scenario = plan_scenario(loop.scenario, (path,), loop.workdir)
 
     def decide(self, state: TrafficState) -> np.ndarray:
         return np.full(len(state.phase), -1, dtype=np.int64)
+
+
+def plan_scenario(scenario: Scenario, programs: Sequence[Path], workdir: Path) -> Scenario:
+    """``scenario`` running the programs in the additional files ``programs`` (loaded last: SUMO runs
+    the program loaded last) instead of its own time-of-day switching.
+
+    A WAUT in the scenario's own additional files (a city's program switching) would start its
+    program and switch back to it whatever is loaded after it, so its ``wautJunction`` entries for
+    the signals ``programs`` program are left out: those files are copied into ``workdir`` without
+    them (relative ``file`` attributes made absolute, so outputs land where they did). Files
+    without such entries are used as they are. ConfigError for an unreadable file.
+    """
+    ids: set[str] = set()
+    for path in programs:
+        ids |= {el.get("id") for el in _xml_root(Path(path)).iter("tlLogic")}
+    files = []
+    for n, path in enumerate(scenario.additional_files):
+        root = _xml_root(path)
+        parents = {child: parent for parent in root.iter() for child in parent}
+        dropped = [el for el in root.iter("wautJunction") if el.get("junctionID") in ids]
+        if not dropped:
+            files.append(path)
+            continue
+        for el in dropped:
+            parents[el].remove(el)
+        for el in root.iter():
+            value = el.get("file")
+            if value and not Path(value).is_absolute():
+                el.set("file", str((path.parent / value).resolve()))
+        out = Path(workdir) / f"{n}_{path.stem}.no_waut.xml"
+        write_text_atomic(out, ET.tostring(root, encoding="unicode"))
+        files.append(out)
+    return scenario.with_options(additional_files=(*files, *(Path(p) for p in programs)))
+
+
+def _xml_root(path: Path) -> ET.Element:
+    try:
+        return ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise ConfigError(f"{path}: not a readable additional file ({exc})") from None
 
 
 def _period_only(path: Path, period: str | None, workdir: Path) -> Path:
@@ -159,7 +199,7 @@ class PlanEvaluator:
                 keep = (out / f"seed{seed}") if out is not None else None
                 sc = self.scenario(seed)
                 if extra:
-                    sc = sc.with_options(additional_files=sc.additional_files + extra)
+                    sc = plan_scenario(sc, extra, self.workdir)
                 jobs.append((sc, add, name, keep))
         total = len(jobs) * self.base.duration
         partial: dict[int, float] = {}

@@ -33,6 +33,7 @@ from engine.errors import SimulationError
 from engine.loop import ControlLoop, LoopOptions
 from engine.metrics import KPIs
 from engine.network import load_network
+from engine.plan.evaluate import plan_scenario
 from engine.plan.export import write_text_atomic
 from engine.plan.model import SignalTiming, program_of, signal_phases
 from engine.scenario import Scenario
@@ -145,7 +146,8 @@ def measure_run(scenario: Scenario, intersections: Mapping[str, Intersection], c
     meandata = workdir / "edgedata.add.xml"
     write_text_atomic(meandata, f'<additional>\n    <edgeData id="cqplan" file="{edge_out}" begin="{scenario.begin:g}" '
                                 f'end="{scenario.end:g}" excludeEmpty="true"/>\n</additional>\n')
-    sc = scenario.with_options(additional_files=scenario.additional_files + tuple(extra_additional) + (meandata,))
+    sc = plan_scenario(scenario, extra_additional, workdir) if extra_additional else scenario
+    sc = sc.with_options(additional_files=sc.additional_files + (meandata,))
     appr = approaches(sc.net_file, intersections)
     flat = [a for sid in intersections for a in appr[sid]]
     chain_edges = sorted({e for a in flat for e in a.edges})

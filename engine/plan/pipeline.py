@@ -81,7 +81,7 @@ def resolve(config: PlanConfig) -> PlanContext:
     before any simulation; counts are calibrated later, by :func:`calibrate_demand`)."""
     scenario = Scenario.of_network(config.network)
     demands = resolve_demands(config, scenario)
-    network_intersections = read_intersections(scenario.net_file)
+    network_intersections = read_intersections(scenario.net_file, scenario.additional_files)  # what SUMO runs
     limits = config.constraints
     intersections, notes = {}, []
     for sid, ix in network_intersections.items():

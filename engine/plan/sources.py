@@ -114,13 +114,14 @@ def resolve_demands(config: PlanConfig, base: Scenario) -> dict[str, PeriodDeman
 
 
 def _declared(config: PlanConfig, base: Scenario, period: str) -> PeriodDemand:
-    from engine.demand import load_demand, period_window
+    from engine.demand import check_demand_file, period_window
 
     if base.demand_file is None:
         raise ConfigError(f"periods: {period!r} has no demand: network {config.network!r} declares none "
                           f"(no demand file in its network.yaml); give demand.{period}.twin or "
                           f"demand.{period}.counts")
-    return PeriodDemand(period, "network", period_window(load_demand(base.demand_file), period))
+    # the whole file against the network now, not when the period is first routed (after other work)
+    return PeriodDemand(period, "network", period_window(check_demand_file(base.demand_file, base.net_file), period))
 
 
 def _twin(period: str, source: DemandSource, base: Scenario, network: str) -> PeriodDemand:
