@@ -301,11 +301,12 @@ class Scenario:
         return rw
 
     def fingerprint(self) -> str:
-        """Hash of the network's signals and lanes: models trained here match only here."""
+        """Hash of the network's signals (the programs SUMO runs, additional files' included, as the
+        controllers' layout reads them) and lanes: models trained here match only here."""
         from engine.network import read_intersections
 
         h = hashlib.sha256()
-        for tid, ix in read_intersections(self.net_file).items():
+        for tid, ix in read_intersections(self.net_file, self.additional_files).items():
             h.update(tid.encode())
             for ph in ix.phases:
                 h.update(ph.state.encode())
