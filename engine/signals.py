@@ -16,6 +16,7 @@ Networks are read by :mod:`engine.network`; this module only models signals.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
@@ -401,7 +402,10 @@ def with_minimum_clearances(ix: Intersection, yellow_s: float, all_red_s: float
     phase order and the links each step serves are unchanged; only the cycle grows.
     Yellow and all-red follow the plan constraints a city sets (e.g. ITE's change and
     clearance intervals); a green with no yellow at all is left as it is, for the plan
-    validator to refuse. Returns the intersection and one line per lengthened clearance.
+    validator to refuse. Every clearance step is then rounded up to whole seconds: SUMO runs
+    a program in 1 s steps and carries the fraction on, so a 3.5 s yellow shows 3 s and 4 s
+    in turn (measured with SUMO 1.28), a shortened yellow every other cycle. Returns the
+    intersection and one line per lengthened or rounded clearance.
     """
     program = [list(step) for step in ix.program]
     notes: list[str] = []
@@ -436,6 +440,14 @@ def with_minimum_clearances(ix: Intersection, yellow_s: float, all_red_s: float
                 notes.append(f"{ix.id}: after {state} the network shows yellow {yellow:g} s and all-red "
                              f"{red:g} s; plans run at least {yellow_s:g} s and {all_red_s:g} s")
         i += 1
+    greens = set(green_phase_steps(tuple((state, float(d)) for state, d in program)))
+    fractional = sorted({d for k, (_, d) in enumerate(program) if k not in greens and d != math.ceil(d)})
+    if fractional:
+        for k, step in enumerate(program):
+            if k not in greens:
+                step[1] = float(math.ceil(step[1]))
+        notes.append(f"{ix.id}: clearance steps of {', '.join(f'{d:g}' for d in fractional)} s rounded up to "
+                     "whole seconds (SUMO runs programs in 1 s steps: a fractional step ends early every other cycle)")
     if not notes:
         return ix, ()
     steps = tuple((state, float(d)) for state, d in program)

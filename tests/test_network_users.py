@@ -482,3 +482,54 @@ def test_plans_run_beside_a_city_waut(city_programs_folder, tmp_path):
     with PlanEvaluator(ctx.period_scenario("am_peak"), [1], 600, workdir=tmp_path / "ev", workers=1) as ev:
         a, b = ev.run_many([current, longer], ctx.intersections)
     assert a.objective != b.objective
+
+
+def _runs(states: list[str]) -> list[tuple[str, int]]:
+    """Consecutive runs (state, seconds) of a per-second state sequence."""
+    out: list[tuple[str, int]] = []
+    for s in states:
+        if out and out[-1][0] == s:
+            out[-1] = (s, out[-1][1] + 1)
+        else:
+            out.append((s, 1))
+    return out
+
+
+def test_plans_run_fractional_clearances_in_whole_seconds(tmp_path):
+    """SUMO runs a program in 1 s steps and carries fractions on: the corpus's 2.5 s yellow shows for 2 s
+    (here every cycle). Plans round every clearance step up (2.5 -> 3, 1.5 -> 2), so none is shortened."""
+    import sys
+
+    import libsumo
+
+    from engine.plan.export import programs_xml
+    from engine.plan.model import Plan, PeriodPlan, SignalTiming
+    from engine.signals import with_minimum_clearances
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import netcorpus
+
+    net, _routes, _ = netcorpus.CORPUS["fractional"].build(tmp_path / "net")
+    own = read_intersections(net)["C"]
+    assert {d for s, d in own.program if "y" in s} == {2.5}
+
+    def shown_yellows(ix: Intersection) -> set[int]:
+        timing = SignalTiming("C", 7.0, tuple(37.0 for _ in ix.phases))
+        cycle = sum(d for _, d in ix.program) - sum(p.duration for p in ix.phases) + 37.0 * ix.n_phases
+        add = tmp_path / f"{len(list(tmp_path.iterdir()))}.add.xml"
+        add.write_text(programs_xml(Plan("x", {"p": PeriodPlan("p", "test", cycle, {"C": timing})}), {"C": ix}))
+        libsumo.start([sumo_binary(), "-n", str(net), "-a", str(add), "--no-step-log", "true"])
+        try:
+            states = []
+            for _ in range(600):
+                libsumo.simulationStep()
+                states.append(libsumo.trafficlight.getRedYellowGreenState("C"))
+        finally:
+            libsumo.close()
+        return {n for s, n in _runs(states)[1:-1] if "y" in s}
+
+    assert min(shown_yellows(own)) < 2.5  # SUMO shortens the fractional yellow of the program as it is
+    planned, notes = with_minimum_clearances(own, 2.5, 1.5)
+    assert any("rounded up to whole seconds" in n for n in notes)
+    assert {d for s, d in planned.program if s not in {p.state for p in planned.phases}} <= {2.0, 3.0}
+    assert shown_yellows(planned) == {3}
