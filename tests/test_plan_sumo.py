@@ -338,6 +338,55 @@ def test_overlap_twins_winner_tries_overlaps_on_the_final_rounds_best_only(tmp_p
         assert sum("best with right-turn overlaps" in line for line in lines) == 1
         kept_overlaps = {t.right_turn_overlaps for t in result.plan.timings.values()} == {True}
         if not kept_overlaps:  # the twin lost: it scores no better than the plan kept
-            assert evaluator.run(with_overlaps(result.plan), ctx.intersections).objective \
+            assert evaluator.run(with_overlaps(result.plan, ctx.intersections, cfg.constraints),
+                                 ctx.intersections).objective \
                 >= result.best_eval.objective - 1e-9
     validate_period(result.plan, ctx.intersections, cfg.constraints)
+
+
+def test_overlap_twin_keeps_the_cycle_where_its_clearances_last_longer(tmp_path):
+    """Leading protected lefts that go on permissive with the throughs without a clearance (G -> g): with
+    right-turn overlaps the cross street's right turns run beside the leading lefts and need a derived
+    clearance there (5 s the network's program does not have). The overlap twin gives those seconds back
+    from the greens, so it keeps the cycle and validates (it failed "phase times sum to ..." before)."""
+    import dataclasses
+    import sys
+    from pathlib import Path
+
+    from engine.network import read_intersections
+    from engine.plan.model import PeriodPlan, SignalTiming, program_of
+    from engine.plan.optimise import with_overlaps
+    from engine.signals import with_minimum_clearances
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import netcorpus as nc
+
+    conns = []
+    for arm, opp, left, right in (("W", "E", "N", "S"), ("E", "W", "S", "N")):
+        conns += [(f"{arm}C", f"C{right}", 0, 0), (f"{arm}C", f"C{opp}", 0, 0), (f"{arm}C", f"C{opp}", 1, 1),
+                  (f"{arm}C", f"C{left}", 2, 1)]
+
+    def programs(links):
+        tid, rows = next(iter(links.items()))
+        lead = nc.state_of(rows, lambda i, a, b, d: "G" if a[0] in "WE" and d in "lL" else "r")
+        art, cross = nc.state_of(rows, nc.serve("WE")), nc.state_of(rows, nc.serve("SN"))
+        red = "r" * len(art)
+        return [(tid, "0", 0, [(10, lead), (26, art), (3, nc.to_yellow(art)), (2, red),
+                               (20, cross), (3, nc.to_yellow(cross)), (2, red)])]
+
+    net = nc._hand_programmed(tmp_path, "lead_no_clearance", nc._nodes(nc._cross_nodes()),
+                              nc._edges(nc._cross_edges(3, 2)), programs, connections=nc._connections(conns))
+    limits = Constraints(pedestrian_min_s=None)
+    ix = with_minimum_clearances(read_intersections(net)["C"], limits.yellow_s, limits.all_red_s)[0]
+    timing = SignalTiming("C", 5.0, (12.0, 40.0, 30.0))
+    cycle = sum(d for _, d in program_of(ix, timing))
+    pp = PeriodPlan("pm_peak", "test", cycle, {"C": timing})
+    raw = sum(d for _, d in program_of(ix, dataclasses.replace(timing, right_turn_overlaps=True)))
+    assert raw > cycle  # the overlap program's own clearances are longer
+    twin = with_overlaps(pp, {"C": ix}, limits)
+    assert twin is not None and twin.cycle == cycle and twin.timings["C"].right_turn_overlaps
+    assert sum(d for _, d in program_of(ix, twin.timings["C"])) == cycle
+    assert sum(twin.timings["C"].greens) == sum(timing.greens) - (raw - cycle)
+    validate_period(twin, {"C": ix}, limits)
+    tight = PeriodPlan("pm_peak", "test", cycle - sum(timing.greens) + 21, {"C": SignalTiming("C", 0.0, (7.0, 7.0, 7.0))})
+    assert with_overlaps(tight, {"C": ix}, limits) is None  # no seconds above the minimums to give back

@@ -43,8 +43,8 @@ from engine.plan.corridor import Corridor
 from engine.plan.evaluate import Evaluation, PlanEvaluator, objective
 from engine.plan.measure import default_timing
 from engine.webster import lost_time
-from engine.plan.model import (PeriodPlan, PlanValidationError, SignalTiming, phase_minimums,
-                               validate_period)
+from engine.plan.model import (PeriodPlan, PlanValidationError, SignalTiming, phase_minimums, program_of,
+                               shares_to_greens, validate_period)
 from engine.plan.webster_plan import Flows, common_cycle, green_wave_period_plan, signal_ratios
 from engine.signals import Intersection, with_right_turn_overlaps
 
@@ -203,10 +203,27 @@ def _key(pp: PeriodPlan) -> tuple:
     return (pp.cycle, tuple((s, t.offset, t.greens, t.right_turn_overlaps) for s, t in sorted(pp.timings.items())))
 
 
-def with_overlaps(pp: PeriodPlan) -> PeriodPlan:
-    """``pp`` with right-turn overlaps at every signal (same cycle, greens and offsets)."""
-    return pp.with_timings({s: replace(t, right_turn_overlaps=True) for s, t in pp.timings.items()},
-                           notes={**pp.notes, "right_turn_overlaps": True})
+def with_overlaps(pp: PeriodPlan, intersections: Mapping[str, Intersection], limits: Constraints
+                  ) -> PeriodPlan | None:
+    """``pp`` with right-turn overlaps at every signal: same cycle and offsets, same greens where the
+    overlap program's clearances last as long as the plan's own. Where they last longer or shorter
+    (a clearance derived between greens the network never sequences, e.g. after a leading phase,
+    or one lengthened to the constraints), the greens give or take the difference in proportion,
+    none below its minimum, so every signal keeps the cycle. None when the minimums leave no room.
+    """
+    timings = {}
+    for sid, t in pp.timings.items():
+        ov = replace(t, right_turn_overlaps=True)
+        extra = sum(d for _, d in program_of(intersections[sid], ov)) - pp.cycle
+        if abs(extra) > 1e-9:
+            try:
+                greens = shares_to_greens(t.greens, sum(t.greens) - extra,
+                                          phase_minimums(intersections[sid], limits))
+            except ConfigError:
+                return None
+            ov = replace(ov, greens=greens)
+        timings[sid] = ov
+    return pp.with_timings(timings, notes={**pp.notes, "right_turn_overlaps": True})
 
 
 def optimise_period(search: PlanSearch, evaluator: PlanEvaluator, progress: Progress | None = None,
@@ -281,8 +298,8 @@ def optimise_period(search: PlanSearch, evaluator: PlanEvaluator, progress: Prog
     for key, ev in zip(finalists[1:], evals[1:]):
         if ev.objective < best_eval.objective - 1e-9:
             best_pp, best_eval = plans[key], ev
-    if overlaps and not each_twin and _key(with_overlaps(best_pp)) != _key(best_pp):
-        twin = with_overlaps(best_pp)
+    twin = with_overlaps(best_pp, search.intersections, search.limits) if overlaps and not each_twin else None
+    if twin is not None and _key(twin) != _key(best_pp):
         ev = score(twin, seeds)
         if log is not None:
             log(f"the final round's best with right-turn overlaps: {ev.objective:.2f} "
@@ -371,7 +388,8 @@ def _finalists(search: PlanSearch, plans: dict[tuple, PeriodPlan], ranked: list[
     if overlaps and opts.overlap_twins == "finalists":  # twins of the start, best trials, refined, today's
         keys = [start_key, *trial_keys[:opts.finalists], _key(refined)]
         keys += [_key(current)] if current is not None else []
-        for twin in [with_overlaps(plans[k]) for k in dict.fromkeys(keys)]:
+        twins = [with_overlaps(plans[k], search.intersections, search.limits) for k in dict.fromkeys(keys)]
+        for twin in [t for t in twins if t is not None]:
             plans.setdefault(_key(twin), twin)
             finalists.append(_key(twin))
     return finalists, bool(overlaps)
