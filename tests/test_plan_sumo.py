@@ -388,5 +388,6 @@ def test_overlap_twin_keeps_the_cycle_where_its_clearances_last_longer(tmp_path)
     assert sum(d for _, d in program_of(ix, twin.timings["C"])) == cycle
     assert sum(twin.timings["C"].greens) == sum(timing.greens) - (raw - cycle)
     validate_period(twin, {"C": ix}, limits)
-    tight = PeriodPlan("pm_peak", "test", cycle - sum(timing.greens) + 21, {"C": SignalTiming("C", 0.0, (7.0, 7.0, 7.0))})
+    tight = PeriodPlan("pm_peak", "test", cycle - sum(timing.greens) + 21,
+                       {"C": SignalTiming("C", 0.0, (7.0, 7.0, 7.0))})
     assert with_overlaps(tight, {"C": ix}, limits) is None  # no seconds above the minimums to give back
