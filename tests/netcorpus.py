@@ -250,11 +250,7 @@ def _route_file(folder: Path, name: str, text: str) -> Path:
 def build_allred_lefts(folder: Path) -> Built:
     """netconvert's own program with protected lefts (dedicated left lanes) and 2 s all-red."""
     name = "allred_lefts"
-    conns = []
-    for arm, opp, left, right in (("W", "E", "N", "S"), ("E", "W", "S", "N")):
-        # 3-lane arterial: lane 0 right + through, lane 1 through, lane 2 left only
-        conns += [(f"{arm}C", f"C{right}", 0, 0), (f"{arm}C", f"C{opp}", 0, 0), (f"{arm}C", f"C{opp}", 1, 1),
-                  (f"{arm}C", f"C{left}", 2, 1)]
+    conns = arterial_left_lanes()  # 3-lane arterial: lane 0 right + through, lane 1 through, lane 2 left only
     for arm, opp, left, right in (("S", "N", "W", "E"), ("N", "S", "E", "W")):
         # 2-lane cross street: lane 0 right + through, lane 1 through + left (permissive)
         conns += [(f"{arm}C", f"C{right}", 0, 0), (f"{arm}C", f"C{opp}", 0, 0), (f"{arm}C", f"C{opp}", 1, 1),
@@ -569,13 +565,20 @@ SHORT_APPROACH_NODE_X = 12.2
 
 
 # -- 13. protected_permissive -------------------------------------------------------------------------
-def build_protected_permissive(folder: Path) -> Built:
-    """Leading protected lefts (G) that end in yellow and continue permissive (g) with the throughs."""
-    name = "protected_permissive"
+def arterial_left_lanes() -> list[tuple]:
+    """Connections of the cross's 3-lane arterial arms (W, E): lane 0 right + through, lane 1 through,
+    lane 2 left only (a left-turn bay); the cross street keeps netconvert's own."""
     conns = []
     for arm, opp, left, right in (("W", "E", "N", "S"), ("E", "W", "S", "N")):
         conns += [(f"{arm}C", f"C{right}", 0, 0), (f"{arm}C", f"C{opp}", 0, 0), (f"{arm}C", f"C{opp}", 1, 1),
                   (f"{arm}C", f"C{left}", 2, 1)]
+    return conns
+
+
+def build_protected_permissive(folder: Path) -> Built:
+    """Leading protected lefts (G) that end in yellow and continue permissive (g) with the throughs."""
+    name = "protected_permissive"
+    conns = arterial_left_lanes()
 
     def programs(links):
         tid, rows = next(iter(links.items()))

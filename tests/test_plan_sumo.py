@@ -361,11 +361,6 @@ def test_overlap_twin_keeps_the_cycle_where_its_clearances_last_longer(tmp_path)
     sys.path.insert(0, str(Path(__file__).parent))
     import netcorpus as nc
 
-    conns = []
-    for arm, opp, left, right in (("W", "E", "N", "S"), ("E", "W", "S", "N")):
-        conns += [(f"{arm}C", f"C{right}", 0, 0), (f"{arm}C", f"C{opp}", 0, 0), (f"{arm}C", f"C{opp}", 1, 1),
-                  (f"{arm}C", f"C{left}", 2, 1)]
-
     def programs(links):
         tid, rows = next(iter(links.items()))
         lead = nc.state_of(rows, lambda i, a, b, d: "G" if a[0] in "WE" and d in "lL" else "r")
@@ -375,7 +370,8 @@ def test_overlap_twin_keeps_the_cycle_where_its_clearances_last_longer(tmp_path)
                                (20, cross), (3, nc.to_yellow(cross)), (2, red)])]
 
     net = nc._hand_programmed(tmp_path, "lead_no_clearance", nc._nodes(nc._cross_nodes()),
-                              nc._edges(nc._cross_edges(3, 2)), programs, connections=nc._connections(conns))
+                              nc._edges(nc._cross_edges(3, 2)), programs,
+                              connections=nc._connections(nc.arterial_left_lanes()))
     limits = Constraints(pedestrian_min_s=None)
     ix = with_minimum_clearances(read_intersections(net)["C"], limits.yellow_s, limits.all_red_s)[0]
     timing = SignalTiming("C", 5.0, (12.0, 40.0, 30.0))
