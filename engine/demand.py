@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.yamlfile import read_yaml
-from engine.errors import ConfigError, NetworkError
+from engine.errors import ConfigError, NetworkError, listed
 from engine.network import Network, load_network, read_intersections
 from engine.webster import SAT_THROUGH, SAT_TURN, critical_vc as _critical_vc, intersection_flow_ratios, lost_time
 
@@ -238,7 +238,7 @@ def _routes(graph: _Graph, period: Period, source: Path, entry: str) -> list[Rou
     if not graph.successors[entry]:
         raise ConfigError(f"{where}: edge {entry} leads out of the network at {graph.to_node[entry]} "
                           f"(no connection from it to another edge), so vehicles entering there go "
-                          f"nowhere; an entry is an edge into the network (here: {_listed(entry_edges(graph))})")
+                          f"nowhere; an entry is an edge into the network (here: {listed(entry_edges(graph), 12)})")
     done: list[Route] = []
     pruned: list[float] = []
     stack: list[Route] = [((entry,), 1.0)]
@@ -299,12 +299,6 @@ def entry_edges(graph: _Graph) -> list[str]:
     return sorted(e for e, nexts in graph.successors.items() if nexts and e not in reached)
 
 
-def _listed(names: list[str], most: int = 12) -> str:
-    if not names:
-        return "none"
-    return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])}, ... ({len(names)} in all)"
-
-
 def check_demand(demand: Demand, net_file: Path, periods: tuple[str, ...] | list[str] | None = None) -> None:
     """Check ``demand`` against the network of ``net_file``, every period (or ``periods``), before any
     work: ConfigError (one line naming the file and ``periods.<p>.<field>``) for a junction or an
@@ -324,7 +318,7 @@ def check_demand(demand: Demand, net_file: Path, periods: tuple[str, ...] | list
                 tls = _tls_junctions(net_file).get(node)
                 hint = (f"{node!r} is a traffic light, of junction{'s' * (len(tls) > 1)} {', '.join(tls)}: "
                         "turns are given by junction"
-                        if tls else f"junctions where routes branch: {_listed(branching)}")
+                        if tls else f"junctions where routes branch: {listed(branching, 12)}")
                 raise ConfigError(f"{where}.{node}: no junction {node!r} that cars reach in {graph.name} ({hint})")
             for appr in by_approach:
                 if appr not in approaches[node]:

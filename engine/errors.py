@@ -5,6 +5,14 @@ these. Anything else that escapes is a bug.
 """
 
 
+def listed(names: list[str], most: int = 20) -> str:
+    """``a, b, c`` for a message, or for a long list its first ``most`` names and how many there are;
+    ``none`` for an empty list."""
+    if not names:
+        return "none"
+    return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])}, ... ({len(names)} in all)"
+
+
 class CqSignalError(Exception):
     """Base class for every error the CLI reports as a one-line message."""
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.errors import ConfigError, NetworkError
+from engine.errors import ConfigError, NetworkError, listed
 
 DEFAULT_NETWORK = "chongqing"
 DEFAULT_PERIOD = "am_peak"
@@ -660,8 +660,7 @@ def _check_signals(meta_file: Path, signals: tuple[str, ...], net: Path, additio
     known = load_network(net, additional).signals
     unknown = [s for s in signals if s not in known]
     if unknown:
-        names = list(known)
-        shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "") or "none"
+        shown = listed(list(known))
         raise NetworkError(f"{meta_file}: signals: {unknown[0]!r} is not a traffic light of {net.name} "
                            f"(its traffic lights: {shown})")
 

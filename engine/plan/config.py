@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from engine.calibrate.counts import parse_time
 from engine.yamlfile import read_yaml
-from engine.errors import ConfigError, CqSignalError
+from engine.errors import ConfigError, CqSignalError, listed
 from engine.scenario import MAX_DURATION_S, MAX_SEED
 
 MAX_SEED_COUNT = 10_000
@@ -236,17 +236,10 @@ def check_network(config: PlanConfig) -> None:
     unknown = [s for s in chosen if s not in signals]
     if unknown:
         raise ConfigError(f"{config.where('corridor.signals')}: {unknown[0]!r} is not a signal of {net_file.name} "
-                          f"(its signals: {_listed(list(signals))})")
+                          f"(its signals: {listed(list(signals))})")
     twice = [s for i, s in enumerate(chosen) if s in chosen[:i]]
     if twice:
         raise ConfigError(f"{config.where('corridor.signals')}: {twice[0]!r} is listed twice")
-
-
-def _listed(names: list[str], most: int = 20) -> str:
-    """``a, b, c`` or, for a long list, its first ``most`` names and how many there are."""
-    if not names:
-        return "none"
-    return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])}, ... ({len(names)} in all)"
 
 
 def _first_error(exc: ValidationError) -> str:

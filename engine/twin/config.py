@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.calibrate.counts import clock
-from engine.errors import ConfigError
+from engine.errors import ConfigError, listed
 from engine.twin.field import FieldSpec, entries_problem, incident_problem, time_of_day
 from engine.yamlfile import read_yaml
 
@@ -246,7 +246,7 @@ def check_against_network(cfg: TwinConfig, source: str | Path, net_file: Path, d
         for edge in fault.edges:
             if edge not in counted:
                 raise ConfigError(f"{source}: feed_faults[{i}].edges: {edge!r} is not a count location "
-                                  f"(the loops count: {_listed(counted)})")
+                                  f"(the loops count: {listed(counted)})")
 
 
 DAY_S = 86400.0
@@ -312,6 +312,3 @@ def _ranges(indices: list[int]) -> str:
     return ", ".join(str(i) for i in indices)
 
 
-def _listed(names: list[str], most: int = 20) -> str:
-    """``a, b, c`` or, for a long list, its first ``most`` names and how many there are."""
-    return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])}, ... ({len(names)} in all)"
