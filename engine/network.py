@@ -273,17 +273,31 @@ def _intersection(net, tls, prog) -> Intersection:
 
 
 def _approach(lane, crossing: bool) -> str:
-    """Compass side a lane's traffic comes from (N, NE, ...); for a crossing, the side it lies on."""
+    """Compass side a lane's traffic comes from (N, NE, ...); for a crossing, the side it lies on.
+
+    A lane's direction is its last shape segment of non-zero length (netconvert can repeat the
+    final point), else its edge's from-node to to-node; a crossing lying over the junction's
+    centre falls back to the side of the road it crosses. "?" only when no geometry says.
+    """
     shape = lane.getShape()
-    node = lane.getEdge().getToNode() if not crossing else None
     if crossing:
         (x0, y0), (x1, y1) = shape[0], shape[-1]
-        centre = lane.getEdge().getFromNode().getCoord() if lane.getEdge().getFromNode() else (x0, y0)
+        from_node = lane.getEdge().getFromNode()
+        centre = from_node.getCoord() if from_node else (x0, y0)
         dx, dy = (x0 + x1) / 2 - centre[0], (y0 + y1) / 2 - centre[1]
+        crossed = lane.getEdge().getCrossingEdges()
+        if dx == 0 and dy == 0 and crossed and from_node:  # the side of the road it crosses
+            e = crossed[0]
+            far = e.getToNode() if e.getFromNode().getID() == from_node.getID() else e.getFromNode()
+            dx, dy = far.getCoord()[0] - centre[0], far.getCoord()[1] - centre[1]
     else:
-        (x0, y0), (x1, y1) = shape[-2], shape[-1]
-        dx, dy = x0 - x1, y0 - y1  # towards where the traffic comes from
-        del node
+        x1, y1 = shape[-1]
+        earlier = [p for p in shape[-2::-1] if (p[0], p[1]) != (x1, y1)]
+        if earlier:
+            dx, dy = earlier[0][0] - x1, earlier[0][1] - y1  # towards where the traffic comes from
+        else:
+            (fx, fy), (tx, ty) = lane.getEdge().getFromNode().getCoord(), lane.getEdge().getToNode().getCoord()
+            dx, dy = fx - tx, fy - ty
     if dx == 0 and dy == 0:
         return "?"
     sector = int(round(math.degrees(math.atan2(dy, dx)) / 45.0)) % 8

@@ -74,9 +74,21 @@ def parse_seconds(text: str | float, name: str) -> float:
         value = parseTime(s)
     except (ValueError, TypeError, IndexError):
         value = None
+    if value is not None and ":" in s and not _clock_fields_ok(s):
+        value = None  # parseTime takes '25:99' as 26:39; a minute or second of 60 or more is a typo
     if value is None:
         raise ConfigError(f"{name} must be a time (seconds or HH:MM[:SS]), got {str(text)!r}")
     return finite(value, name)
+
+
+def _clock_fields_ok(s: str) -> bool:
+    """Whether the minutes and seconds of ``[D:]HH:MM:SS`` are below 60 (and the hours below 24 after a day)."""
+    *head, minutes, seconds = s.split(":")
+    try:
+        ok = 0 <= int(minutes) < 60 and 0 <= float(seconds) < 60
+    except ValueError:
+        return False
+    return ok and (len(head) < 2 or 0 <= int(head[-1]) < 24)
 
 
 def sumo_never(value: float | None, *, teleport: bool) -> float | None:

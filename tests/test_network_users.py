@@ -533,3 +533,21 @@ def test_plans_run_fractional_clearances_in_whole_seconds(tmp_path):
     assert any("rounded up to whole seconds" in n for n in notes)
     assert {d for s, d in planned.program if s not in {p.state for p in planned.phases}} <= {2.0, 3.0}
     assert shown_yellows(planned) == {3}
+
+
+def test_approach_survives_a_repeated_final_shape_point(tmp_path):
+    """A lane whose shape ends with the same point twice (as some network editors write it) still gets
+    its compass side, not '?': the last segment of non-zero length decides."""
+    from conftest import build_cross
+
+    net = build_cross(tmp_path / "plain")
+    before = {m.from_lane: m.approach for m in read_intersections(net)["A0"].movements if not m.crossing}
+    tree = ET.parse(net)
+    for lane in tree.getroot().iter("lane"):
+        if lane.get("id") in before:
+            points = lane.get("shape").split()
+            lane.set("shape", " ".join(points + points[-1:]))
+    edited = tmp_path / "repeated.net.xml"
+    tree.write(edited)
+    after = {m.from_lane: m.approach for m in read_intersections(edited)["A0"].movements if not m.crossing}
+    assert after == before and set(after.values()) == {"N", "E", "S", "W"}

@@ -387,3 +387,20 @@ def test_overlap_twin_keeps_the_cycle_where_its_clearances_last_longer(tmp_path)
     tight = PeriodPlan("pm_peak", "test", cycle - sum(timing.greens) + 21,
                        {"C": SignalTiming("C", 0.0, (7.0, 7.0, 7.0))})
     assert with_overlaps(tight, {"C": ix}, limits) is None  # no seconds above the minimums to give back
+
+
+def test_timing_sheet_lists_signals_in_corridor_order_then_by_id():
+    from engine.plan.export import timing_rows
+    from engine.plan.measure import default_timing
+
+    sc = Scenario.load("chongqing", period="am_peak", seed=1, duration=300)
+    ixs = read_intersections(sc.net_file)
+    # timings in a scrambled order: the sheet must not follow the dict
+    sids = sorted(ixs, reverse=True)
+    base = PeriodPlan("am_peak", "default", default_timing(ixs["C1"])[1],
+                      {s: default_timing(ixs[s])[0] for s in sids})
+    order = ["C5", "C2", "C7"]
+    rows = timing_rows(Plan("chongqing", {"am_peak": base}), ixs, order=order)
+    seen = list(dict.fromkeys(r["intersection"] for r in rows))
+    assert seen == order + sorted(set(ixs) - set(order))
+    assert [r["phase"] for r in rows if r["intersection"] == "C5"] == list(range(1, ixs["C5"].n_phases + 1))

@@ -524,8 +524,11 @@ _SHEET_KEYS = {"pedestrian clearance": "pedestrian_clearance_s", "yellow": "yell
 
 
 def timing_rows(plan: Plan, intersections: Mapping[str, Intersection],
-                names: Mapping[str, Sequence[str]] | None = None) -> list[dict]:
+                names: Mapping[str, Sequence[str]] | None = None, order: Sequence[str] = ()) -> list[dict]:
     """One row per signal, period and green phase, as an engineer types it into a controller.
+
+    Each period's signals come in ``order`` (e.g. the corridor's, from one end to the other),
+    then any others by id.
 
     After its green, a phase's clearance: the pedestrian clearance (crossings
     already red, the phase's vehicles still green, as netconvert writes it), the
@@ -534,9 +537,10 @@ def timing_rows(plan: Plan, intersections: Mapping[str, Intersection],
     right-turn overlaps.
     """
     rows = []
+    rank = {sid: k for k, sid in enumerate(order)}
     for pp in plan.periods.values():
-        for sid, timing in pp.timings.items():
-            ix = intersections[sid]
+        for sid in sorted(pp.timings, key=lambda s: (rank.get(s, len(rank)), s)):
+            timing, ix = pp.timings[sid], intersections[sid]
             phases = signal_phases(ix, timing)
             by_phase: dict[int, dict] = {}
             steps = _named_steps(phases, timing.greens)

@@ -225,7 +225,8 @@ def export(ctx: PlanContext, plan: Plan, out: Path, log: Log) -> tuple[dict[str,
     files = {
         "additional": write_text_atomic(out / "plan.add.xml", text),
         "timing_sheet": write_text_atomic(out / "timing_sheet.csv",
-                                          timing_sheet_csv(timing_rows(plan, ctx.intersections, names))),
+                                          timing_sheet_csv(timing_rows(plan, ctx.intersections, names,
+                                                                       ctx.corridor.signals))),
         "plan": write_plan_json(plan, out / "plan.json"),
     }
     return files, switch_log

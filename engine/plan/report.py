@@ -86,16 +86,17 @@ def _e(x: object) -> str:
 
 
 def _timing_table(pp: PeriodPlan, intersections: Mapping[str, Intersection],
-                  names: Mapping[str, Sequence[str]]) -> str:
+                  names: Mapping[str, Sequence[str]], order: Sequence[str] = ()) -> str:
     overlaps: dict[str, list[str]] = {}
-    for r in timing_rows(Plan("", {pp.period: pp}), intersections, names):
+    sheet = timing_rows(Plan("", {pp.period: pp}), intersections, names, order)
+    for r in sheet:
         if r["overlaps"]:
             overlaps.setdefault(r["intersection"], []).append(f"{r['phase_name']}: {r['overlaps']}")
     rows = ["<table><tr><th class=l>signal</th><th>cycle [s]</th><th>offset [s]</th>"
             "<th class=l>greens [s] (phase: green)</th><th>clearance [s]</th>"
             "<th class=l>right-turn overlaps (phase: approach&gt;exit)</th></tr>"]
-    for sid, t in pp.timings.items():
-        ix = intersections[sid]
+    for sid in dict.fromkeys(r["intersection"] for r in sheet):  # the sheet's order
+        t, ix = pp.timings[sid], intersections[sid]
         program = program_of(ix, t)
         clear = sum(d for _, d in program) - sum(t.greens)
         greens = ", ".join(f"{_e((names.get(sid) or [''] * ix.n_phases)[k] or k + 1)}: {g:g}"
@@ -168,7 +169,7 @@ def render_report(plan: Plan, periods: Sequence[PeriodReport], corridor: Corrido
         notes = {k: v for k, v in pp.notes.items() if not isinstance(v, (dict, list))}
         if notes:
             out.append("<p class=note>" + "; ".join(f"{_e(k)} = {_e(v)}" for k, v in notes.items()) + "</p>")
-        out.append(_timing_table(pp, intersections, names))
+        out.append(_timing_table(pp, intersections, names, corridor.signals))
         png = base64.b64encode(time_space_png(pp, corridor, intersections, diagram_cycles)).decode()
         out.append(f"<img alt='time-space diagram {_e(pp.period)}' src='data:image/png;base64,{png}'/>")
         if pr.after:
