@@ -7,7 +7,7 @@ import pytest
 
 from engine.errors import ConfigError
 from engine.twin.forecast import (BIAS_T, HORIZONS_S, accuracy, forecast, forecast_all, profile_bias_t,
-                                   rolling_forecasts)
+                                   rolling_forecasts, smoothed_profile)
 
 
 def peak_profile(n: int = 48, base: float = 600.0, peak: float = 1200.0) -> np.ndarray:
@@ -54,7 +54,7 @@ def test_untrustworthy_counts_fall_back_to_the_profile_and_say_why():
     dead = np.concatenate([prof[:9], [0.0, 0.0, 0.0]])
     f = forecast(dead, prof, steps=6)
     assert f.method == "profile" and "dead detector" in f.fallback
-    np.testing.assert_allclose(f.mean, prof[12:18])
+    np.testing.assert_allclose(f.mean, smoothed_profile(prof)[12:18])  # ets's shape of the profile
     gap = np.concatenate([prof[:11], [np.nan]])
     assert "missing" in forecast(gap, prof, steps=6).fallback
     early = forecast(prof[:2], prof, steps=6)
@@ -91,7 +91,7 @@ def test_bad_requests_are_one_line_errors(kwargs, match):
 
 def test_a_day_like_the_profile_keeps_the_profile():
     """Counts that scatter around the profile without a bias: the ratio model stays out, so the
-    forecast is the profile's (it would only chase the noise), and the record says why."""
+    forecast is the (smoothed) profile's (it would only chase the noise), and the record says why."""
     rng = np.random.default_rng(5)
     prof = peak_profile()
     for seen in range(8, 30, 3):
@@ -99,7 +99,29 @@ def test_a_day_like_the_profile_keeps_the_profile():
         f = forecast(actual[:seen], prof, steps=6)
         assert f.method == "profile" and f.fallback is None
         assert abs(f.bias_t) < BIAS_T
-        np.testing.assert_allclose(f.mean, prof[seen:seen + 6])
+        np.testing.assert_allclose(f.mean, smoothed_profile(prof)[seen:seen + 6])
+        plain = forecast(actual[:seen], prof, steps=6, method="profile")  # the baseline: the profile as given
+        np.testing.assert_allclose(plain.mean, prof[seen:seen + 6])
+
+
+def test_the_smoothed_profile_is_a_centred_mean_with_held_ends():
+    prof = np.array([300.0, 600.0, 900.0, 600.0, 300.0])
+    np.testing.assert_allclose(smoothed_profile(prof), [400.0, 600.0, 700.0, 600.0, 400.0])
+    np.testing.assert_allclose(smoothed_profile(prof, width=1), prof)
+    assert smoothed_profile(np.array([])).shape == (0,)
+
+
+def test_smoothing_a_one_day_profile_brings_it_closer_to_the_days_expected_flow():
+    """A profile counted on one day is the expected flow plus Poisson noise; smoothing it over
+    15 min removes most of the noise and little of the shape (5-min counts of about 50-100)."""
+    rng = np.random.default_rng(7)
+    expected = peak_profile()
+    errors = {"raw": [], "smoothed": []}
+    for _ in range(50):
+        counted = rng.poisson(expected / 12.0) * 12.0  # veh per 5 min -> veh/h
+        errors["raw"].append(np.abs(counted - expected).mean())
+        errors["smoothed"].append(np.abs(smoothed_profile(counted) - expected).mean())
+    assert np.mean(errors["smoothed"]) < 0.7 * np.mean(errors["raw"])
 
 
 def test_the_bias_statistic_of_a_known_shift():

