@@ -31,7 +31,7 @@ from engine.webster import SAT_THROUGH, SAT_TURN, critical_vc as _critical_vc, i
 PERIODS: tuple[str, ...] = ("am_peak", "midday", "pm_peak", "night", "holiday_evening")
 TURNS: tuple[str, ...] = ("left", "through", "right")
 PERIOD_KEYS: tuple[str, ...] = ("window", "phf", "peak_quarter", "bus_share", "entries", "turns")
-_DIR_TURN = {"s": "through", "l": "left", "L": "left", "t": "left", "r": "right", "R": "right"}
+_DIR_TURN = {"s": "through", "l": "left", "L": "left", "r": "right", "R": "right"}
 VCLASS = "passenger"  # routes are drawn on the lanes and connections a car may use
 
 
@@ -190,25 +190,37 @@ def _graph_of(network: Network) -> _Graph:
     """The car road graph of a network: normal edges a car may use and their car connections.
 
     Sidewalks, crossings and walking areas carry no routes: pedestrian-only
-    edges, internal edges and connections a car may not take are left out.
+    edges, internal edges and connections a car may not take are left out, and so are
+    U-turns (:func:`car_turns`).
     """
     net = network.net
     edges = [e for e in net.getEdges(withInternal=False) if e.allows(VCLASS)]
-    names = {e.getID() for e in edges}
     successors: dict[str, dict[str, str]] = {}
     to_node, approach = {}, {}
     for e in edges:
         eid = e.getID()
-        successors[eid] = {}
-        for to, conns in sorted(e.getAllowedOutgoing(VCLASS).items(), key=lambda kv: kv[0].getID()):
-            if to.getID() in names:
-                successors[eid][to.getID()] = _DIR_TURN.get(conns[-1].getDirection(), "through")
+        successors[eid] = car_turns(e)
         to_node[eid] = e.getToNode().getID()
         (jx, jy), (fx, fy) = e.getToNode().getCoord()[:2], e.getFromNode().getCoord()[:2]
         dx, dy = fx - jx, fy - jy
         approach[eid] = ("W" if dx < 0 else "E") if abs(dx) >= abs(dy) else ("S" if dy < 0 else "N")
     return _Graph(successors, to_node, approach, frozenset(e.getID() for e in net.getEdges(withInternal=False)),
                   Path(network.path).name)
+
+
+def car_turns(edge) -> dict[str, str]:
+    """The edges a car may drive on to from the sumolib ``edge``, each with its turn (left,
+    through or right), sorted by id: normal edges a car may use, over connections it may
+    take. U-turns (SUMO's direction ``t``, which netconvert adds by default at every junction,
+    the network's edge included) are left out: turning shares do not give them, a left share
+    split with a U-turn would send half the left-turners back, and a U-turn at the fringe
+    would make every exit lead back in (so no edge would be an entry)."""
+    out: dict[str, str] = {}
+    for to, conns in sorted(edge.getAllowedOutgoing(VCLASS).items(), key=lambda kv: kv[0].getID()):
+        turns = [c.getDirection() for c in conns if c.getDirection() != "t"]
+        if turns and to.getFunction() == "" and to.allows(VCLASS):
+            out[to.getID()] = _DIR_TURN.get(turns[-1], "through")
+    return out
 
 
 def _graph(net_file: Path) -> _Graph:

@@ -137,3 +137,47 @@ def test_demand_that_does_not_fit_the_net(tmp_path: Path) -> None:
         write_routes(load_demand(DEMAND_FILE), NET, "brunch", 1, 1.0, 60.0, tmp_path / "x.xml")
     with pytest.raises(ConfigError, match="cannot read"):
         load_demand(tmp_path / "missing.yaml")
+
+
+def test_netconverts_default_u_turns_carry_no_demand(tmp_path: Path) -> None:
+    """netconvert adds a U-turn (direction ``t``) at every junction, the network's fringe included,
+    unless told not to. Turning shares give left, through and right only: the left share goes
+    whole to the left turn, and an exit whose only connection is the U-turn ends the route (it
+    used to lead back in, and routing failed with "every turn ... leads back onto the route", and
+    calibrate found no entry)."""
+    from engine.sim import sumo_binary
+
+    arms = {"W": (-300, 0), "E": (300, 0), "N": (0, 300), "S": (0, -300)}
+    nodes = ['<nodes>', '  <node id="J" x="0" y="0" type="traffic_light"/>']
+    nodes += [f'  <node id="{a}" x="{x}" y="{y}" type="priority"/>' for a, (x, y) in arms.items()]
+    edges = ["<edges>"]
+    for a in arms:
+        edges += [f'  <edge id="{a}J" from="{a}" to="J" numLanes="2" speed="13.89"/>',
+                  f'  <edge id="J{a}" from="J" to="{a}" numLanes="2" speed="13.89"/>']
+    (tmp_path / "x.nod.xml").write_text("\n".join(nodes + ["</nodes>\n"]))
+    (tmp_path / "x.edg.xml").write_text("\n".join(edges + ["</edges>\n"]))
+    net = tmp_path / "x.net.xml"
+    subprocess.run([sumo_binary("netconvert"), "-n", str(tmp_path / "x.nod.xml"), "-e", str(tmp_path / "x.edg.xml"),
+                    "-o", str(net)], check=True, capture_output=True)
+    assert 'dir="t"' in net.read_text()  # the U-turns are there, at J and at the fringe
+    windows = {"am_peak": "07:00-09:00", "midday": "11:00-14:00", "pm_peak": "17:00-19:00",
+               "night": "22:00-06:00", "holiday_evening": "19:00-21:00"}
+    raw = {"periods": {p: {"window": w, "phf": 0.9, "peak_quarter": 2, "bus_share": 0.0,
+                           "entries": {f"{a}J": 400 for a in arms},
+                           "turns": {"J": {a: [0.2, 0.7, 0.1] for a in arms}}} for p, w in windows.items()}}
+    (tmp_path / "demand.yaml").write_text(yaml.safe_dump(raw))
+    demand = load_demand(tmp_path / "demand.yaml")
+    flows = movement_flows(demand, net, "am_peak")
+    assert flows[("WJ", "JN")] == pytest.approx(0.2 * 400)  # the whole left share turns left
+    assert flows[("WJ", "JE")] == pytest.approx(0.7 * 400) and flows[("WJ", "JS")] == pytest.approx(0.1 * 400)
+    assert ("WJ", "JW") not in flows and not any(b.endswith("J") for a, b in flows if a.startswith("J"))
+    from engine.calibrate.sampler import enumerate_routes, read_net
+
+    road = read_net(net)  # calibrate's and the twin's road graph: the same rule
+    assert road.sources == [f"{a}J" for a in sorted(arms)] and road.sinks == [f"J{a}" for a in sorted(arms)]
+    assert len(enumerate_routes(road)) == 12  # four arms, three turns each
+    routes = tmp_path / "r.rou.xml"
+    assert write_routes(demand, net, "am_peak", seed=1, scale=1.0, duration=600, out_path=routes) > 0
+    for r in ET.parse(routes).getroot().iter("route"):
+        edges = r.get("edges").split()
+        assert len(edges) == 2 and edges[0][0] != edges[1][1], edges  # in on one arm, out on another

@@ -221,7 +221,7 @@ def twin_clock(meta: dict) -> tuple[float, float, float] | None:
 
 def count_lanes(net_file: Path, counts: list[Count] | tuple[Count, ...]) -> dict[str, int]:
     """Lanes a count's vehicles can use, by location: an edge's car lanes, a turn's from-lanes."""
-    from engine.calibrate.sampler import VCLASS
+    from engine.demand import VCLASS
     from engine.network import load_network
 
     net = load_network(net_file).net

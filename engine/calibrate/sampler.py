@@ -20,12 +20,12 @@ from pathlib import Path
 
 from engine.calibrate.counts import Count
 from engine.calibrate.files import write_text_atomic
+from engine.demand import VCLASS, car_turns
 from engine.errors import ConfigError, SimulationError
 from engine.network import load_network
 from engine.procs import child_kwargs
 from engine.sim import sumo_tool
 
-VCLASS = "passenger"
 MAX_CANDIDATES = 20000  # a corridor or a small grid has far fewer; a city needs --candidates
 SAMPLER_TIMEOUT_S = 900
 
@@ -58,7 +58,8 @@ def read_net(net_file: Path) -> RoadNet:
 
     Sidewalks, crossings and walking areas are not roads: internal edges
     (``:``-prefixed: junction-internal, crossings, walking areas) are left out,
-    and only connections a passenger car may take link two car edges.
+    and only connections a passenger car may take link two car edges, U-turns
+    excepted (:func:`engine.demand.car_turns`).
     """
     network = load_network(net_file)
     normal = network.net.getEdges(withInternal=False)
@@ -66,8 +67,7 @@ def read_net(net_file: Path) -> RoadNet:
     for e in normal:
         if not e.allows(VCLASS):
             continue
-        nexts = {to.getID() for to in e.getAllowedOutgoing(VCLASS) if to.getFunction() == "" and to.allows(VCLASS)}
-        successors[e.getID()] = tuple(sorted(nexts))
+        successors[e.getID()] = tuple(car_turns(e))
     return RoadNet(
         edges=frozenset(e.getID() for e in normal),
         successors=successors,
