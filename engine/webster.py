@@ -185,13 +185,6 @@ class LaneGroup:
         """y = v / s of the group."""
         return self.flow(flows) / self.saturation_flow(sat_through, sat_turn)
 
-    def green_time(self, program: Sequence[tuple[str, float]]) -> float:
-        """Seconds per cycle of ``program`` in which the group may go (its links' serving greens)."""
-        def serving(state: str) -> bool:
-            return any(_char(state, L) == "G" or (L in self.permissive_links and _char(state, L) == "g")
-                       for L in self.links)
-        return sum(d for state, d in program if serving(state))
-
 
 def lane_groups(intersection: Intersection) -> tuple[LaneGroup, ...]:
     """The lane groups of ``intersection``: its vehicle links by approach edge and serving phases.
@@ -263,17 +256,78 @@ def intersection_flow_ratios(
     return ratios
 
 
+# HCM 2010, Chapter 31 (Eq. 31-63 for a permitted left turn in an exclusive lane): critical headway
+# and follow-up headway of a left turn filtering through opposing traffic, s.
+PERMITTED_CRITICAL_HEADWAY_S = 4.5
+PERMITTED_FOLLOW_UP_S = 2.5
+
+
+def permitted_left_saturation(opposing_veh_h: float) -> float:
+    """Saturation flow (veh/h/lane of green) of a left turn that yields to ``opposing_veh_h``.
+
+    s_p = v_o e^(-v_o t_cg / 3600) / (1 - e^(-v_o t_fh / 3600)), t_cg = 4.5 s, t_fh = 2.5 s
+    (HCM 2010, Chapter 31, permitted left-turn saturation flow rate); 3600 / t_fh = 1440
+    veh/h without opposing traffic. Raises ValueError for a negative flow.
+    """
+    if opposing_veh_h < 0 or not math.isfinite(opposing_veh_h):
+        raise ValueError(f"opposing flow must be a finite number >= 0 veh/h, got {opposing_veh_h}")
+    if opposing_veh_h == 0:
+        return 3600.0 / PERMITTED_FOLLOW_UP_S
+    v = opposing_veh_h
+    return v * math.exp(-v * PERMITTED_CRITICAL_HEADWAY_S / 3600.0) / (
+        1.0 - math.exp(-v * PERMITTED_FOLLOW_UP_S / 3600.0))
+
+
+def lane_group_capacity(intersection: Intersection, group: LaneGroup, program: Sequence[tuple[str, float]],
+                        cycle_s: float, flows: Mapping[tuple[str, str], float], sat_through: float = SAT_THROUGH,
+                        sat_turn: float = SAT_TURN) -> float:
+    """Capacity (veh/h) of ``group`` under ``program`` ((state, s) steps of one cycle of ``cycle_s`` s).
+
+    Seconds in which one of its links has a protected green (``G``) count at the group's
+    saturation flow; seconds in which its links may only go permissively (``g``) count at the
+    flow a permitted left turn gets through the foes green at the same time
+    (:func:`permitted_left_saturation` per lane, of their ``flows`` in veh/h, each
+    (from edge, to edge) movement once, at most the group's saturation flow); a permissive
+    through or right turn (yielding to pedestrians, say) at its saturation flow. So a
+    protected-permissive left gets both parts (HCM 2010, Chapter 31). 0 for a cycle <= 0.
+    """
+    if cycle_s <= 0:
+        return 0.0
+    ix = intersection
+    movement = {m.link: m for m in ix.movements}
+    full = group.saturation_flow(sat_through, sat_turn)
+    lefts = [L for L in group.links if movement[L].direction in ("l", "L")]
+    vehicle_seconds = 0.0  # veh of capacity per cycle
+    for state, d in program:
+        chars = [_char(state, L) for L in group.links]
+        if "G" in chars:
+            vehicle_seconds += full * d
+        elif "g" in chars:
+            going = [L for L in group.links if _char(state, L) == "g"]
+            yielding = [L for L in going if L in lefts]
+            if not yielding:
+                vehicle_seconds += full * d
+                continue
+            foes = {(movement[k].from_edge, movement[k].to_edge) for L in yielding for k in movement
+                    if not movement[k].crossing and _char(state, k) in GREEN and k not in group.links
+                    and ix.is_foe(L, k)}
+            rate = permitted_left_saturation(sum(flows.get(f, 0.0) for f in foes)) * len(group.lanes)
+            vehicle_seconds += min(full, rate) * d
+    return vehicle_seconds / cycle_s
+
+
 def critical_vc(flow_ratios: Sequence[float], cycle_s: float, lost_time_s: float) -> float:
     """Critical v/c of a signal, Xc = Y C / (C - L) (HCM); inf when no green time is left."""
     effective = cycle_s - lost_time_s
     return sum(flow_ratios) * cycle_s / effective if effective > 0 else math.inf
 
 
-def lane_group_vc(group: LaneGroup, flows: Mapping[tuple[str, str], float], green_s: float, cycle_s: float,
-                  sat_through: float = SAT_THROUGH, sat_turn: float = SAT_TURN) -> float:
-    """v/c of one lane group: its flow over its capacity s x green / cycle (inf without green)."""
+def lane_group_vc(intersection: Intersection, group: LaneGroup, program: Sequence[tuple[str, float]],
+                  cycle_s: float, flows: Mapping[tuple[str, str], float], sat_through: float = SAT_THROUGH,
+                  sat_turn: float = SAT_TURN) -> float:
+    """v/c of one lane group: its flow over :func:`lane_group_capacity` (inf without capacity)."""
     volume = group.flow(flows)
-    capacity = group.saturation_flow(sat_through, sat_turn) * green_s / cycle_s if cycle_s > 0 else 0.0
     if volume <= 0:
         return 0.0
+    capacity = lane_group_capacity(intersection, group, program, cycle_s, flows, sat_through, sat_turn)
     return volume / capacity if capacity > 0 else math.inf

@@ -29,7 +29,8 @@ from engine.demand import critical_vc, load_demand, movement_flows, phase_flow_r
 from engine.network import load_network, read_intersections
 from engine.signals import GREEN, Intersection, Movement, Phase
 from engine.sim import sumo_binary
-from engine.webster import intersection_flow_ratios, lane_groups, lost_time
+from engine.webster import (intersection_flow_ratios, lane_group_capacity, lane_group_vc, lane_groups, lost_time,
+                            permitted_left_saturation)
 
 ARMS = {"W": (-200, 0), "E": (200, 0), "N": (0, 200), "S": (0, -200)}
 LANES = {"W": 2, "E": 2, "N": 1, "S": 1}  # a 2-lane arterial (W-E) and a 1-lane cross street
@@ -551,3 +552,39 @@ def test_approach_survives_a_repeated_final_shape_point(tmp_path):
     tree.write(edited)
     after = {m.from_lane: m.approach for m in read_intersections(edited)["A0"].movements if not m.crossing}
     assert after == before and set(after.values()) == {"N", "E", "S", "W"}
+
+
+def test_permitted_left_saturation_known_values():
+    # HCM 2010 Ch. 31: s_p = v_o exp(-v_o 4.5/3600) / (1 - exp(-v_o 2.5/3600))
+    assert permitted_left_saturation(0.0) == pytest.approx(1440.0)
+    assert permitted_left_saturation(600.0) == pytest.approx(831.7, abs=0.1)
+    assert permitted_left_saturation(1200.0) < permitted_left_saturation(600.0)
+    with pytest.raises(ValueError, match="opposing flow"):
+        permitted_left_saturation(-1.0)
+
+
+def test_a_protected_permissive_left_gets_capacity_from_both_greens():
+    """The W left (link 2) is protected 10 s and may filter 30 s through the opposing E through
+    (link 5, 600 veh/h): capacity (1500 x 10 + 831.7 x 30) / 69 = 579 veh/h, where the protected
+    green alone gave 217 (a v/c of 1.38, LOS F, for 300 veh/h that the left does clear)."""
+    moves = (Movement(0, "W_0", "E_0", "W", "E", "s"), Movement(1, "W_0", "S_0", "W", "S", "r"),
+             Movement(2, "W_1", "N_0", "W", "N", "l"), Movement(3, "N_0", "S_0", "N", "S", "s"),
+             Movement(4, ":w", ":c", ":w", ":c", "s", "S", True), Movement(5, "E_0", "W_0", "E", "W", "s"))
+    program = (("GGgrGG", 30.0), ("yyyrrr", 3.0), ("rGGrrr", 10.0), ("ryyrrr", 3.0), ("rGrGrr", 20.0),
+               ("ryryrr", 3.0))
+    phases = tuple(Phase(i, program[i][0], program[i][1], tuple(L for L, c in enumerate(program[i][0])
+                                                                  if c in GREEN)) for i in (0, 2, 4))
+    ix = Intersection("J", "0", program, 0.0, phases, moves, frozenset({(0, 3), (2, 3), (3, 5)}),
+                      foes=frozenset({(2, 5), (2, 4), (0, 3), (2, 3), (3, 5)}), crossing_links=frozenset({4}))
+    (left,) = [g for g in lane_groups(ix) if g.links == (2,)]
+    flows = {("W", "N"): 300.0, ("E", "W"): 600.0, ("W", "E"): 500.0}
+    cap = lane_group_capacity(ix, left, program, 69.0, flows)
+    assert cap == pytest.approx((1500 * 10 + permitted_left_saturation(600.0) * 30) / 69)
+    assert lane_group_vc(ix, left, program, 69.0, flows) == pytest.approx(300 / cap)
+    # the pedestrians on the crossing (link 4) are no opposing vehicles; without the opposing
+    # through the left filters at 3600 / 2.5 s, never above its saturation flow
+    assert lane_group_capacity(ix, left, program, 69.0, {("W", "N"): 300.0}) == pytest.approx(
+        (1500 * 10 + 1440 * 30) / 69)
+    # a group that is only ever G counts its green seconds at its saturation flow
+    (through,) = [g for g in lane_groups(ix) if g.links == (5,)]
+    assert lane_group_capacity(ix, through, program, 69.0, flows) == pytest.approx(1600 * 30 / 69)

@@ -13,8 +13,9 @@ upstream until the previous signal or a source. From one run:
   (the back of queue exceeded in one cycle in twenty);
 * v/c: the period's design demand over capacity, per lane group (the
   approach's movements served by the same phases, :func:`engine.webster.lane_groups`):
-  saturation flow x lanes x green / cycle (:func:`engine.webster.lane_group_vc`),
-  with the critical (largest) group shown for the approach;
+  saturation flow x lanes x green / cycle, a permissive left's green at the
+  saturation flow left by its opposing traffic (:func:`engine.webster.lane_group_capacity`,
+  HCM 2010 Chapter 31), with the critical (largest) group shown for the approach;
 * level of service from the HCM thresholds for signalised intersections (A <= 10,
   B <= 20, C <= 35, D <= 55, E <= 80, F > 80 s/veh; F also when v/c > 1).
 """
@@ -132,7 +133,7 @@ def approach_vc(ix: Intersection, appr: Approach, timing: SignalTiming, cycle: f
     """Critical lane group v/c of one approach under ``timing`` (its phases, overlaps included)."""
     program = program_of(ix, timing)
     groups = [g for g in lane_groups(signal_phases(ix, timing)) if g.from_edge == appr.stop_edge]
-    return max((lane_group_vc(g, flows, g.green_time(program), cycle) for g in groups), default=0.0)
+    return max((lane_group_vc(ix, g, program, cycle, flows) for g in groups), default=0.0)
 
 
 def measure_run(scenario: Scenario, intersections: Mapping[str, Intersection], cycles: Mapping[str, float],

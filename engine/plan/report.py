@@ -180,7 +180,8 @@ def render_report(plan: Plan, periods: Sequence[PeriodReport], corridor: Corrido
     out.append("<p class=note>Control delay per approach: SUMO edgeData time loss on the approach's edges "
                "(from the upstream signal or source to the stop line) per arriving vehicle. 95% queue: the "
                "95th percentile over cycles of the largest number of halting vehicles on the approach. v/c: "
-               "the period's design demand over capacity (saturation flow x lanes x green / cycle) of the "
+               "the period's design demand over capacity (saturation flow x lanes x green / cycle; a "
+               "permissive left's green at the rate its opposing traffic leaves it, HCM 2010 Ch. 31) of the "
                "critical lane group. LOS: HCM thresholds for signalised intersections (A &le; 10, B &le; 20, "
                "C &le; 35, D &le; 55, E &le; 80, F &gt; 80 s/veh, F also when v/c &gt; 1).</p>")
     out.append("</body></html>\n")
