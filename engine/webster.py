@@ -157,8 +157,9 @@ class LaneGroup:
 
     A link is served by the phases that give it a protected green (``G``); a link
     that never has one by those where it may go permissively (``g``), so a
-    protected-permissive left counts against its protected phase only (HCM's
-    protected-only simplification). ``movements`` holds, per destination edge,
+    protected-permissive left counts against its protected phase only in the
+    greens' design (HCM's protected-only simplification); its capacity for v/c
+    counts both (:func:`lane_group_capacity`). ``movements`` holds, per destination edge,
     the share of the (``from_edge``, to edge) flow that uses this group: its
     lanes' part of all lanes with a link to that edge. Pedestrian crossing
     links belong to no group.
@@ -170,7 +171,6 @@ class LaneGroup:
     lanes: tuple[str, ...]
     through: bool  # has a through movement (higher saturation flow)
     movements: tuple[tuple[str, float], ...]  # (to edge, share of that movement's flow)
-    permissive_links: tuple[int, ...] = ()  # links served by permissive greens (g) only
 
     def flow(self, flows: Mapping[tuple[str, str], float]) -> float:
         """Hourly flow (veh/h) of the group, each movement's flow counted once over all groups."""
@@ -194,14 +194,12 @@ def lane_groups(intersection: Intersection) -> tuple[LaneGroup, ...]:
     """
     ix = intersection
     by_key: dict[tuple[str, tuple[int, ...]], list] = {}
-    permissive = set()
     for m in ix.movements:
         if m.crossing:
             continue
         served = tuple(k for k, ph in enumerate(ix.phases) if _char(ph.state, m.link) == "G")
         if not served:
             served = tuple(k for k, ph in enumerate(ix.phases) if _char(ph.state, m.link) in GREEN)
-            permissive.add(m.link)
         if served:
             by_key.setdefault((m.from_edge, served), []).append(m)
     # lanes with a link to each (from edge, to edge): a movement's flow is shared by its lanes
@@ -218,7 +216,7 @@ def lane_groups(intersection: Intersection) -> tuple[LaneGroup, ...]:
             shares.append((to, len(own) / len(lanes_to[(edge, to)])))
         links = tuple(sorted({m.link for m in moves}))
         groups.append(LaneGroup(edge, served, links, lanes, any(m.direction == THROUGH for m in moves),
-                                tuple(shares), tuple(L for L in links if L in permissive)))
+                                tuple(shares)))
     return tuple(groups)
 
 
@@ -256,7 +254,7 @@ def intersection_flow_ratios(
     return ratios
 
 
-# HCM 2010, Chapter 31 (Eq. 31-63 for a permitted left turn in an exclusive lane): critical headway
+# HCM 2010, Chapter 31 (permitted left turn in an exclusive lane): critical headway
 # and follow-up headway of a left turn filtering through opposing traffic, s.
 PERMITTED_CRITICAL_HEADWAY_S = 4.5
 PERMITTED_FOLLOW_UP_S = 2.5
