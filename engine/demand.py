@@ -31,7 +31,7 @@ from engine.webster import SAT_THROUGH, SAT_TURN, critical_vc as _critical_vc, i
 PERIODS: tuple[str, ...] = ("am_peak", "midday", "pm_peak", "night", "holiday_evening")
 TURNS: tuple[str, ...] = ("left", "through", "right")
 PERIOD_KEYS: tuple[str, ...] = ("window", "phf", "peak_quarter", "bus_share", "entries", "turns")
-_DIR_TURN = {"s": "through", "l": "left", "L": "left", "r": "right", "R": "right"}
+_DIR_TURN = {"s": "through", "l": "left", "L": "left", "t": "left", "r": "right", "R": "right", "T": "right"}
 VCLASS = "passenger"  # routes are drawn on the lanes and connections a car may use
 
 
@@ -211,15 +211,17 @@ def _graph_of(network: Network) -> _Graph:
 def car_turns(edge) -> dict[str, str]:
     """The edges a car may drive on to from the sumolib ``edge``, each with its turn (left,
     through or right), sorted by id: normal edges a car may use, over connections it may
-    take. U-turns (SUMO's direction ``t``, which netconvert adds by default at every junction,
-    the network's edge included) are left out: turning shares do not give them, a left share
+    take. U-turns, edges that lead straight back to the node ``edge`` comes from (netconvert
+    adds them at every junction by default, the network's edge included, as ``t``, or ``T``
+    in a left-hand network), are left out: turning shares do not give them, a left share
     split with a U-turn would send half the left-turners back, and a U-turn at the fringe
-    would make every exit lead back in (so no edge would be an entry)."""
+    would make every exit lead back in (so no edge would be an entry). A sharp turn that
+    SUMO also marks ``t`` but that leads on to another road is a left (``T``: a right)."""
+    origin = edge.getFromNode().getID()
     out: dict[str, str] = {}
     for to, conns in sorted(edge.getAllowedOutgoing(VCLASS).items(), key=lambda kv: kv[0].getID()):
-        turns = [c.getDirection() for c in conns if c.getDirection() != "t"]
-        if turns and to.getFunction() == "" and to.allows(VCLASS):
-            out[to.getID()] = _DIR_TURN.get(turns[-1], "through")
+        if to.getFunction() == "" and to.allows(VCLASS) and to.getToNode().getID() != origin:
+            out[to.getID()] = _DIR_TURN.get(conns[-1].getDirection(), "through")
     return out
 
 

@@ -139,12 +139,11 @@ def test_demand_that_does_not_fit_the_net(tmp_path: Path) -> None:
         load_demand(tmp_path / "missing.yaml")
 
 
-def test_netconverts_default_u_turns_carry_no_demand(tmp_path: Path) -> None:
-    """netconvert adds a U-turn (direction ``t``) at every junction, the network's fringe included,
-    unless told not to. Turning shares give left, through and right only: the left share goes
-    whole to the left turn, and an exit whose only connection is the U-turn ends the route (it
-    used to lead back in, and routing failed with "every turn ... leads back onto the route", and
-    calibrate found no entry)."""
+def _cross_with_u_turns(folder: Path, *options: str, sharp: bool = False) -> tuple[Path, Path]:
+    """A signalised cross ``J`` (arms W, E, N, S of 2 lanes) built by netconvert with its default
+    U-turns, and a demand file (400 veh/h per entry, shares left 0.2, through 0.7, right 0.1).
+    ``sharp``: W is one-way in, and a fifth road J -> P leaves about 172 degrees from W's arrival, a
+    sharp turn SUMO marks ``t`` although it leads to another road (W's left share goes to it and to N)."""
     from engine.sim import sumo_binary
 
     arms = {"W": (-300, 0), "E": (300, 0), "N": (0, 300), "S": (0, -300)}
@@ -152,32 +151,61 @@ def test_netconverts_default_u_turns_carry_no_demand(tmp_path: Path) -> None:
     nodes += [f'  <node id="{a}" x="{x}" y="{y}" type="priority"/>' for a, (x, y) in arms.items()]
     edges = ["<edges>"]
     for a in arms:
-        edges += [f'  <edge id="{a}J" from="{a}" to="J" numLanes="2" speed="13.89"/>',
-                  f'  <edge id="J{a}" from="J" to="{a}" numLanes="2" speed="13.89"/>']
-    (tmp_path / "x.nod.xml").write_text("\n".join(nodes + ["</nodes>\n"]))
-    (tmp_path / "x.edg.xml").write_text("\n".join(edges + ["</edges>\n"]))
-    net = tmp_path / "x.net.xml"
-    subprocess.run([sumo_binary("netconvert"), "-n", str(tmp_path / "x.nod.xml"), "-e", str(tmp_path / "x.edg.xml"),
-                    "-o", str(net)], check=True, capture_output=True)
-    assert 'dir="t"' in net.read_text()  # the U-turns are there, at J and at the fringe
+        edges += [f'  <edge id="{a}J" from="{a}" to="J" numLanes="2" speed="13.89"/>']
+        if not (sharp and a == "W"):
+            edges.append(f'  <edge id="J{a}" from="J" to="{a}" numLanes="2" speed="13.89"/>')
+    if sharp:
+        nodes.append('  <node id="P" x="-300" y="40" type="priority"/>')
+        edges.append('  <edge id="JP" from="J" to="P" numLanes="1" speed="13.89"/>')
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "x.nod.xml").write_text("\n".join(nodes + ["</nodes>\n"]))
+    (folder / "x.edg.xml").write_text("\n".join(edges + ["</edges>\n"]))
+    net = folder / "x.net.xml"
+    subprocess.run([sumo_binary("netconvert"), "-n", str(folder / "x.nod.xml"), "-e", str(folder / "x.edg.xml"),
+                    *options, "-o", str(net)], check=True, capture_output=True)
     windows = {"am_peak": "07:00-09:00", "midday": "11:00-14:00", "pm_peak": "17:00-19:00",
                "night": "22:00-06:00", "holiday_evening": "19:00-21:00"}
     raw = {"periods": {p: {"window": w, "phf": 0.9, "peak_quarter": 2, "bus_share": 0.0,
                            "entries": {f"{a}J": 400 for a in arms},
                            "turns": {"J": {a: [0.2, 0.7, 0.1] for a in arms}}} for p, w in windows.items()}}
-    (tmp_path / "demand.yaml").write_text(yaml.safe_dump(raw))
-    demand = load_demand(tmp_path / "demand.yaml")
-    flows = movement_flows(demand, net, "am_peak")
-    assert flows[("WJ", "JN")] == pytest.approx(0.2 * 400)  # the whole left share turns left
-    assert flows[("WJ", "JE")] == pytest.approx(0.7 * 400) and flows[("WJ", "JS")] == pytest.approx(0.1 * 400)
-    assert ("WJ", "JW") not in flows and not any(b.endswith("J") for a, b in flows if a.startswith("J"))
+    (folder / "demand.yaml").write_text(yaml.safe_dump(raw))
+    return net, folder / "demand.yaml"
+
+
+@pytest.mark.parametrize("options", [(), ("--lefthand", "true")], ids=["right-hand", "left-hand"])
+def test_netconverts_default_u_turns_carry_no_demand(tmp_path: Path, options) -> None:
+    """netconvert adds a U-turn (``t``; ``T`` in a left-hand network) at every junction, the
+    network's fringe included, unless told not to. Turning shares give left, through and right
+    only: the left share goes whole to the left turn, and an exit whose only connection is the
+    U-turn ends the route (it used to lead back in, and routing failed with "every turn ...
+    leads back onto the route", and calibrate found no entry)."""
     from engine.calibrate.sampler import enumerate_routes, read_net
 
+    net, demand_file = _cross_with_u_turns(tmp_path, *options)
+    assert 'dir="t"' in net.read_text() or 'dir="T"' in net.read_text()  # the U-turns are there
+    demand = load_demand(demand_file)
+    flows = movement_flows(demand, net, "am_peak")
+    # the whole left share turns left (to N, for traffic from W; the same on either driving side)
+    assert flows[("WJ", "JN")] == pytest.approx(0.2 * 400)
+    assert flows[("WJ", "JE")] == pytest.approx(0.7 * 400) and flows[("WJ", "JS")] == pytest.approx(0.1 * 400)
+    assert ("WJ", "JW") not in flows and not any(b.endswith("J") for a, b in flows if a.startswith("J"))
     road = read_net(net)  # calibrate's and the twin's road graph: the same rule
-    assert road.sources == [f"{a}J" for a in sorted(arms)] and road.sinks == [f"J{a}" for a in sorted(arms)]
+    arms = ("E", "N", "S", "W")
+    assert road.sources == [f"{a}J" for a in arms] and road.sinks == [f"J{a}" for a in arms]
     assert len(enumerate_routes(road)) == 12  # four arms, three turns each
     routes = tmp_path / "r.rou.xml"
     assert write_routes(demand, net, "am_peak", seed=1, scale=1.0, duration=600, out_path=routes) > 0
     for r in ET.parse(routes).getroot().iter("route"):
         edges = r.get("edges").split()
         assert len(edges) == 2 and edges[0][0] != edges[1][1], edges  # in on one arm, out on another
+
+
+def test_a_sharp_turn_onto_another_road_is_no_u_turn(tmp_path: Path) -> None:
+    """SUMO marks a turn of about 172 degrees ``t`` even where it leads to another road (W -> P here):
+    it is a left turn, not a U-turn, and keeps its part of the left share."""
+    net, demand_file = _cross_with_u_turns(tmp_path, sharp=True)
+    assert any(c.get("from") == "WJ" and c.get("to") == "JP" and c.get("dir") == "t"
+               for c in ET.parse(net).getroot().iter("connection"))
+    flows = movement_flows(load_demand(demand_file), net, "am_peak")
+    assert flows[("WJ", "JP")] + flows[("WJ", "JN")] == pytest.approx(0.2 * 400)
+    assert flows[("WJ", "JP")] > 0
