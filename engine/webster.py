@@ -265,15 +265,18 @@ def permitted_left_saturation(opposing_veh_h: float) -> float:
 
     s_p = v_o e^(-v_o t_cg / 3600) / (1 - e^(-v_o t_fh / 3600)), t_cg = 4.5 s, t_fh = 2.5 s
     (HCM 2010, Chapter 31, permitted left-turn saturation flow rate); 3600 / t_fh = 1440
-    veh/h without opposing traffic. Raises ValueError for a negative flow.
+    veh/h without opposing traffic. Raises ValueError for a negative or infinite flow.
     """
-    if opposing_veh_h < 0 or not math.isfinite(opposing_veh_h):
+    if not 0 <= opposing_veh_h < math.inf:
         raise ValueError(f"opposing flow must be a finite number >= 0 veh/h, got {opposing_veh_h}")
-    if opposing_veh_h == 0:
+    v = opposing_veh_h / 3600.0  # veh/s
+    if v == 0:
         return 3600.0 / PERMITTED_FOLLOW_UP_S
-    v = opposing_veh_h
-    return v * math.exp(-v * PERMITTED_CRITICAL_HEADWAY_S / 3600.0) / (
-        1.0 - math.exp(-v * PERMITTED_FOLLOW_UP_S / 3600.0))
+    return opposing_veh_h * math.exp(-v * PERMITTED_CRITICAL_HEADWAY_S) / -math.expm1(-v * PERMITTED_FOLLOW_UP_S)
+
+
+_LEFT = ("l", "L")
+_OPPOSING = ("s", "r", "R")  # HCM's opposing flow: the through and right movements it must give way to
 
 
 def lane_group_capacity(intersection: Intersection, group: LaneGroup, program: Sequence[tuple[str, float]],
@@ -281,36 +284,49 @@ def lane_group_capacity(intersection: Intersection, group: LaneGroup, program: S
                         sat_turn: float = SAT_TURN) -> float:
     """Capacity (veh/h) of ``group`` under ``program`` ((state, s) steps of one cycle of ``cycle_s`` s).
 
-    Seconds in which one of its links has a protected green (``G``) count at the group's
-    saturation flow; seconds in which its links may only go permissively (``g``) count at the
-    flow a permitted left turn gets through the foes green at the same time
-    (:func:`permitted_left_saturation` per lane, of their ``flows`` in veh/h, each
-    (from edge, to edge) movement once, at most the group's saturation flow); a permissive
-    through or right turn (yielding to pedestrians, say) at its saturation flow. So a
-    protected-permissive left gets both parts (HCM 2010, Chapter 31). 0 for a cycle <= 0.
+    A step counts at the group's saturation flow when its links go without a left that must
+    yield: protected (``G``), or a permissive through or right turn (``g``, e.g. yielding to
+    pedestrians). Where a left may only go permissively, it filters through the through and
+    right movements green against it at that time (their ``flows``, veh/h, each (from edge,
+    to edge) once; pedestrians and opposing lefts are not counted) at
+    :func:`permitted_left_saturation` per lane (HCM 2010, Chapter 31); a lane group of such
+    lefts alone gets that rate (at most its saturation flow), a lane the left shares with
+    movements that go unopposed gets s / (1 + P_L (E_L - 1)), P_L the left's share of the
+    group's flow and E_L = s per lane / s_p its through-car equivalent (HCM 2000, Chapter 16,
+    shared-lane left-turn factor). So a protected-permissive left gets both parts. 0 for a
+    cycle <= 0.
     """
     if cycle_s <= 0:
         return 0.0
     ix = intersection
     movement = {m.link: m for m in ix.movements}
     full = group.saturation_flow(sat_through, sat_turn)
-    lefts = [L for L in group.links if movement[L].direction in ("l", "L")]
-    vehicle_seconds = 0.0  # veh of capacity per cycle
+    per_lane = full / len(group.lanes)
+    volume = group.flow(flows)
+    vehicle_seconds = 0.0  # veh of capacity per cycle, times 3600
     for state, d in program:
-        chars = [_char(state, L) for L in group.links]
-        if "G" in chars:
+        going = [L for L in group.links if _char(state, L) in GREEN]
+        if not going:
+            continue
+        if any(_char(state, L) == "G" and movement[L].direction in _LEFT for L in going):
+            yielding = []  # the left is protected now
+        else:
+            yielding = [L for L in going if _char(state, L) == "g" and movement[L].direction in _LEFT]
+        if not yielding:
             vehicle_seconds += full * d
-        elif "g" in chars:
-            going = [L for L in group.links if _char(state, L) == "g"]
-            yielding = [L for L in going if L in lefts]
-            if not yielding:
-                vehicle_seconds += full * d
-                continue
-            foes = {(movement[k].from_edge, movement[k].to_edge) for L in yielding for k in movement
-                    if not movement[k].crossing and _char(state, k) in GREEN and k not in group.links
-                    and ix.is_foe(L, k)}
-            rate = permitted_left_saturation(sum(flows.get(f, 0.0) for f in foes)) * len(group.lanes)
-            vehicle_seconds += min(full, rate) * d
+            continue
+        opposing = {(movement[k].from_edge, movement[k].to_edge) for L in yielding for k in movement
+                    if k not in group.links and not movement[k].crossing and movement[k].direction in _OPPOSING
+                    and _char(state, k) in GREEN and ix.is_foe(L, k)}
+        s_p = permitted_left_saturation(sum(flows.get(f, 0.0) for f in opposing))
+        if len(yielding) == len(going):  # the group's lanes hold lefts that yield, nothing else
+            vehicle_seconds += min(full, s_p * len(group.lanes)) * d
+            continue
+        lefts = {movement[L].to_edge for L in yielding}
+        left_flow = sum(flows.get((group.from_edge, to), 0.0) * share for to, share in group.movements if to in lefts)
+        p_left = left_flow / volume if volume > 0 else 0.0
+        e_left = max(per_lane / s_p, 1.0)
+        vehicle_seconds += full / (1.0 + p_left * (e_left - 1.0)) * d
     return vehicle_seconds / cycle_s
 
 
@@ -318,6 +334,7 @@ def critical_vc(flow_ratios: Sequence[float], cycle_s: float, lost_time_s: float
     """Critical v/c of a signal, Xc = Y C / (C - L) (HCM); inf when no green time is left."""
     effective = cycle_s - lost_time_s
     return sum(flow_ratios) * cycle_s / effective if effective > 0 else math.inf
+
 
 
 def lane_group_vc(intersection: Intersection, group: LaneGroup, program: Sequence[tuple[str, float]],

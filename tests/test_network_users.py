@@ -561,6 +561,8 @@ def test_permitted_left_saturation_known_values():
     assert permitted_left_saturation(1200.0) < permitted_left_saturation(600.0)
     with pytest.raises(ValueError, match="opposing flow"):
         permitted_left_saturation(-1.0)
+    for tiny in (1e-15, 1e-13, 1e-9):  # the limit, without cancellation
+        assert permitted_left_saturation(tiny) == pytest.approx(1440.0, rel=1e-6)
 
 
 def test_a_protected_permissive_left_gets_capacity_from_both_greens():
@@ -588,3 +590,24 @@ def test_a_protected_permissive_left_gets_capacity_from_both_greens():
     # a group that is only ever G counts its green seconds at its saturation flow
     (through,) = [g for g in lane_groups(ix) if g.links == (5,)]
     assert lane_group_capacity(ix, through, program, 69.0, flows) == pytest.approx(1600 * 30 / 69)
+
+
+def test_a_left_sharing_a_lane_with_the_through_slows_the_lane_by_its_through_car_equivalent():
+    """One lane W_0 carries the through (G) and a permissive left (g) opposed by 600 veh/h of E through;
+    the opposing left (link 3, a foe as SUMO may mark it) is no opposing flow. Lane saturation flow
+    1600 / (1 + P_L (E_L - 1)) with P_L = 100 / 500 and E_L = 1600 / 831.7 (HCM 2000 Ch. 16)."""
+    moves = (Movement(0, "W_0", "E_0", "W", "E", "s"), Movement(1, "W_0", "N_0", "W", "N", "l"),
+             Movement(2, "E_0", "W_0", "E", "W", "s"), Movement(3, "E_0", "S_0", "E", "S", "l"),
+             Movement(4, "N_0", "S_0", "N", "S", "s"))
+    program = (("GgGgr", 40.0), ("yyyyr", 3.0), ("rrrrG", 30.0), ("rrrry", 3.0))
+    phases = tuple(Phase(i, program[i][0], program[i][1], tuple(L for L, c in enumerate(program[i][0])
+                                                                  if c in GREEN)) for i in (0, 2))
+    ix = Intersection("J", "0", program, 0.0, phases, moves, frozenset({(0, 4), (1, 4), (2, 4), (3, 4)}),
+                      foes=frozenset({(1, 2), (1, 3), (0, 3), (0, 4), (1, 4), (2, 4), (3, 4)}))
+    (west,) = [g for g in lane_groups(ix) if g.from_edge == "W"]
+    assert west.links == (0, 1) and west.lanes == ("W_0",)
+    flows = {("W", "E"): 400.0, ("W", "N"): 100.0, ("E", "W"): 600.0, ("E", "S"): 300.0}
+    e_left = 1600 / permitted_left_saturation(600.0)
+    expected = 1600 / (1 + 0.2 * (e_left - 1)) * 40 / 76
+    assert lane_group_capacity(ix, west, program, 76.0, flows) == pytest.approx(expected)
+    assert lane_group_vc(ix, west, program, 76.0, flows) == pytest.approx(500 / expected)
