@@ -48,11 +48,11 @@ def time_arg(text: str) -> float:
     from engine.scenario import MAX_BEGIN_S, parse_seconds
 
     try:
-        value = parse_seconds(text, "time")
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        value = parse_seconds(text, "value")
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expected a time (seconds or HH:MM[:SS]), got {text!r}") from None
     if not 0 <= value <= MAX_BEGIN_S + 7 * 86400:
-        raise argparse.ArgumentTypeError(f"time must be between 0 and {MAX_BEGIN_S:g} s, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a time between 0 and {MAX_BEGIN_S:g} s, got {text!r}")
     return value
 
 

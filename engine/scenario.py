@@ -62,33 +62,17 @@ def finite(value: float, name: str) -> float:
 
 
 def parse_seconds(text: str | float, name: str) -> float:
-    """Seconds from ``25200``, ``'25200.5'``, ``'07:00'``, ``'07:00:00'`` or SUMO's ``'D:HH:MM:SS'``."""
-    from sumolib.miscutils import parseTime
+    """Seconds from a number or a time string of :func:`engine.calibrate.counts.seconds_of`'s
+    forms (``25200``, ``'07:00'``, ``'07:00:00'``, SUMO's ``'D:HH:MM:SS'``); ConfigError naming
+    ``name`` otherwise. The sign of a number is kept for the caller's range check."""
+    from engine.calibrate.counts import seconds_of
 
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return finite(text, name)
-    s = str(text).strip()
-    if s.count(":") == 1:
-        s += ":00"
-    try:
-        value = parseTime(s)
-    except (ValueError, TypeError, IndexError):
-        value = None
-    if value is not None and ":" in s and not _clock_fields_ok(s):
-        value = None  # parseTime takes '25:99' as 26:39; a minute or second of 60 or more is a typo
+    value = seconds_of(str(text))
     if value is None:
         raise ConfigError(f"{name} must be a time (seconds or HH:MM[:SS]), got {str(text)!r}")
-    return finite(value, name)
-
-
-def _clock_fields_ok(s: str) -> bool:
-    """Whether the minutes and seconds of ``[D:]HH:MM:SS`` are below 60 (and the hours below 24 after a day)."""
-    *head, minutes, seconds = s.split(":")
-    try:
-        ok = 0 <= int(minutes) < 60 and 0 <= float(seconds) < 60
-    except ValueError:
-        return False
-    return ok and (len(head) < 2 or 0 <= int(head[-1]) < 24)
+    return value
 
 
 def sumo_never(value: float | None, *, teleport: bool) -> float | None:

@@ -91,22 +91,46 @@ class CountSet:
 
 # ----------------------------------------------------------------------------- times
 
+def seconds_of(text: str) -> float | None:
+    """Seconds from a time as people and SUMO write it, or None when ``text`` is none.
+
+    ``'25200'`` or ``'25200.5'`` (any float, its sign kept for the caller to judge);
+    ``'07:00'``, ``'07:00:30'``, ``'07:00:30.5'`` or SUMO's ``'1:07:00:00'`` (days:hours:...):
+    whole non-negative fields, minutes and seconds below 60, hours below 24 after a day.
+    ``'25:00'`` is 25 h (the next day's 1 am, as SUMO counts), ``'25:99'`` is refused.
+    """
+    s = text.strip()
+    if ":" not in s:
+        try:
+            value = float(s)
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+    parts = s.split(":")
+    if not 2 <= len(parts) <= 4 or not all(p.isascii() and p.isdigit() for p in parts[:-1]):
+        return None
+    last = parts[-1]
+    whole, _, fraction = last.partition(".")
+    if not (whole.isascii() and whole.isdigit()) or (fraction and (len(parts) == 2 or not fraction.isdigit())):
+        return None
+    fields = [int(p) for p in parts[:-1]] + [float(last)]
+    if len(fields) == 2:
+        fields.append(0.0)  # HH:MM
+    *days, hours, minutes, seconds = fields
+    if minutes >= 60 or seconds >= 60 or (days and hours >= 24):
+        return None
+    return 86400.0 * (days[0] if days else 0) + 3600.0 * hours + 60.0 * minutes + seconds
+
+
 def parse_time(text: str, where: str) -> float:
-    """Seconds from ``'25200'``, ``'25200.5'``, ``'07:00'`` or ``'07:00:30'``."""
+    """Seconds (>= 0) from a time of :func:`seconds_of`'s forms; ConfigError naming ``where`` otherwise."""
     s = text.strip()
     if not s:
         raise ConfigError(f"{where}: time is missing")
-    try:
-        if ":" in s:
-            parts = [int(p) for p in s.split(":")]
-            if len(parts) not in (2, 3) or any(p < 0 for p in parts) or any(p >= 60 for p in parts[1:]):
-                raise ValueError
-            h, m, sec = (parts + [0])[:3]
-            return float(3600 * h + 60 * m + sec)
-        value = float(s)
-    except ValueError:
-        raise ConfigError(f"{where}: time {text!r} is neither seconds nor HH:MM[:SS]") from None
-    if not math.isfinite(value) or value < 0:
+    value = seconds_of(s)
+    if value is None:
+        raise ConfigError(f"{where}: time {text!r} is neither seconds nor HH:MM[:SS]")
+    if value < 0:
         raise ConfigError(f"{where}: time {text!r} must be a non-negative number of seconds")
     return value
 
