@@ -404,3 +404,25 @@ def test_timing_sheet_lists_signals_in_corridor_order_then_by_id():
     seen = list(dict.fromkeys(r["intersection"] for r in rows))
     assert seen == order + sorted(set(ixs) - set(order))
     assert [r["phase"] for r in rows if r["intersection"] == "C5"] == list(range(1, ixs["C5"].n_phases + 1))
+
+
+def test_a_folders_declared_signal_order_is_the_plans_corridor(tmp_path):
+    """With no ``corridor.signals`` in the plan config, the corridor is the network folder's
+    ``network.yaml`` ``signals`` in that order (not the file's), else every signal in file order."""
+    import subprocess
+
+    from engine.plan.pipeline import _network_signals
+    from engine.sim import sumo_binary
+
+    net = tmp_path / "art.net.xml"
+    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.x-number", "3", "--grid.y-number", "1",
+                    "--grid.attach-length", "200", "--tls.guess", "true", "--default-junction-type",
+                    "traffic_light", "--no-turnarounds", "-o", str(net)], check=True, capture_output=True)
+    ixs = read_intersections(net)
+    assert sorted(ixs) == ["A0", "B0", "C0"]
+    (tmp_path / "network.yaml").write_text("net: art.net.xml\nroutes: [r.rou.xml]\nsignals: [C0, B0, A0]\n")
+    assert _network_signals(str(tmp_path), ixs) == ["C0", "B0", "A0"]
+    corridor = build_corridor(net, ixs, _network_signals(str(tmp_path), ixs))
+    assert corridor.signals == ("C0", "B0", "A0") and corridor.positions[-1] > 150  # two 100 m blocks
+    (tmp_path / "network.yaml").write_text("net: art.net.xml\nroutes: [r.rou.xml]\n")
+    assert _network_signals(str(tmp_path), ixs) == list(ixs)

@@ -9,7 +9,7 @@ that path. The green bands and the time-space diagram are drawn from this.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +104,12 @@ def _through_links(ix: Intersection, in_edge: str | None, out_edge: str | None) 
         raise NetworkError(f"signal {ix.id}: no through movement along the corridor "
                            f"(from {in_edge or '?'} to {out_edge or '?'})")
     return tuple(sorted(set(links)))
+
+
+def corridor_order(ids: Iterable[str], signals: Sequence[str]) -> list[str]:
+    """``ids`` with the corridor's ``signals`` first, in corridor order, then the others by id."""
+    rank = {sid: k for k, sid in enumerate(signals)}
+    return sorted(ids, key=lambda s: (rank.get(s, len(rank)), s))
 
 
 def build_corridor(net_file: Path, intersections: Mapping[str, Intersection], signals: Sequence[str],

@@ -49,6 +49,7 @@ from xml.sax.saxutils import quoteattr
 
 from engine.controllers.programs import timing_steps
 from engine.errors import ConfigError
+from engine.plan.corridor import corridor_order
 from engine.plan.model import Plan, PeriodPlan, PlanValidationError, signal_phases
 from engine.signals import GREEN, YELLOW, Intersection, derive_clearance
 
@@ -537,9 +538,8 @@ def timing_rows(plan: Plan, intersections: Mapping[str, Intersection],
     right-turn overlaps.
     """
     rows = []
-    rank = {sid: k for k, sid in enumerate(order)}
     for pp in plan.periods.values():
-        for sid in sorted(pp.timings, key=lambda s: (rank.get(s, len(rank)), s)):
+        for sid in corridor_order(pp.timings, order):
             timing, ix = pp.timings[sid], intersections[sid]
             phases = signal_phases(ix, timing)
             by_phase: dict[int, dict] = {}

@@ -107,13 +107,20 @@ def calibrate_demand(ctx: PlanContext, out: Path, log: Log) -> Path | None:
 
 
 def _network_signals(network: str, intersections: dict[str, Intersection]) -> list[str]:
+    """The corridor when the plan config names none: the network's declared signal order (a
+    registered network's manifest, a folder's ``network.yaml`` ``signals``), else every signal
+    in the network file's order."""
     import networks
 
+    from engine.scenario import NETWORK_YAML, read_network_yaml
+
     if network in networks.available():
-        listed = [s for s in networks.manifest(network)["signals"] if s in intersections]
-        if listed:
-            return listed
-    return list(intersections)
+        declared = list(networks.manifest(network)["signals"])
+    elif (Path(network) / NETWORK_YAML).is_file():
+        declared = list(read_network_yaml(Path(network) / NETWORK_YAML).signals or ())
+    else:
+        declared = []
+    return [s for s in declared if s in intersections] or list(intersections)
 
 
 def load_plans(path: str | Path, ctx: PlanContext, periods: Sequence[str] = (), where: str = "") -> Plan:

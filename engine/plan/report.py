@@ -8,7 +8,7 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from engine.plan.corridor import Corridor
+from engine.plan.corridor import Corridor, corridor_order
 from engine.plan.export import timing_rows
 from engine.plan.green_wave import band_widths, corridor_greens, shift
 from engine.plan.measure import ApproachResult, intersection_delay
@@ -123,12 +123,14 @@ def _kpi_table(before: dict | None, after: dict | None) -> str:
     return "".join(rows)
 
 
-def _approach_table(before: dict[str, list[ApproachResult]], after: dict[str, list[ApproachResult]]) -> str:
+def _approach_table(before: dict[str, list[ApproachResult]], after: dict[str, list[ApproachResult]],
+                    order: Sequence[str] = ()) -> str:
     head = ("<table><tr><th class=l>signal</th><th class=l>approach</th><th>veh</th>"
             "<th>delay before [s]</th><th>delay after [s]</th><th>v/c before</th><th>v/c after</th>"
             "<th>95% queue before [veh]</th><th>95% queue after [veh]</th><th>LOS before</th><th>LOS after</th></tr>")
     rows = [head]
-    for sid, after_rows in after.items():
+    for sid in corridor_order(after, order):
+        after_rows = after[sid]
         before_rows = {r.approach.stop_edge: r for r in before.get(sid, [])}
         for r in sorted(after_rows, key=lambda r: r.approach.label):
             b = before_rows.get(r.approach.stop_edge)
@@ -176,7 +178,7 @@ def render_report(plan: Plan, periods: Sequence[PeriodReport], corridor: Corrido
             out.append(f"<h3>Before (network's own programs) and after, {len(pr.seeds)} seed(s) "
                        f"{', '.join(map(str, pr.seeds))}, {pr.duration_s:g} s simulated</h3>")
             out.append(_kpi_table(pr.before_kpis, pr.after_kpis))
-            out.append(_approach_table(pr.before, pr.after))
+            out.append(_approach_table(pr.before, pr.after, corridor.signals))
     out.append("<p class=note>Control delay per approach: SUMO edgeData time loss on the approach's edges "
                "(from the upstream signal or source to the stop line) per arriving vehicle. 95% queue: the "
                "95th percentile over cycles of the largest number of halting vehicles on the approach. v/c: "
