@@ -204,3 +204,14 @@ def test_rolling_forecasts_are_what_a_live_feed_would_have_given():
     first = forecast_all({k: y[:8] for k, y in actual.items()}, profiles, steps=6)
     np.testing.assert_allclose(fcs[0].mean, first["d0"].mean)
     assert {len(f.mean) for f in fcs[5:]} == {3}  # 17 counted, the profile ends at 20
+
+
+def test_counts_equal_to_a_flat_profile_show_no_bias_after_smoothing():
+    """Smoothing a flat profile leaves floating-point rounding (99.99999999999999); counts equal to
+    the profile must still read as unbiased, not as a certain bias with a zero-width band."""
+    prof = np.full(24, 100.0)
+    f = forecast(prof[:12], prof, steps=6)
+    assert f.method == "profile" and f.bias_t == 0.0
+    np.testing.assert_allclose(f.mean, 100.0)
+    with pytest.raises(ValueError, match="odd number"):
+        smoothed_profile(prof, width=2)

@@ -58,6 +58,7 @@ BIAS_T = 4.0  # |t| of one detector's profile errors from which its profile coun
 POOLED_BIAS_T = 3.5  # the same for the median over locations of their relative errors
 PROFILE_SMOOTHING = 3  # intervals of the centred mean ``ets`` smooths the profile over (15 min at 5 min)
 DEAD_AFTER = 3  # consecutive zero intervals, with the profile expecting traffic, make a detector dead
+_ROUNDING = 1e-9  # relative errors this small are floating-point rounding (a smoothed flat profile), not bias
 _EXPECTS_TRAFFIC_VEH_H = 60.0  # a profile flow above this should not read zero for 15 min
 
 
@@ -217,7 +218,8 @@ def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *,
 
 def smoothed_profile(profile: np.ndarray, width: int = PROFILE_SMOOTHING) -> np.ndarray:
     """``profile`` (veh/h per interval, shape (n,)) as a centred moving mean over ``width``
-    intervals (odd; the ends repeat the first and last value), shape (n,).
+    intervals (odd, else ValueError; the ends repeat the first and last value, so the last
+    interval of a profile that ends with the horizon is smoothed with itself), shape (n,).
 
     A profile counted on one day carries that day's noise in every interval (a 5-min count
     of 70 vehicles is ±12 % by Poisson noise alone); the ``ets`` method forecasts against the
@@ -225,7 +227,9 @@ def smoothed_profile(profile: np.ndarray, width: int = PROFILE_SMOOTHING) -> np.
     profile alone): 7.5 % raw, 7.1 % over 3 intervals, 7.3 % over 5 and 7.8 % over 7 on
     the normal day, where wider windows flatten the evening's build-up.
     """
-    if width <= 1 or len(profile) == 0:
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"smoothing width must be an odd number of intervals >= 1, got {width}")
+    if width == 1 or len(profile) == 0:
         return profile
     half = width // 2
     padded = np.pad(profile, (half, half), mode="edge")
@@ -268,8 +272,8 @@ def _bias_t(e: np.ndarray) -> float:
         return 0.0
     sd = float(np.std(np.diff(e), ddof=1)) / math.sqrt(2.0)
     recent = float(np.mean(e[-BIAS_WINDOW:]))
-    if sd <= 0:  # errors without noise: any lasting error is certain
-        return 0.0 if recent == 0 else math.copysign(math.inf, recent)
+    if sd <= _ROUNDING:  # errors without noise: any lasting error is certain
+        return 0.0 if abs(recent) <= _ROUNDING else math.copysign(math.inf, recent)
     return recent / (sd / math.sqrt(min(len(e), BIAS_WINDOW)))
 
 
