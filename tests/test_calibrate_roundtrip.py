@@ -139,3 +139,28 @@ def test_given_candidate_routes_limit_what_is_routable(grid, tmp_path):
     cand.write_text('<routes><route id="bad" edges="left0A0 nowhere"/></routes>')
     with pytest.raises(ConfigError, match="route 'bad': edge 'nowhere' not in the network"):
         read_candidates(cand, rn)
+
+
+def test_a_network_without_an_entry_is_refused_before_sampling(tmp_path, capsys):
+    """A one-way ring (every edge is driven into) has no entry, so no candidate route: one line
+    naming the network and the missing entries, exit 2, and no output folder left behind."""
+    import subprocess
+
+    from engine.sim import sumo_binary
+
+    (tmp_path / "r.nod.xml").write_text(
+        '<nodes>\n  <node id="A" x="0" y="0" type="traffic_light"/>\n  <node id="B" x="300" y="0"/>\n'
+        '  <node id="C" x="150" y="250"/>\n</nodes>\n')
+    (tmp_path / "r.edg.xml").write_text(
+        '<edges>\n  <edge id="AB" from="A" to="B" numLanes="1"/>\n  <edge id="BC" from="B" to="C" numLanes="1"/>\n'
+        '  <edge id="CA" from="C" to="A" numLanes="1"/>\n</edges>\n')
+    net = tmp_path / "ring.net.xml"
+    subprocess.run([sumo_binary("netconvert"), "-n", str(tmp_path / "r.nod.xml"), "-e", str(tmp_path / "r.edg.xml"),
+                    "-o", str(net)], check=True, capture_output=True)
+    counts = tmp_path / "ring.csv"
+    counts.write_text("interval_start,interval_end,edge,to_edge,count\n07:00,07:15,AB,,20\n")
+    out = tmp_path / "twin"
+    assert cli_main(["calibrate", str(counts), "--network", str(net), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ring.net.xml: no route leads from an entry (an edge nothing drives into: none)" in err, err
+    assert len(err.splitlines()) == 1 and not out.exists()

@@ -25,7 +25,7 @@ from engine.calibrate.reconcile import reconcile
 from engine.calibrate.report import ReportInfo, write_report
 from engine.calibrate.sampler import (enumerate_routes, read_candidates, read_net, run_route_sampler,
                                       unroutable, write_candidates, write_count_data)
-from engine.errors import ConfigError
+from engine.errors import ConfigError, NetworkError, listed
 from engine.scenario import MAX_DURATION_S, Scenario
 
 ROUTES_FILE = "routes.rou.xml"
@@ -74,6 +74,10 @@ def calibrate(counts_file: str | Path, network: str | Path = "chongqing", out: s
         routes = enumerate_routes(net)
     log(f"{len(counts.counts)} counts at {len(counts.locations)} locations, "
         f"{clock(start)}-{clock(start + window)}; {len(routes)} candidate routes")
+    if not routes:
+        raise NetworkError(f"{base.net_file.name}: no route leads from an entry (an edge nothing drives into: "
+                           f"{listed(net.sources, 8)}) to an exit ({listed(net.sinks, 8)}), "
+                           "so no vehicle can be placed")
     lost = unroutable(counts.counts, routes)
     if lost:
         locs = sorted({c.location for c in lost})

@@ -198,4 +198,4 @@ def run_route_sampler(candidates: Path, edge_file: Path | None, turn_file: Path 
     if proc.returncode != 0 or not out.is_file():
         lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         why = lines[-1] if lines else f"exit {proc.returncode}"
-        raise SimulationError(f"routeSampler.py failed: {why} (log: {log})")
+        raise SimulationError(f"routeSampler.py failed: {why}")
