@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.errors import ConfigError
-from engine.signals import GREEN, Intersection
+from engine.signals import GREEN, Intersection, Movement
 
 SAT_THROUGH = 1600.0  # veh/h/lane for lane groups with a through movement
 SAT_TURN = 1500.0  # veh/h/lane for turn-only lane groups
@@ -187,13 +187,20 @@ class LaneGroup:
 
 
 def lane_groups(intersection: Intersection) -> tuple[LaneGroup, ...]:
-    """The lane groups of ``intersection``: its vehicle links by approach edge and serving phases.
+    """The lane groups of ``intersection``: its vehicle links by approach edge, serving phases and
+    lane kind.
 
-    Links that are never green (e.g. a right turn on red only, ``s``) and
-    pedestrian crossings belong to no group.
+    As in the HCM, an exclusive turn lane (every link of the lane a left, or every one a
+    right; U-turns go with the lefts, ``T`` with the rights) is a group of its own, apart
+    from the through and shared lanes the same phases serve. Links that are never green
+    (e.g. a right turn on red only, ``s``) and pedestrian crossings belong to no group.
     """
     ix = intersection
-    by_key: dict[tuple[str, tuple[int, ...]], list] = {}
+    turns_of: dict[str, set[str]] = {}
+    for m in ix.movements:
+        if not m.crossing:
+            turns_of.setdefault(m.from_lane, set()).add(_TURN_SIDE.get(m.direction, "through"))
+    by_key: dict[tuple[str, tuple[int, ...], str], list] = {}
     for m in ix.movements:
         if m.crossing:
             continue
@@ -201,14 +208,16 @@ def lane_groups(intersection: Intersection) -> tuple[LaneGroup, ...]:
         if not served:
             served = tuple(k for k, ph in enumerate(ix.phases) if _char(ph.state, m.link) in GREEN)
         if served:
-            by_key.setdefault((m.from_edge, served), []).append(m)
+            sides = turns_of[m.from_lane]
+            kind = next(iter(sides)) if len(sides) == 1 and "through" not in sides else "mixed"
+            by_key.setdefault((m.from_edge, served, kind), []).append(m)
     # lanes with a link to each (from edge, to edge): a movement's flow is shared by its lanes
     lanes_to: dict[tuple[str, str], set[str]] = {}
     for moves in by_key.values():
         for m in moves:
             lanes_to.setdefault((m.from_edge, m.to_edge), set()).add(m.from_lane)
     groups = []
-    for (edge, served), moves in sorted(by_key.items()):
+    for (edge, served, _kind), moves in sorted(by_key.items()):
         lanes = tuple(dict.fromkeys(m.from_lane for m in moves))
         shares = []
         for to in dict.fromkeys(m.to_edge for m in moves):
@@ -218,6 +227,9 @@ def lane_groups(intersection: Intersection) -> tuple[LaneGroup, ...]:
         groups.append(LaneGroup(edge, served, links, lanes, any(m.direction == THROUGH for m in moves),
                                 tuple(shares)))
     return tuple(groups)
+
+
+_TURN_SIDE = {"l": "left", "L": "left", "t": "left", "r": "right", "R": "right", "T": "right"}
 
 
 def _char(state: str, link: int) -> str:
@@ -275,26 +287,24 @@ def permitted_left_saturation(opposing_veh_h: float) -> float:
     return opposing_veh_h * math.exp(-v * PERMITTED_CRITICAL_HEADWAY_S) / -math.expm1(-v * PERMITTED_FOLLOW_UP_S)
 
 
-_LEFT = ("l", "L")
-_OPPOSING = ("s", "r", "R")  # HCM's opposing flow: the through and right movements it must give way to
-
-
 def lane_group_capacity(intersection: Intersection, group: LaneGroup, program: Sequence[tuple[str, float]],
                         cycle_s: float, flows: Mapping[tuple[str, str], float], sat_through: float = SAT_THROUGH,
                         sat_turn: float = SAT_TURN) -> float:
     """Capacity (veh/h) of ``group`` under ``program`` ((state, s) steps of one cycle of ``cycle_s`` s).
 
-    A step counts at the group's saturation flow when its links go without a left that must
-    yield: protected (``G``), or a permissive through or right turn (``g``, e.g. yielding to
-    pedestrians). Where a left may only go permissively, it filters through the through and
-    right movements green against it at that time (their ``flows``, veh/h, each (from edge,
-    to edge) once; pedestrians and opposing lefts are not counted) at
-    :func:`permitted_left_saturation` per lane (HCM 2010, Chapter 31); a lane group of such
-    lefts alone gets that rate (at most its saturation flow), a lane the left shares with
-    movements that go unopposed gets s / (1 + P_L (E_L - 1)), P_L the left's share of the
-    group's flow and E_L = s per lane / s_p its through-car equivalent (HCM 2000, Chapter 16,
-    shared-lane left-turn factor). So a protected-permissive left gets both parts. 0 for a
-    cycle <= 0.
+    A step counts at the group's saturation flow unless one of its links is a filtering
+    turn: a permissive (``g``) turn that crosses a through movement of another approach green
+    at the same time (the left in right-hand traffic, the right in left-hand traffic; a
+    permissive right that yields only to pedestrians does not filter). A filtering turn
+    finds its gaps in the opposing flow v_o, the ``flows`` (veh/h, each (from edge, to edge)
+    once) of the vehicle movements green against it that do not filter themselves (the
+    opposing through and near-side turn, not the opposing far-side turn, not pedestrians),
+    at :func:`permitted_left_saturation` per lane (HCM 2010, Chapter 31). A group of such
+    turns alone (an exclusive turn lane, :func:`lane_groups`) gets that rate, at most its
+    saturation flow; a lane the turn shares with movements that go unopposed gets
+    s / (1 + P_T (E_T - 1)), P_T the turn's share of the group's flow and E_T = s per lane / s_p
+    its through-car equivalent (HCM 2000, Chapter 16, shared-lane left-turn factor). So a
+    protected-permissive left gets both parts. 0 for a cycle <= 0.
     """
     if cycle_s <= 0:
         return 0.0
@@ -303,31 +313,40 @@ def lane_group_capacity(intersection: Intersection, group: LaneGroup, program: S
     full = group.saturation_flow(sat_through, sat_turn)
     per_lane = full / len(group.lanes)
     volume = group.flow(flows)
-    vehicle_seconds = 0.0  # veh of capacity per cycle, times 3600
+    vehicle_seconds = 0.0  # veh/h of capacity times seconds of green, per cycle
     for state, d in program:
         going = [L for L in group.links if _char(state, L) in GREEN]
         if not going:
             continue
-        if any(_char(state, L) == "G" and movement[L].direction in _LEFT for L in going):
-            yielding = []  # the left is protected now
-        else:
-            yielding = [L for L in going if _char(state, L) == "g" and movement[L].direction in _LEFT]
+        green = [k for k, m in movement.items() if not m.crossing and _char(state, k) in GREEN]
+        yielding = [L for L in going if _filters(ix, movement, state, L, green)]
         if not yielding:
             vehicle_seconds += full * d
             continue
-        opposing = {(movement[k].from_edge, movement[k].to_edge) for L in yielding for k in movement
-                    if k not in group.links and not movement[k].crossing and movement[k].direction in _OPPOSING
-                    and _char(state, k) in GREEN and ix.is_foe(L, k)}
+        opposing = {(movement[k].from_edge, movement[k].to_edge) for k in green
+                    if k not in group.links and any(ix.is_foe(L, k) for L in yielding)
+                    and not _filters(ix, movement, state, k, green)}
         s_p = permitted_left_saturation(sum(flows.get(f, 0.0) for f in opposing))
-        if len(yielding) == len(going):  # the group's lanes hold lefts that yield, nothing else
+        if len(yielding) == len(going):  # the group's lanes hold turns that filter, nothing else
             vehicle_seconds += min(full, s_p * len(group.lanes)) * d
             continue
-        lefts = {movement[L].to_edge for L in yielding}
-        left_flow = sum(flows.get((group.from_edge, to), 0.0) * share for to, share in group.movements if to in lefts)
-        p_left = left_flow / volume if volume > 0 else 0.0
-        e_left = max(per_lane / s_p, 1.0)
-        vehicle_seconds += full / (1.0 + p_left * (e_left - 1.0)) * d
+        turning = {movement[L].to_edge for L in yielding}
+        turn_flow = sum(flows.get((group.from_edge, to), 0.0) * share for to, share in group.movements
+                        if to in turning)
+        p_turn = turn_flow / volume if volume > 0 else 0.0
+        e_turn = max(per_lane / s_p, 1.0)
+        vehicle_seconds += full / (1.0 + p_turn * (e_turn - 1.0)) * d
     return vehicle_seconds / cycle_s
+
+
+def _filters(ix: Intersection, movement: Mapping[int, Movement], state: str, link: int,
+             green: Sequence[int]) -> bool:
+    """Whether ``link``, green in ``state``, is a permissive turn crossing a through movement of another
+    approach green at the same time (``green``: the state's green vehicle links)."""
+    m = movement[link]
+    return (_char(state, link) == "g" and m.direction != "s"
+            and any(movement[k].direction == "s" and movement[k].from_edge != m.from_edge and ix.is_foe(link, k)
+                    for k in green))
 
 
 def critical_vc(flow_ratios: Sequence[float], cycle_s: float, lost_time_s: float) -> float:

@@ -611,3 +611,44 @@ def test_a_left_sharing_a_lane_with_the_through_slows_the_lane_by_its_through_ca
     expected = 1600 / (1 + 0.2 * (e_left - 1)) * 40 / 76
     assert lane_group_capacity(ix, west, program, 76.0, flows) == pytest.approx(expected)
     assert lane_group_vc(ix, west, program, 76.0, flows) == pytest.approx(500 / expected)
+
+
+def _ix(moves, program, foes, conflicts=frozenset()):
+    phases = tuple(Phase(i, st, d, tuple(L for L, c in enumerate(st) if c in GREEN))
+                   for i, (st, d) in enumerate(program) if any(c in "Gg" for c in st))
+    return Intersection("J", "0", program, 0.0, phases, moves, frozenset(conflicts), foes=frozenset(foes),
+                        crossing_links=frozenset(m.link for m in moves if m.crossing))
+
+
+def test_an_exclusive_permissive_left_lane_is_its_own_lane_group_at_the_filtering_rate():
+    """W_1 holds only the left, green (g) with the throughs: HCM's exclusive left lane, a group of its own
+    whose 400 veh/h filter through the 963 veh/h E through at s_p = 592 veh/h: v/c above 1, where the
+    throughs' lanes would have hidden it. The W right (g, yielding to the crossing only) does not filter."""
+    moves = (Movement(0, "W_0", "E_0", "W", "E", "s"), Movement(1, "W_0", "S_0", "W", "S", "r"),
+             Movement(2, "W_1", "N_0", "W", "N", "l"), Movement(3, "E_0", "W_0", "E", "W", "s"),
+             Movement(4, ":c", ":c", ":c", ":c", "s", "S", True), Movement(5, "N_0", "S_0", "N", "S", "s"))
+    program = (("GggGGr", 40.0), ("yyyyrr", 3.0), ("rrrrrG", 20.0), ("rrrrry", 3.0))
+    ix = _ix(moves, program, {(2, 3), (1, 4), (0, 5), (2, 5), (3, 5)}, {(0, 5), (2, 5), (3, 5)})
+    groups = {g.links: g for g in lane_groups(ix)}
+    assert set(groups) == {(0, 1), (2,), (3,), (5,)}  # the left lane apart from the through + right lane
+    flows = {("W", "E"): 500.0, ("W", "S"): 100.0, ("W", "N"): 400.0, ("E", "W"): 963.0}
+    s_p = permitted_left_saturation(963.0)
+    assert s_p == pytest.approx(592.4, abs=0.5)
+    assert lane_group_capacity(ix, groups[(2,)], program, 66.0, flows) == pytest.approx(s_p * 40 / 66)
+    assert lane_group_vc(ix, groups[(2,)], program, 66.0, flows) > 1.0
+    assert lane_group_capacity(ix, groups[(0, 1)], program, 66.0, flows) == pytest.approx(1600 * 40 / 66)
+
+
+def test_in_left_hand_traffic_the_right_turn_is_the_one_that_filters():
+    """Left-hand traffic: the W right (to S) crosses the E through, so it filters at s_p; the W left
+    (to N) crosses nothing and goes at its saturation flow."""
+    moves = (Movement(0, "W_0", "N_0", "W", "N", "l"), Movement(1, "W_0", "E_0", "W", "E", "s"),
+             Movement(2, "W_1", "S_0", "W", "S", "r"), Movement(3, "E_0", "W_0", "E", "W", "s"),
+             Movement(4, "N_0", "S_0", "N", "S", "s"))
+    program = (("gGgGr", 40.0), ("yyyyr", 3.0), ("rrrrG", 20.0), ("rrrry", 3.0))
+    ix = _ix(moves, program, {(2, 3), (1, 4), (2, 4), (3, 4)}, {(1, 4), (2, 4), (3, 4)})
+    groups = {g.links: g for g in lane_groups(ix)}
+    flows = {("W", "N"): 100.0, ("W", "E"): 500.0, ("W", "S"): 200.0, ("E", "W"): 600.0}
+    assert lane_group_capacity(ix, groups[(2,)], program, 66.0, flows) == pytest.approx(
+        permitted_left_saturation(600.0) * 40 / 66)
+    assert lane_group_capacity(ix, groups[(0, 1)], program, 66.0, flows) == pytest.approx(1600 * 40 / 66)
