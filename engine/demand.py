@@ -73,13 +73,15 @@ class Demand:
 # ----------------------------------------------------------------------------- loading
 
 def _clock(text: str, where: str) -> int:
-    try:
-        h, m = (int(x) for x in text.strip().split(":"))
-    except ValueError:
-        raise ConfigError(f"{where}: expected HH:MM, got {text!r}") from None
-    if not (0 <= h <= 24 and 0 <= m < 60) or h * 60 + m > 24 * 60:
-        raise ConfigError(f"{where}: {text!r} is not a time of day")
-    return 3600 * h + 60 * m
+    """Seconds since midnight of a period window's ``HH:MM`` (00:00 to 24:00, whole minutes)."""
+    from engine.calibrate.counts import seconds_of
+
+    value = seconds_of(text) if ":" in text else None
+    if value is None:
+        raise ConfigError(f"{where}: expected HH:MM, got {text!r}")
+    if not 0 <= value <= 86400 or value % 60:
+        raise ConfigError(f"{where}: {text!r} is not a time of day in whole minutes (00:00 to 24:00)")
+    return int(value)
 
 
 def _number(value: object, where: str, lo: float, hi: float = math.inf) -> float:
@@ -211,17 +213,20 @@ def _graph_of(network: Network) -> _Graph:
 def car_turns(edge) -> dict[str, str]:
     """The edges a car may drive on to from the sumolib ``edge``, each with its turn (left,
     through or right), sorted by id: normal edges a car may use, over connections it may
-    take. U-turns, edges that lead straight back to the node ``edge`` comes from (netconvert
-    adds them at every junction by default, the network's edge included, as ``t``, or ``T``
-    in a left-hand network), are left out: turning shares do not give them, a left share
+    take. U-turns, turns SUMO marks ``t`` (``T`` in a left-hand network) onto an edge back to
+    the node ``edge`` comes from (netconvert adds them at every junction by default, the
+    network's edge included), are left out: turning shares do not give them, a left share
     split with a U-turn would send half the left-turners back, and a U-turn at the fringe
-    would make every exit lead back in (so no edge would be an entry). A sharp turn that
-    SUMO also marks ``t`` but that leads on to another road is a left (``T``: a right)."""
+    would make every exit lead back in (so no edge would be an entry). A sharp turn SUMO
+    also marks ``t`` but that leads on to another road is a left (``T``: a right), and a
+    right or left that happens to end where the edge began (a loop) is kept."""
     origin = edge.getFromNode().getID()
     out: dict[str, str] = {}
     for to, conns in sorted(edge.getAllowedOutgoing(VCLASS).items(), key=lambda kv: kv[0].getID()):
-        if to.getFunction() == "" and to.allows(VCLASS) and to.getToNode().getID() != origin:
-            out[to.getID()] = _DIR_TURN.get(conns[-1].getDirection(), "through")
+        turns = [c.getDirection() for c in conns]
+        u_turn = to.getToNode().getID() == origin and all(t in ("t", "T") for t in turns)
+        if to.getFunction() == "" and to.allows(VCLASS) and not u_turn:
+            out[to.getID()] = _DIR_TURN.get(turns[-1], "through")
     return out
 
 

@@ -120,6 +120,9 @@ def _bad(tmp_path: Path, edit) -> Path:
      "periods.midday.turns.C2.N"),
     (lambda r: r["periods"]["pm_peak"].pop("phf"), "periods.pm_peak.phf"),
     (lambda r: r["periods"]["night"].update(window="late"), "periods.night.window"),
+    (lambda r: r["periods"]["am_peak"].update(window="07 :00-09:00"), "periods.am_peak.window"),
+    (lambda r: r["periods"]["am_peak"].update(window="07:00:30-09:00"), "periods.am_peak.window"),
+    (lambda r: r["periods"]["am_peak"].update(window="07:00-25:00"), "periods.am_peak.window"),
 ])
 def test_bad_demand_file(tmp_path: Path, edit, field: str) -> None:
     path = _bad(tmp_path, edit)

@@ -25,11 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from engine.errors import ConfigError, CqSignalError
 from engine.plan.config import DemandSource, PlanConfig
 from engine.scenario import Scenario
+from engine.yamlfile import read_yaml
 
 Flows = dict[tuple[str, str], float]
 DEMAND_DIR = "demand"  # counts are calibrated into OUT/demand/<period>/
@@ -132,7 +131,7 @@ def _twin(period: str, source: DemandSource, base: Scenario, network: str) -> Pe
         raise ConfigError(f"{where}: {folder}: no such folder (give one written by `cqsignal calibrate`)")
     try:
         twin = Scenario.of_network(folder)
-        clock = twin_clock(yaml.safe_load((folder / "network.yaml").read_text(encoding="utf-8")))
+        clock = twin_clock(read_yaml(folder / "network.yaml", "network description"))
     except CqSignalError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     if not twin.route_files:
