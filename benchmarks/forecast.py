@@ -75,8 +75,8 @@ def scenario_accuracy(config: str, runs: Path, controller: str, cache: Path) -> 
                                                method=method, level=cfg.twin.level)]
             fcs[row] += made
             per_seed[row][seed] = accuracy(made, truth, [HORIZONS["15 min"]])[HORIZONS["15 min"]]["mape"]
-    out = {row: {label: acc for label, acc in zip(HORIZONS, accuracy(fcs[row], truths, list(HORIZONS.values())).values())}
-           for row, _, _ in ROWS}
+    horizons = list(HORIZONS.values())
+    out = {row: dict(zip(HORIZONS, accuracy(fcs[row], truths, horizons).values())) for row, _, _ in ROWS}
     return name, len(by_seed), out, per_seed
 
 

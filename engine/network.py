@@ -36,7 +36,8 @@ from engine.signals import (
 
 DEFAULT_DETECTOR_RANGE_M = 150.0
 COMPASS = ("E", "NE", "N", "NW", "W", "SW", "S", "SE")
-TURN_WORDS = {"s": "through", "l": "left", "r": "right", "t": "U-turn", "T": "U-turn", "L": "half left", "R": "half right"}
+TURN_WORDS = {"s": "through", "l": "left", "r": "right", "t": "U-turn", "T": "U-turn", "L": "half left",
+              "R": "half right"}
 
 
 @dataclass(frozen=True, eq=False)

@@ -170,16 +170,7 @@ def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *,
     taken as missing).
     """
     where = location or "forecast"
-    if method not in METHODS:
-        raise ConfigError(f"forecast method {method!r}: choose from {', '.join(METHODS)}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ConfigError(f"forecast steps must be a whole number >= 0, got {steps!r}")
-    if not _number(level) or not 0.0 < level < 100.0:
-        raise ConfigError(f"forecast level must be a number in (0, 100) %, got {level!r}")
-    if not _number(step_s) or not step_s > 0:
-        raise ConfigError(f"forecast step_s must be a number of seconds > 0, got {step_s!r}")
-    if not _number(pooled_t) or not math.isfinite(pooled_t):
-        raise ConfigError(f"{where}: pooled_t must be a finite number, got {pooled_t!r}")
+    _check_options(where, method, steps, level, step_s, pooled_t)
     y, prof = _series(observed, where, "observed"), _series(profile, where, "profile")
     n = len(y)
     if len(prof) < n + steps:
@@ -214,6 +205,21 @@ def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *,
         kept = _profile(location, issued, step_s, ahead, y, prof[:n], level, None, "profile")
         return dataclasses.replace(kept, bias_t=round(t, 2))
     return dataclasses.replace(_ets(location, issued, step_s, y, prof[:n], ahead, level), bias_t=round(t, 2))
+
+
+def _check_options(where: str, method: str, steps: object, level: object, step_s: object,
+                   pooled_t: object) -> None:
+    """ConfigError for a :func:`forecast` option out of its range."""
+    if method not in METHODS:
+        raise ConfigError(f"forecast method {method!r}: choose from {', '.join(METHODS)}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ConfigError(f"forecast steps must be a whole number >= 0, got {steps!r}")
+    if not _number(level) or not 0.0 < level < 100.0:
+        raise ConfigError(f"forecast level must be a number in (0, 100) %, got {level!r}")
+    if not _number(step_s) or not step_s > 0:
+        raise ConfigError(f"forecast step_s must be a number of seconds > 0, got {step_s!r}")
+    if not _number(pooled_t) or not math.isfinite(pooled_t):
+        raise ConfigError(f"{where}: pooled_t must be a finite number, got {pooled_t!r}")
 
 
 def smoothed_profile(profile: np.ndarray, width: int = PROFILE_SMOOTHING) -> np.ndarray:
