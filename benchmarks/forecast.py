@@ -72,7 +72,7 @@ def scenario_accuracy(config: str, runs: Path, controller: str, cache: Path) -> 
         for row, method, smooth in ROWS:
             made = [dataclasses.replace(f, location=f"{seed}:{f.location}")
                     for f in rolling_forecasts(actual, profiles[smooth], range(1, counted - first + 1), longest,
-                                               method=method, level=cfg.twin.level)]
+                                               method=method, level=cfg.twin.level, counted=set(profile))]
             fcs[row] += made
             per_seed[row][seed] = accuracy(made, truth, [HORIZONS["15 min"]])[HORIZONS["15 min"]]["mape"]
     horizons = list(HORIZONS.values())

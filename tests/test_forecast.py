@@ -54,7 +54,9 @@ def test_untrustworthy_counts_fall_back_to_the_profile_and_say_why():
     dead = np.concatenate([prof[:9], [0.0, 0.0, 0.0]])
     f = forecast(dead, prof, steps=6)
     assert f.method == "profile" and "dead detector" in f.fallback
-    np.testing.assert_allclose(f.mean, smoothed_profile(prof)[12:18])  # ets's shape of the profile
+    np.testing.assert_allclose(f.mean, prof[12:18])  # the profile as given (an expected flow)
+    counted = forecast(dead, prof, steps=6, counted_profile=True)  # a profile counted on one day: smoothed
+    np.testing.assert_allclose(counted.mean, smoothed_profile(prof)[12:18])
     gap = np.concatenate([prof[:11], [np.nan]])
     assert "missing" in forecast(gap, prof, steps=6).fallback
     early = forecast(prof[:2], prof, steps=6)
@@ -96,10 +98,12 @@ def test_a_day_like_the_profile_keeps_the_profile():
     prof = peak_profile()
     for seen in range(8, 30, 3):
         actual = prof * (1 + 0.08 * rng.standard_normal(len(prof)))
-        f = forecast(actual[:seen], prof, steps=6)
+        f = forecast(actual[:seen], prof, steps=6, counted_profile=True)
         assert f.method == "profile" and f.fallback is None
         assert abs(f.bias_t) < BIAS_T
         np.testing.assert_allclose(f.mean, smoothed_profile(prof)[seen:seen + 6])
+        exact = forecast(actual[:seen], prof, steps=6)  # an expected profile is kept as it is
+        np.testing.assert_allclose(exact.mean, prof[seen:seen + 6])
         plain = forecast(actual[:seen], prof, steps=6, method="profile")  # the baseline: the profile as given
         np.testing.assert_allclose(plain.mean, prof[seen:seen + 6])
 
@@ -210,8 +214,18 @@ def test_counts_equal_to_a_flat_profile_show_no_bias_after_smoothing():
     """Smoothing a flat profile leaves floating-point rounding (99.99999999999999); counts equal to
     the profile must still read as unbiased, not as a certain bias with a zero-width band."""
     prof = np.full(24, 100.0)
-    f = forecast(prof[:12], prof, steps=6)
+    f = forecast(prof[:12], prof, steps=6, counted_profile=True)
     assert f.method == "profile" and f.bias_t == 0.0
     np.testing.assert_allclose(f.mean, 100.0)
     with pytest.raises(ValueError, match="odd number"):
         smoothed_profile(prof, width=2)
+
+
+def test_forecast_all_smooths_only_the_profiles_counted_on_one_day():
+    """An expected profile (e.g. a demand model's entry flows) is kept as given; one counted on a single
+    day is smoothed; the pooled bias test reads the profiles as given either way."""
+    prof = peak_profile()
+    y = prof[:12]
+    out = forecast_all({"entry": y, "loop": y}, {"entry": prof, "loop": prof}, 6, counted={"loop"})
+    np.testing.assert_allclose(out["entry"].mean, prof[12:18])
+    np.testing.assert_allclose(out["loop"].mean, smoothed_profile(prof)[12:18])

@@ -185,8 +185,9 @@ class Twin:
     def forecasts(self, series: Series, now: float) -> dict[str, FlowForecast]:
         steps = int(round(self.s.horizon_s / COUNT_STEP_S))
         profiles = {loc: self.demand_profile.get(loc, self.profile.get(loc)) for loc in series.flows}
+        counted = {loc for loc in series.flows if loc not in self.demand_profile}  # the history's one counted day
         return forecast_all(series.flows, {k: v for k, v in profiles.items() if v is not None}, steps,
-                            step_s=COUNT_STEP_S, method=self.s.forecast, level=self.s.level)
+                            step_s=COUNT_STEP_S, method=self.s.forecast, level=self.s.level, counted=counted)
 
     # -- decision ----------------------------------------------------------------------------------------
     def decide(self, now: float, counts: Sequence[Count], state: Path | None, current: PeriodPlan,

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,13 +96,16 @@ class FlowForecast:
 
 
 def forecast_all(observed: Mapping[str, np.ndarray], profile: Mapping[str, np.ndarray], steps: int, *,
-                 step_s: float = 300.0, method: str = "ets", level: float = 80.0) -> dict[str, FlowForecast]:
+                 step_s: float = 300.0, method: str = "ets", level: float = 80.0,
+                 counted: Collection[str] = ()) -> dict[str, FlowForecast]:
     """:func:`forecast` of every location of ``observed`` that has a long enough ``profile``
     (veh/h per interval, as for :func:`forecast`; every observed series covers the same
     intervals from the profile's start), each given the median bias statistic of those
-    locations (:func:`pooled_bias_t`). A location without a profile, or with one that
-    ends before the horizon, is left out. Raises :class:`ConfigError` as :func:`forecast`
-    does, and for observed series of different lengths."""
+    locations (:func:`pooled_bias_t`, on the profiles as given). ``counted``: the locations
+    whose profile was counted on one day (``forecast``'s ``counted_profile``). A location
+    without a profile, or with one that ends before the horizon, is left out. Raises
+    :class:`ConfigError` as :func:`forecast` does, and for observed series of different
+    lengths."""
     series = {loc: _series(y, loc, "observed") for loc, y in observed.items()}
     if len({len(y) for y in series.values()}) > 1:
         raise ConfigError("forecast: every location's counts must cover the same intervals, got "
@@ -110,24 +113,24 @@ def forecast_all(observed: Mapping[str, np.ndarray], profile: Mapping[str, np.nd
     profiles = {loc: _series(profile[loc], loc, "profile") for loc in series if profile.get(loc) is not None}
     usable = {loc: (y, profiles[loc]) for loc, y in series.items()
               if loc in profiles and len(profiles[loc]) >= len(y) + steps}
-    shape = smoothed_profile if method == "ets" else np.asarray  # the profile ``forecast`` tests against
-    pooled = pooled_bias_t({loc: (y, shape(prof)[:len(y)]) for loc, (y, prof) in usable.items()})
+    pooled = pooled_bias_t({loc: (y, prof[:len(y)]) for loc, (y, prof) in usable.items()})
     return {loc: forecast(y, prof, steps, location=loc, step_s=step_s, method=method, level=level,
-                          pooled_t=pooled)
+                          pooled_t=pooled, counted_profile=loc in counted)
             for loc, (y, prof) in usable.items()}
 
 
 def rolling_forecasts(actual: Mapping[str, np.ndarray], profile: Mapping[str, np.ndarray], issued: Iterable[int],
-                      steps: int, *, method: str = "ets", level: float = 80.0) -> list[FlowForecast]:
+                      steps: int, *, method: str = "ets", level: float = 80.0,
+                      counted: Collection[str] = ()) -> list[FlowForecast]:
     """:func:`forecast_all` issued after each of ``issued`` intervals of ``actual`` (veh/h per
     interval from the profile's start, every location the same length), each looking ``steps``
     intervals ahead or to the profile's end: the forecasts a live feed would have given, for
-    :func:`accuracy` to score against ``actual``."""
+    :func:`accuracy` to score against ``actual``. ``counted`` as for :func:`forecast_all`."""
     n = min((len(v) for v in profile.values()), default=0)
     out: list[FlowForecast] = []
     for k in issued:
         out += forecast_all({loc: y[:k] for loc, y in actual.items()}, profile, min(steps, n - k), method=method,
-                            level=level).values()
+                            level=level, counted=counted).values()
     return out
 
 
@@ -155,14 +158,17 @@ def pooled_bias_t(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> float:
 
 def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *, location: str = "",
              step_s: float = 300.0, method: str = "ets", level: float = 80.0,
-             pooled_t: float = 0.0) -> FlowForecast:
+             pooled_t: float = 0.0, counted_profile: bool = False) -> FlowForecast:
     """Forecast ``steps`` intervals after the observed ones.
 
     ``observed``: flows (veh/h) of the intervals counted so far, oldest first, NaN for a
     missing interval; ``profile``: the historical flows (veh/h) of the same intervals and
     of the ``steps`` after them, so ``len(profile) >= len(observed) + steps``;
     ``pooled_t``: the bias statistic of the median over every location
-    (:func:`pooled_bias_t`, which :func:`forecast_all` passes).
+    (:func:`pooled_bias_t`, which :func:`forecast_all` passes); ``counted_profile``: the
+    profile was counted on one day, so it carries that day's noise, and ``ets`` forecasts
+    against its :func:`smoothed_profile` (an expected flow, e.g. from a demand model, is
+    used as given: smoothing would only blur its steps).
 
     Raises :class:`ConfigError` for an unknown method, a profile too short, a level
     outside (0, 100), a step or ``pooled_t`` that is not a finite number (the step > 0),
@@ -178,7 +184,7 @@ def forecast(observed: Sequence[float], profile: Sequence[float], steps: int, *,
                           f"{n + steps} are needed ({n} observed + {steps} ahead)")
     if np.any(y[np.isfinite(y)] < 0) or np.any(prof < 0) or not np.all(np.isfinite(prof)):
         raise ConfigError(f"{where}: flows must be >= 0 and the profile's finite")
-    if method == "ets":
+    if method == "ets" and counted_profile:
         prof = smoothed_profile(prof)
     ahead = prof[n:n + steps]
     issued = n * step_s
