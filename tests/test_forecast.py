@@ -225,7 +225,8 @@ def test_forecast_all_smooths_only_the_profiles_counted_on_one_day():
     """An expected profile (e.g. a demand model's entry flows) is kept as given; one counted on a single
     day is smoothed; the pooled bias test reads the profiles as given either way."""
     prof = peak_profile()
-    y = prof[:12]
+    y = prof[:12] * (1 + 0.05 * np.random.default_rng(8).standard_normal(12))  # no bias, some noise
     out = forecast_all({"entry": y, "loop": y}, {"entry": prof, "loop": prof}, 6, counted={"loop"})
+    assert out["entry"].method == out["loop"].method == "profile"
     np.testing.assert_allclose(out["entry"].mean, prof[12:18])
     np.testing.assert_allclose(out["loop"].mean, smoothed_profile(prof)[12:18])
