@@ -13,7 +13,10 @@ per future interval:
   Hyndman et al. 2008, *Forecasting with Exponential Smoothing: the State Space
   Approach*), times the profile ahead. A surge that runs 25 % above the profile is
   then forecast 25 % above the profile's own shape (its peak included), which
-  neither baseline does.
+  neither baseline does. Against a profile counted on one day (``counted_profile``)
+  it uses the profile's centred 15-min mean (:func:`smoothed_profile`), as each count
+  carries that day's noise; an expected profile (a demand model's flows) is used as
+  given.
 
   The bias test is a t-statistic of the profile's relative errors over the last
   ``BIAS_WINDOW`` intervals, their noise measured from successive differences (which
