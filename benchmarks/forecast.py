@@ -95,7 +95,8 @@ def table(results: list[tuple[str, int, dict, dict]], controller: str) -> str:
              "which are not smoothed. The `ets` method's two bias "
              "thresholds were chosen on some of these feeds (seeds 1-3 of growth and incident, 3-5 of "
              "normal, 4-5 of surge): its scores on those are in-sample, on the others out of sample. "
-             "Regenerate: `python -m benchmarks.forecast --configs configs/twin_*.yaml --runs "
+             "Regenerate: `python -m benchmarks.forecast --configs configs/twin_surge.yaml "
+             "configs/twin_growth.yaml configs/twin_incident.yaml configs/twin_normal.yaml --runs "
              "benchmarks/results_twin`.", ""]
     for name, seeds, acc, per_seed in results:
         lines += [f"## {name} ({seeds} seed{'s' if seeds != 1 else ''})", "",

@@ -7,9 +7,10 @@ runs ``cqsignal twin`` for every config and seed into ``OUT/<scenario>/seed<N>``
 ``--controllers``: ``seed<N>-<controllers>``; the table merges a seed's folders; a run whose
 ``results.json`` exists is kept: the command resumes) and writes ``OUT/TWIN.md``: per scenario
 and controller the mean delay ± 95 % CI over seeds (n), the change against the time-of-day
-plans paired by seed, the twin against the oracle, the decision wall times, and the forecast
-accuracy at 15 minutes. Where a seed's folders hold the same controller, the run completed
-last (``manifest.json``'s ``completed_at``; folders without one count as oldest) is used.
+plans paired by seed, the twin against the oracle and the decision wall times (forecast
+accuracy: :mod:`benchmarks.forecast`, from the same runs' feeds). Where a seed's folders
+hold the same controller, the run completed last (``manifest.json``'s ``completed_at``;
+folders without one count as oldest) is used.
 """
 
 from __future__ import annotations
@@ -92,22 +93,6 @@ def table(out: Path) -> str:
         if walls:
             lines += ["", f"Decision wall time: median {np.median([w['median'] for w in walls]):.0f} s, "
                       f"max {max(w['max'] for w in walls):.0f} s ({sum(w['n'] for w in walls)} decisions)."]
-        acc = [r["forecast_accuracy"] for r in runs.values() if r.get("forecast_accuracy")]
-        if acc:
-            horizons = [h for h in ("15min", "30min") if h in acc[0][next(iter(acc[0]))]]
-            lines += ["", f"Forecast accuracy over count locations, forecasts every decision, mean over "
-                      f"{len(acc)} seed(s) of the twin's field (interval coverage: the 80 % band):", "",
-                      "| method | " + " | ".join(f"{h} MAPE [%] | {h} RMSE [veh/h] | {h} coverage"
-                                                  for h in horizons) + " |",
-                      "|---|" + "---|---|---|" * len(horizons)]
-            for method in acc[0]:
-                cells = []
-                for h in horizons:
-                    vals = [a[method][h] for a in acc if method in a and h in a[method]]
-                    cells += [f"{np.nanmean([v['mape'] for v in vals]):.1f}",
-                              f"{np.nanmean([v['rmse'] for v in vals]):.0f}",
-                              f"{np.nanmean([v['coverage'] for v in vals]):.2f}"]
-                lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
     lines[head:head] = overview + [""]
     return "\n".join(lines)
@@ -115,17 +100,16 @@ def table(out: Path) -> str:
 
 def merged_runs(scenario: Path) -> dict[int, dict]:
     """Seed -> results of a scenario's runs, the controllers of a seed's folders merged (a run
-    completed later supersedes an earlier one's controller; decision and forecast records from
-    the latest run with the twin)."""
+    completed later supersedes an earlier one's controller; the decision wall times from the
+    latest run with the twin)."""
     runs: dict[int, dict] = {}
     for f in sorted(scenario.glob("seed*/results.json"), key=completed):
         seed = int(f.parent.name.removeprefix("seed").split("-")[0])
         r = json.loads(f.read_text())
         if seed in runs:
             runs[seed]["controllers"].update(r["controllers"])
-            for key in ("decision_wall_s", "forecast_accuracy"):
-                if r.get(key) and ("twin" in r["controllers"] or not runs[seed].get(key)):
-                    runs[seed][key] = r[key]
+            if r.get("decision_wall_s") and ("twin" in r["controllers"] or not runs[seed].get("decision_wall_s")):
+                runs[seed]["decision_wall_s"] = r["decision_wall_s"]
         else:
             runs[seed] = r
     return runs

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from engine.errors import ConfigError
 
@@ -57,3 +58,31 @@ def read_yaml(path: str | Path, what: str = "file") -> object:
                           "save it as UTF-8") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+
+
+def _numeric(annotation: object) -> bool:
+    """Whether a field annotation takes a number (int or float, alone or in a union) but not a bool."""
+    import types
+    import typing
+
+    if annotation in (int, float):
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        return bool is not args and bool not in args and any(a in (int, float) for a in args)
+    return False
+
+
+class ConfigModel(BaseModel):
+    """Base of the YAML configs' schemas: unknown keys, NaN and infinity refused (also inside lists and
+    maps), values frozen, and YAML's ``yes``/``no``/``true``/``false`` refused where a number is
+    expected (pydantic would read them as 1 and 0)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, bool) and info.field_name and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a number, got {value!r} (YAML reads yes/no and true/false as booleans)")
+        return value

@@ -107,6 +107,9 @@ def test_unknown_feed_fault_edge_is_refused(town, tmp_path, capsys):
     ({"field": {"demand": [["17:00", 1.0], ["17:30", math.nan]]}},
      "field.demand[1]: multiplier must be a finite number in [0, 10], got nan"),
     ({"field": {"day": [[math.inf, 1.0]]}}, "field.day[0] time: inf is not a time of day"),
+    ({"twin": {"min_gain": False}}, "twin.min_gain: expected a number, got False (YAML reads yes/no"),
+    ({"twin": {"workers": True}}, "twin.workers: expected a number, got True"),
+    ({"seed": True}, "cfg.yaml: seed: expected a number, got True"),
 ])
 def test_non_finite_numbers_are_refused(town, tmp_path, capsys, changes, says):
     assert says in _refused(_config(town, tmp_path, **changes), tmp_path, capsys)
@@ -123,6 +126,7 @@ def test_window_shorter_than_a_count_interval_is_refused(town, tmp_path, capsys)
     ({"field": {"window": "23:00-25:00"}}, "field.window end: '25:00' is not a time of day (00:00 to 24:00"),
     ({"field": {"window": "17:00-17:75"}}, "field.window end: time '17:75' is neither seconds nor HH:MM"),
     ({"field": {"window": "18:00-17:00"}}, "field.window: end 17:00 must be after start 18:00"),
+    ({"field": {"window": "-1:00-18:30"}}, "window: 'HH:MM-HH:MM', got '-1:00-18:30'"),
     ({"field": {"entries": {"left0A0": [["17:00", math.inf]]}}},
      "field.entries.left0A0[0]: multiplier must be a finite number in [0, 10], got inf"),
     ({"field": {"demand": [["17:00", -0.5]]}}, "field.demand[0]: multiplier must be a finite number in [0, 10]"),

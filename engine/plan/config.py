@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from engine.calibrate.counts import parse_time
-from engine.yamlfile import read_yaml
+from engine.yamlfile import ConfigModel, read_yaml
 from engine.errors import ConfigError, CqSignalError, listed
 from engine.scenario import MAX_DURATION_S, MAX_SEED
 
@@ -17,9 +17,7 @@ MAX_SEED_COUNT = 10_000
 Method = Literal["webster", "green_wave", "optimise"]
 
 
-class _Strict(BaseModel):
-    # allow_inf_nan=False: NaN or infinity anywhere (also inside lists, tuples and maps) is refused
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+_Strict = ConfigModel  # unknown keys, NaN, infinity and yes/no numbers refused
 
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]  # SUMO's --seed is a 32-bit signed integer

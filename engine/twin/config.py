@@ -8,19 +8,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from engine.calibrate.counts import clock
 from engine.errors import ConfigError, listed
 from engine.twin.field import FieldSpec, entries_problem, incident_problem, time_of_day
-from engine.yamlfile import read_yaml
+from engine.yamlfile import ConfigModel, read_yaml
 
 Level = Literal["low", "mean", "high"]
 CONTROLLERS = ("twin", "twin_actuated", "oracle", "tod", "actuated", "max_pressure")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+_Strict = ConfigModel  # unknown keys, NaN, infinity and yes/no numbers refused
 
 
 class Candidates(_Strict):

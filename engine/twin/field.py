@@ -15,19 +15,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from engine.calibrate.counts import clock, parse_time
 from engine.errors import ConfigError
 from engine.outputs import atomic_write_text
 from engine.twin.detectors import COUNTS_PERIOD_S
+from engine.yamlfile import ConfigModel
 
 INCIDENT_ID = "incident"
 DAY_S = 86400.0
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+_Strict = ConfigModel  # unknown keys, NaN, infinity and yes/no numbers refused
 
 
 def time_of_day(value: object, where: str) -> float:
@@ -98,8 +98,8 @@ class FieldSpec(_Strict):
     @field_validator("window", mode="before")
     @classmethod
     def _window(cls, v: object) -> tuple[float, float]:
-        if isinstance(v, str) and "-" in v:
-            a, b = v.split("-", 1)
+        if isinstance(v, str) and v.count("-") == 1:
+            a, b = v.split("-")
             return time_of_day(a.strip(), "window start"), time_of_day(b.strip(), "window end")
         raise ValueError(f"window: 'HH:MM-HH:MM', got {v!r}")
 

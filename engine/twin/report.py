@@ -40,7 +40,9 @@ def observed_flows(counts_file: Path, begin: float, n: int) -> dict[str, np.ndar
 def forecast_accuracy(counts_file: Path, profile: Mapping[str, np.ndarray], begin: float, settings) -> dict:
     """MAPE [%], RMSE [veh/h] and interval coverage per horizon (15, 30 min; ``horizon_s`` when shorter) of
     the twin's forecast method and of the two baselines (last value, the history profile), issued every
-    decision interval."""
+    decision interval, every count location against the counted history ``profile`` (smoothed for
+    ``ets``, as :mod:`benchmarks.forecast` scores it; the closed loop forecasts its entry loops
+    against the demand model's expected flows instead)."""
     n_all = min(len(v) for v in profile.values()) if profile else 0
     actual = observed_flows(counts_file, begin, n_all)
     if not actual:
@@ -54,7 +56,7 @@ def forecast_accuracy(counts_file: Path, profile: Mapping[str, np.ndarray], begi
     out = {}
     for method in dict.fromkeys((settings.forecast, "last", "profile")):
         fcs = rolling_forecasts(actual, profile, range(every, counted - steps + 1, every), steps, method=method,
-                                level=settings.level)
+                                level=settings.level, counted=set(profile))
         out[method] = {f"{int(h // 60)}min": v for h, v in accuracy(fcs, truth, horizons).items()}
     return out
 
@@ -141,7 +143,8 @@ def _forecast_chart(decisions: Sequence[dict], actual: Mapping[str, np.ndarray],
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
     n = max(len(actual[loc]) for loc in busiest)
     clock_axis(np.atleast_1d(axes)[-1], begin, begin + n * COUNT_STEP_S)  # the axes share x
-    np.atleast_1d(axes)[-1].set_xlabel("time of day (red: the profile, used where the feed was not trusted)")
+    np.atleast_1d(axes)[-1].set_xlabel("time of day (red: the profile, used before 7 intervals were counted "
+                                        "or where the feed was not trusted)")
     return _png(fig)
 
 
@@ -176,7 +179,7 @@ def _decision_table(decisions: Sequence[dict]) -> str:
         feed = "; ".join(d.get("feed", [])) or "ok"
         fb = len(d.get("fallbacks", {}))
         rows.append(f"<tr><td>{_e(d['clock'])}</td><td>{_e(d['current'])}</td><td><b>{_e(d['chosen'])}</b></td>"
-                    f"<td>{_e(d['reason'])}</td><td>{_e(feed)}; {fb} location(s) on the profile</td>"
+                    f"<td>{_e(d['reason'])}</td><td>{_e(feed)}; {fb} location(s) fell back to the profile</td>"
                     f"<td>{d['wall_s']['total']:.0f}</td><td class=small>{_e(cands)}</td></tr>")
     return ("<table><tr><th>time</th><th>running</th><th>chosen</th><th>why</th><th>feed</th><th>wall [s]</th>"
             "<th>candidates: predicted delay [veh·h] (meso low/mean/high, micro)</th></tr>"
