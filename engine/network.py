@@ -241,6 +241,8 @@ def _intersection(net, tls, prog) -> Intersection:
         crossing = in_lane.getEdge().getFunction() in ("walkingarea", "crossing") or \
             out_lane.getEdge().getFunction() == "crossing"
         direction = conn.getDirection() if conn is not None else "s"
+        if direction in ("t", "T") and out_lane.getEdge().getToNode() is not in_lane.getEdge().getFromNode():
+            direction = "l" if direction == "t" else "r"  # a sharp turn onto another road, not a U-turn
         if conn is not None:
             nodes.setdefault(link, (conn.getJunction(), conn.getJunctionIndex()))
         movements.append(Movement(

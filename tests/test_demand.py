@@ -212,3 +212,11 @@ def test_a_sharp_turn_onto_another_road_is_no_u_turn(tmp_path: Path) -> None:
     flows = movement_flows(load_demand(demand_file), net, "am_peak")
     assert flows[("WJ", "JP")] + flows[("WJ", "JN")] == pytest.approx(0.2 * 400)
     assert flows[("WJ", "JP")] > 0
+    from engine.network import describe_state, read_intersections
+
+    ix = read_intersections(net)["J"]
+    sharp = next(m for m in ix.movements if (m.from_edge, m.to_edge) == ("WJ", "JP"))
+    assert sharp.direction == "l"  # the network model agrees: info shows it as a left
+    text = describe_state(ix, "G" * ix.n_links)
+    assert "W through + right + left" in text and "W through + right + left + U-turn" not in text, text
+    assert "N through + right + left + U-turn" in text  # the real U-turns of the two-way arms stay
