@@ -122,7 +122,7 @@ def test_time_parsing_and_clock():
     ("07:00,07:15,a,,many\n", r"counts.csv:2: count 'many' is not a number"),
     ("07:00,07:15,a,,nan\n", r"counts.csv:2: count 'nan' is not a number"),
     ("07:15,07:00,a,,3\n", r"counts.csv:2: interval_end 07:00 is not after interval_start 07:15"),
-    ("7h,07:15,a,,3\n", r"counts.csv:2: time '7h' is neither"),
+    ("7h,07:15,a,,3\n", r"counts.csv:2: interval_start: time '7h' is neither"),
     ("07:00,07:15,,,3\n", r"counts.csv:2: edge is missing"),
     ("07:00,07:15,a,3\n", r"counts.csv:2: 4 fields, the header has 5"),
     ("07:00,07:15,a,,3\n07:10,07:25,a,,4\n",

@@ -158,8 +158,9 @@ def _count_value(text: str | None, where: str) -> float:
 
 
 def _make(begin: str, end: str, edge: str | None, to_edge: str | None, count: str | None,
-          where: str, occupancy: str | None = None) -> Count:
-    b, e = parse_time(begin, where), parse_time(end, where)
+          where: str, occupancy: str | None = None,
+          names: tuple[str, str] = ("interval_start", "interval_end")) -> Count:
+    b, e = parse_time(begin, f"{where}: {names[0]}"), parse_time(end, f"{where}: {names[1]}")
     if e <= b:
         raise ConfigError(f"{where}: interval_end {end.strip()} is not after interval_start {begin.strip()}")
     edge = (edge or "").strip()
@@ -272,7 +273,7 @@ def _read_xml(path: Path, raw: bytes, edge_attribute: str, turn_attribute: str) 
                     raise ConfigError(f"{where}: <edgeRelation> needs from and to")
             if attr not in attrs:
                 raise ConfigError(f"{where}: <{tag}> has no {attr!r} attribute (the count)")
-            out.append(_make(begin, end, edge, to, attrs[attr], where))
+            out.append(_make(begin, end, edge, to, attrs[attr], where, names=("<interval> begin", "<interval> end")))
 
     def end(tag: str) -> None:
         if tag == "interval":
