@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,12 +26,12 @@ import numpy as np
 from engine.yamlfile import read_yaml
 from engine.errors import ConfigError, NetworkError, listed
 from engine.network import Network, load_network, read_intersections
-from engine.webster import SAT_THROUGH, SAT_TURN, critical_vc as _critical_vc, intersection_flow_ratios, lost_time
+from engine.webster import (SAT_THROUGH, SAT_TURN, TURN_SIDE, critical_vc as _critical_vc, intersection_flow_ratios,
+                            lost_time)
 
 PERIODS: tuple[str, ...] = ("am_peak", "midday", "pm_peak", "night", "holiday_evening")
 TURNS: tuple[str, ...] = ("left", "through", "right")
 PERIOD_KEYS: tuple[str, ...] = ("window", "phf", "peak_quarter", "bus_share", "entries", "turns")
-_DIR_TURN = {"s": "through", "l": "left", "L": "left", "t": "left", "r": "right", "R": "right", "T": "right"}
 VCLASS = "passenger"  # routes are drawn on the lanes and connections a car may use
 
 
@@ -226,7 +226,7 @@ def car_turns(edge) -> dict[str, str]:
         turns = [c.getDirection() for c in conns]
         u_turn = to.getToNode().getID() == origin and all(t in ("t", "T") for t in turns)
         if to.getFunction() == "" and to.allows(VCLASS) and not u_turn:
-            out[to.getID()] = _DIR_TURN.get(turns[-1], "through")
+            out[to.getID()] = TURN_SIDE.get(turns[-1], "through")
     return out
 
 
@@ -255,9 +255,10 @@ def _routes(graph: _Graph, period: Period, source: Path, entry: str) -> list[Rou
                               f"an entry is an edge cars drive into the network on")
         raise ConfigError(f"{where}: no such edge in the network ({graph.name})")
     if not graph.successors[entry]:
+        entries = listed(entry_edges(graph.successors), 12)
         raise ConfigError(f"{where}: edge {entry} leads out of the network at {graph.to_node[entry]} "
                           f"(no connection from it to another edge), so vehicles entering there go "
-                          f"nowhere; an entry is an edge into the network (here: {listed(entry_edges(graph), 12)})")
+                          f"nowhere; an entry is an edge into the network (here: {entries})")
     done: list[Route] = []
     pruned: list[float] = []
     stack: list[Route] = [((entry,), 1.0)]
@@ -312,10 +313,11 @@ def _route_table(demand: Demand, net_file: Path,
     return [(e, p.entries[e], _routes(graph, p, demand.path, e)) for e in sorted(p.entries)]
 
 
-def entry_edges(graph: _Graph) -> list[str]:
-    """Edges cars enter the network on: no car edge leads into them, and they lead on."""
-    reached = {to for nexts in graph.successors.values() for to in nexts}
-    return sorted(e for e, nexts in graph.successors.items() if nexts and e not in reached)
+def entry_edges(successors: Mapping[str, Collection[str]]) -> list[str]:
+    """Edges cars enter the network on, by id: no car edge leads into them (``successors``: each car
+    edge's next edges, :func:`car_turns`), and they lead on. Demand's and calibrate's entries."""
+    reached = {to for nexts in successors.values() for to in nexts}
+    return sorted(e for e, nexts in successors.items() if nexts and e not in reached)
 
 
 def check_demand(demand: Demand, net_file: Path, periods: tuple[str, ...] | list[str] | None = None) -> None:

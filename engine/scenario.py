@@ -28,9 +28,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from engine.errors import ConfigError, NetworkError, listed
+from engine.yamlfile import ConfigModel
 
 DEFAULT_NETWORK = "chongqing"
 DEFAULT_PERIOD = "am_peak"
@@ -491,10 +492,8 @@ def _file_names(value: object, key: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-class CalibrationEntry(BaseModel):
+class CalibrationEntry(ConfigModel):
     """``calibration:`` of a twin's network.yaml, as ``cqsignal calibrate`` writes it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     counts: str | None = None
     begin: str | float | None = None  # time of day of the counts' window (HH:MM or seconds)
@@ -517,15 +516,13 @@ class CalibrationEntry(BaseModel):
         return value
 
 
-class NetworkYaml(BaseModel):
+class NetworkYaml(ConfigModel):
     """The schema of a network folder's ``network.yaml``: every key typed, unknown keys refused.
 
     File names are relative to the folder (or absolute). ``begin``, ``end`` and ``duration``
     are in seconds (``end``/``begin`` also ``HH:MM[:SS]``); ``begin`` and ``duration`` default
     to 0 and 3600 s.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     net: str  # the SUMO network (.net.xml), exactly one
     demand: str | None = None  # period-of-day demand (demand.yaml)

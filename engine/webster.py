@@ -23,6 +23,9 @@ from engine.signals import GREEN, Intersection, Movement
 
 SAT_THROUGH = 1600.0  # veh/h/lane for lane groups with a through movement
 SAT_TURN = 1500.0  # veh/h/lane for turn-only lane groups
+TURN_SIDE = {"l": "left", "L": "left", "t": "left", "r": "right", "R": "right", "T": "right"}
+"""The side of each SUMO turn direction (``t``, the U-turn, with the lefts; ``T``, its left-hand
+form, with the rights); ``s`` and anything else is through."""
 THROUGH = "s"  # SUMO's direction letter for straight on
 
 
@@ -199,7 +202,7 @@ def lane_groups(intersection: Intersection) -> tuple[LaneGroup, ...]:
     turns_of: dict[str, set[str]] = {}
     for m in ix.movements:
         if not m.crossing:
-            turns_of.setdefault(m.from_lane, set()).add(_TURN_SIDE.get(m.direction, "through"))
+            turns_of.setdefault(m.from_lane, set()).add(TURN_SIDE.get(m.direction, "through"))
     by_key: dict[tuple[str, tuple[int, ...], str], list] = {}
     for m in ix.movements:
         if m.crossing:
@@ -227,9 +230,6 @@ def lane_groups(intersection: Intersection) -> tuple[LaneGroup, ...]:
         groups.append(LaneGroup(edge, served, links, lanes, any(m.direction == THROUGH for m in moves),
                                 tuple(shares)))
     return tuple(groups)
-
-
-_TURN_SIDE = {"l": "left", "L": "left", "t": "left", "r": "right", "R": "right", "T": "right"}
 
 
 def _char(state: str, link: int) -> str:

@@ -69,7 +69,7 @@ def _numeric(annotation: object) -> bool:
         return True
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = typing.get_args(annotation)
-        return bool is not args and bool not in args and any(a in (int, float) for a in args)
+        return bool not in args and any(a in (int, float) for a in args)
     return False
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.calibrate.counts import Count
 from engine.calibrate.files import write_text_atomic
-from engine.demand import VCLASS, car_turns
+from engine.demand import VCLASS, car_turns, entry_edges
 from engine.errors import ConfigError, SimulationError
 from engine.network import load_network
 from engine.procs import child_kwargs
@@ -44,9 +44,8 @@ class RoadNet:
 
     @property
     def sources(self) -> list[str]:
-        """Car edges nothing drives into: where trips enter the network."""
-        fed = {t for nexts in self.successors.values() for t in nexts}
-        return sorted(e for e in self.successors if e not in fed)
+        """Car edges nothing drives into and that lead on: where trips enter the network."""
+        return entry_edges(self.successors)
 
     @property
     def sinks(self) -> list[str]:

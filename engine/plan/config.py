@@ -17,13 +17,10 @@ MAX_SEED_COUNT = 10_000
 Method = Literal["webster", "green_wave", "optimise"]
 
 
-_Strict = ConfigModel  # unknown keys, NaN, infinity and yes/no numbers refused
-
-
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]  # SUMO's --seed is a 32-bit signed integer
 
 
-class Constraints(_Strict):
+class Constraints(ConfigModel):
     """Hard limits every plan obeys (validation refuses a plan that breaks one)."""
 
     cycle_min_s: int = Field(60, ge=10)
@@ -43,7 +40,7 @@ class Constraints(_Strict):
         return self
 
 
-class Corridor(_Strict):
+class Corridor(ConfigModel):
     """The coordinated route: signals in order and the speed platoons progress at."""
 
     signals: list[str] | None = None  # default: the network's signal list, in order
@@ -53,7 +50,7 @@ class Corridor(_Strict):
     direction_weights: tuple[float, float] | None = None
 
 
-class Evaluation(_Strict):
+class Evaluation(ConfigModel):
     """How plans are simulated (search and before/after tables)."""
 
     duration_s: float = Field(1800.0, gt=0, le=MAX_DURATION_S)
@@ -64,7 +61,7 @@ class Evaluation(_Strict):
     ray: str | None = Field(None, min_length=1)  # run them on this Ray cluster ('auto', 'ray://...', 'local')
 
 
-class Optimiser(_Strict):
+class Optimiser(ConfigModel):
     """Budget and search space of the ``optimise`` method."""
 
     sampler: Literal["tpe", "cmaes", "random"] = "tpe"
@@ -85,7 +82,7 @@ class Optimiser(_Strict):
     timeout_s: float | None = Field(None, gt=0)
 
 
-class Report(_Strict):
+class Report(ConfigModel):
     """Before/after tables: which periods and seeds to simulate for them. ``enabled: false`` (or
     ``--no-report``) skips these simulations; report.html then holds the time–space diagrams only."""
 
@@ -114,7 +111,7 @@ def parse_window(text: str) -> tuple[float, float]:
     return start, end + DAY_S if end < start else end
 
 
-class DemandSource(_Strict):
+class DemandSource(ConfigModel):
     """A period's demand from counts: a twin folder written by ``cqsignal calibrate``, or a counts
     file that the plan calibrates itself (give one). Relative paths are from the config's folder."""
 
@@ -146,7 +143,7 @@ class DemandSource(_Strict):
         return parse_window(self.window) if self.window is not None else None
 
 
-class PlanConfig(_Strict):
+class PlanConfig(ConfigModel):
     """One ``cqsignal plan`` run."""
 
     network: str = "chongqing"

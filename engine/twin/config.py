@@ -19,10 +19,7 @@ Level = Literal["low", "mean", "high"]
 CONTROLLERS = ("twin", "twin_actuated", "oracle", "tod", "actuated", "max_pressure")
 
 
-_Strict = ConfigModel  # unknown keys, NaN, infinity and yes/no numbers refused
-
-
-class Candidates(_Strict):
+class Candidates(ConfigModel):
     """Which plans each decision considers beside the running one."""
 
     tod: bool = True  # the time-of-day plans
@@ -31,7 +28,7 @@ class Candidates(_Strict):
     cycle_factors: tuple[Annotated[float, Field(gt=0, le=3)], ...] = (0.85, 1.15)
 
 
-class TwinSettings(_Strict):
+class TwinSettings(ConfigModel):
     """How the twin decides (times in s, multiples of the 300 s count interval)."""
 
     interval_s: float = Field(600.0, ge=300, le=3600)  # between decisions
@@ -89,7 +86,7 @@ class TwinSettings(_Strict):
         return tuple(sorted(m for m in marks if 0 < m < self.horizon_s))
 
 
-class FeedFault(_Strict):
+class FeedFault(ConfigModel):
     """A fault injected into the field's feed (see :class:`engine.twin.detectors.FaultyFeed`)."""
 
     kind: Literal["gap", "late", "duplicate", "dead", "clock_jump"]
@@ -104,7 +101,7 @@ class FeedFault(_Strict):
         return time_of_day(v, "start")
 
 
-class TwinConfig(_Strict):
+class TwinConfig(ConfigModel):
     """A scenario for the closed loop: the field, the plans the city runs, how the twin decides."""
 
     name: str = "twin"

@@ -27,9 +27,6 @@ INCIDENT_ID = "incident"
 DAY_S = 86400.0
 
 
-_Strict = ConfigModel  # unknown keys, NaN, infinity and yes/no numbers refused
-
-
 def time_of_day(value: object, where: str) -> float:
     """Seconds since midnight from a clock time ``HH:MM[:SS]`` (00:00 to 24:00) or a number of seconds
     (0 to 86400); ValueError naming ``where`` for anything else (25:00, 07:75, NaN, inf, -5, true)."""
@@ -66,7 +63,7 @@ def _points(v: object, name: str) -> tuple[tuple[float, float], ...]:
     return tuple(points)
 
 
-class Incident(_Strict):
+class Incident(ConfigModel):
     """A vehicle stopped on ``lane`` (index, 0 = rightmost) of ``edge`` at ``pos_m`` for ``duration_s``."""
 
     edge: str
@@ -81,7 +78,7 @@ class Incident(_Strict):
         return time_of_day(v, "start")
 
 
-class FieldSpec(_Strict):
+class FieldSpec(ConfigModel):
     """What the field runs: a period's demand over a window, times a multiplier, maybe an incident.
 
     ``demand``: points (time of day, multiplier of the period's profile); before the
