@@ -554,6 +554,14 @@ def test_approach_survives_a_repeated_final_shape_point(tmp_path):
     assert after == before and set(after.values()) == {"N", "E", "S", "W"}
 
 
+def _ix(moves, program, foes, conflicts=frozenset()):
+    """A hand-built signal ``J``: its green phases are the program's steps with a green."""
+    phases = tuple(Phase(i, st, d, tuple(L for L, c in enumerate(st) if c in GREEN))
+                   for i, (st, d) in enumerate(program) if any(c in "Gg" for c in st))
+    return Intersection("J", "0", program, 0.0, phases, moves, frozenset(conflicts), foes=frozenset(foes),
+                        crossing_links=frozenset(m.link for m in moves if m.crossing))
+
+
 def test_permitted_left_saturation_known_values():
     # HCM 2010 Ch. 31: s_p = v_o exp(-v_o 4.5/3600) / (1 - exp(-v_o 2.5/3600))
     assert permitted_left_saturation(0.0) == pytest.approx(1440.0)
@@ -574,10 +582,7 @@ def test_a_protected_permissive_left_gets_capacity_from_both_greens():
              Movement(4, ":w", ":c", ":w", ":c", "s", "S", True), Movement(5, "E_0", "W_0", "E", "W", "s"))
     program = (("GGgrGG", 30.0), ("yyyrrr", 3.0), ("rGGrrr", 10.0), ("ryyrrr", 3.0), ("rGrGrr", 20.0),
                ("ryryrr", 3.0))
-    phases = tuple(Phase(i, program[i][0], program[i][1], tuple(L for L, c in enumerate(program[i][0])
-                                                                  if c in GREEN)) for i in (0, 2, 4))
-    ix = Intersection("J", "0", program, 0.0, phases, moves, frozenset({(0, 3), (2, 3), (3, 5)}),
-                      foes=frozenset({(2, 5), (2, 4), (0, 3), (2, 3), (3, 5)}), crossing_links=frozenset({4}))
+    ix = _ix(moves, program, {(2, 5), (2, 4), (0, 3), (2, 3), (3, 5)}, {(0, 3), (2, 3), (3, 5)})
     (left,) = [g for g in lane_groups(ix) if g.links == (2,)]
     flows = {("W", "N"): 300.0, ("E", "W"): 600.0, ("W", "E"): 500.0}
     cap = lane_group_capacity(ix, left, program, 69.0, flows)
@@ -600,10 +605,7 @@ def test_a_left_sharing_a_lane_with_the_through_slows_the_lane_by_its_through_ca
              Movement(2, "E_0", "W_0", "E", "W", "s"), Movement(3, "E_0", "S_0", "E", "S", "l"),
              Movement(4, "N_0", "S_0", "N", "S", "s"))
     program = (("GgGgr", 40.0), ("yyyyr", 3.0), ("rrrrG", 30.0), ("rrrry", 3.0))
-    phases = tuple(Phase(i, program[i][0], program[i][1], tuple(L for L, c in enumerate(program[i][0])
-                                                                  if c in GREEN)) for i in (0, 2))
-    ix = Intersection("J", "0", program, 0.0, phases, moves, frozenset({(0, 4), (1, 4), (2, 4), (3, 4)}),
-                      foes=frozenset({(1, 2), (1, 3), (0, 3), (0, 4), (1, 4), (2, 4), (3, 4)}))
+    ix = _ix(moves, program, {(1, 2), (1, 3), (0, 3), (0, 4), (1, 4), (2, 4), (3, 4)}, {(0, 4), (1, 4), (2, 4), (3, 4)})
     (west,) = [g for g in lane_groups(ix) if g.from_edge == "W"]
     assert west.links == (0, 1) and west.lanes == ("W_0",)
     flows = {("W", "E"): 400.0, ("W", "N"): 100.0, ("E", "W"): 600.0, ("E", "S"): 300.0}
@@ -611,13 +613,6 @@ def test_a_left_sharing_a_lane_with_the_through_slows_the_lane_by_its_through_ca
     expected = 1600 / (1 + 0.2 * (e_left - 1)) * 40 / 76
     assert lane_group_capacity(ix, west, program, 76.0, flows) == pytest.approx(expected)
     assert lane_group_vc(ix, west, program, 76.0, flows) == pytest.approx(500 / expected)
-
-
-def _ix(moves, program, foes, conflicts=frozenset()):
-    phases = tuple(Phase(i, st, d, tuple(L for L, c in enumerate(st) if c in GREEN))
-                   for i, (st, d) in enumerate(program) if any(c in "Gg" for c in st))
-    return Intersection("J", "0", program, 0.0, phases, moves, frozenset(conflicts), foes=frozenset(foes),
-                        crossing_links=frozenset(m.link for m in moves if m.crossing))
 
 
 def test_an_exclusive_permissive_left_lane_is_its_own_lane_group_at_the_filtering_rate():
