@@ -61,28 +61,52 @@ def read_yaml(path: str | Path, what: str = "file") -> object:
 
 
 def _numeric(annotation: object) -> bool:
-    """Whether a field annotation takes a number (int or float, alone or in a union) but not a bool."""
+    """Whether a field annotation takes only numbers (int or float, alone or in a union with None)."""
     import types
     import typing
 
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
     if annotation in (int, float):
         return True
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = typing.get_args(annotation)
-        return bool not in args and any(a in (int, float) for a in args)
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return bool(args) and all(_numeric(a) for a in args)
     return False
+
+
+def _numbers_of(annotation: object) -> bool:
+    """Whether a field annotation is a list or tuple of numbers."""
+    import typing
+
+    if typing.get_origin(annotation) not in (list, tuple):
+        return False
+    return all(_numeric(a) for a in typing.get_args(annotation) if a is not Ellipsis)
+
+
+def _not_a_number(value: object) -> bool:
+    return isinstance(value, (bool, str))
 
 
 class ConfigModel(BaseModel):
     """Base of the YAML configs' schemas: unknown keys, NaN and infinity refused (also inside lists and
-    maps), values frozen, and YAML's ``yes``/``no``/``true``/``false`` refused where a number is
-    expected (pydantic would read them as 1 and 0)."""
+    maps), values frozen, and where a number (or a list of numbers) is expected YAML's
+    ``yes``/``no``/``true``/``false`` and quoted text refused (pydantic would read them as 1, 0 or
+    the number the text spells)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_bool_numbers(cls, value: object, info: ValidationInfo) -> object:
-        if isinstance(value, bool) and info.field_name and _numeric(cls.model_fields[info.field_name].annotation):
-            raise ValueError(f"expected a number, got {value!r} (YAML reads yes/no and true/false as booleans)")
+    def _numbers_are_numbers(cls, value: object, info: ValidationInfo) -> object:
+        annotation = cls.model_fields[info.field_name].annotation if info.field_name else None
+        if _numeric(annotation) and _not_a_number(value):
+            raise ValueError(f"expected a number, got {value!r}" + _HINT * isinstance(value, bool))
+        if _numbers_of(annotation) and isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if _not_a_number(item):
+                    raise ValueError(f"[{i}]: expected a number, got {item!r}" + _HINT * isinstance(item, bool))
         return value
+
+
+_HINT = " (YAML reads yes/no and true/false as booleans)"

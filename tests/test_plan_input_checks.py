@@ -138,3 +138,15 @@ def test_demand_that_does_not_fit_the_network_is_refused_before_planning(tmp_pat
     path = _plan(tmp_path, network=str(folder), periods=["am_peak", "pm_peak"])
     msg = _refused(["plan", str(path)], tmp_path, capsys)
     assert "demand.yaml: periods.pm_peak.turns.NO_SUCH_JUNCTION: no junction 'NO_SUCH_JUNCTION'" in msg, msg
+
+
+# -- numbers that YAML or a typist made something else -----------------------------------------------------
+@pytest.mark.parametrize("settings, says", [
+    ({"evaluation": {"duration_s": 900, "seeds": [True]}},
+     "evaluation.seeds: [0]: expected a number, got True (YAML reads yes/no and true/false as booleans)"),
+    ({"constraints": {"cycle_min_s": "60"}}, "constraints.cycle_min_s: expected a number, got '60'"),
+    ({"constraints": {"cycle_min_s": True}}, "constraints.cycle_min_s: expected a number, got True (YAML reads"),
+])
+def test_yes_no_and_quoted_numbers_are_refused(tmp_path, capsys, settings, says):
+    path = _plan(tmp_path, **settings)
+    assert f"{path}: {says}" in _refused(["plan", str(path)], tmp_path, capsys)
